@@ -1,0 +1,106 @@
+//! Micro-benchmarks of the pure hot-path functions (`cargo bench --bench micro`), one criterion group per module.
+//!
+//! Bench ids are `area/case` (`parse/retr`, `telnet/strip`, …) so runs archived in `perf/` stay
+//! comparable. Each module keeps its own `fn` and its own `criterion_group!`; add a new module's
+//! group in the marked spot at the bottom.
+
+use std::hint::black_box;
+use std::net::Ipv4Addr;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use mirrorftpd::proto::{addr, command, reply};
+
+// ---- proto: command lines, replies, addresses ----
+
+fn proto_parse(c: &mut Criterion) {
+    let mut g = c.benchmark_group("parse");
+    g.bench_function("retr", |b| {
+        let line: &[u8] = b"RETR /pub/debian/dists/bookworm/main/binary-amd64/Packages.xz\r";
+        b.iter(|| command::parse(black_box(line)))
+    });
+    g.bench_function("noop", |b| b.iter(|| command::parse(black_box(b"NOOP"))));
+    g.bench_function("alias_lowercase", |b| {
+        b.iter(|| command::parse(black_box(b"xpwd")))
+    });
+    g.bench_function("unknown", |b| {
+        b.iter(|| command::parse(black_box(b"GET /index.html HTTP/1.1")))
+    });
+    g.bench_function("lookup", |b| b.iter(|| command::lookup(black_box(b"mlsd"))));
+    g.bench_function("port", |b| {
+        b.iter(|| addr::parse_port(black_box(b"192,168,100,200,195,81")))
+    });
+    g.bench_function("eprt_v4", |b| {
+        b.iter(|| addr::parse_eprt(black_box(b"|1|192.168.100.200|50001|")))
+    });
+    g.bench_function("eprt_v6", |b| {
+        b.iter(|| addr::parse_eprt(black_box(b"|2|2001:db8::8:800:200c:417a|50001|")))
+    });
+    g.bench_function("rest", |b| {
+        b.iter(|| addr::parse_u64(black_box(b"10000000000")))
+    });
+    g.bench_function("type", |b| b.iter(|| addr::parse_type(black_box(b"I"))));
+    g.finish();
+}
+
+fn proto_telnet(c: &mut Criterion) {
+    let mut g = c.benchmark_group("telnet");
+    // The common case: no IAC at all, so the buffer is unchanged and can be reused.
+    g.bench_function("strip", |b| {
+        let mut line = *b"RETR /pub/debian/dists/bookworm/main/binary-amd64/Packages.xz";
+        b.iter(|| command::strip_telnet(black_box(&mut line)))
+    });
+    // An urgent ABOR: IAC IP IAC DM ABOR, copied fresh each time since stripping rewrites it.
+    g.bench_function("strip_abor", |b| {
+        const SYNCH: [u8; 8] = *b"\xff\xf4\xff\xf2ABOR";
+        b.iter(|| {
+            let mut line = black_box(SYNCH);
+            let n = command::strip_telnet(&mut line);
+            black_box(line[..n].len())
+        })
+    });
+    g.finish();
+}
+
+fn proto_reply(c: &mut Criterion) {
+    let mut g = c.benchmark_group("reply");
+    let mut out = Vec::with_capacity(4096);
+    g.bench_function("push", |b| {
+        b.iter(|| {
+            out.clear();
+            reply::push(
+                &mut out,
+                reply::TRANSFER_OK,
+                black_box(b"Transfer complete."),
+            );
+            black_box(out.len())
+        })
+    });
+    g.bench_function("pasv", |b| {
+        b.iter(|| {
+            out.clear();
+            addr::push_pasv_text(
+                &mut out,
+                black_box(Ipv4Addr::new(192, 168, 0, 10)),
+                black_box(50_001),
+            );
+            black_box(out.len())
+        })
+    });
+    g.bench_function("quoted_path", |b| {
+        b.iter(|| {
+            out.clear();
+            reply::push_quoted_path(&mut out, black_box(b"/pub/debian/dists/\"stable\""));
+            black_box(out.len())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(proto, proto_parse, proto_telnet, proto_reply);
+
+// ---- other modules: add e.g. `fn listing_format(c: &mut Criterion)` and
+// `fn path_resolve(c: &mut Criterion)` above this line, a
+// `criterion_group!(listing, listing_format);` / `criterion_group!(path, path_resolve);` here,
+// and the group name to `criterion_main!` below. ----
+
+criterion_main!(proto);

@@ -1,0 +1,272 @@
+//! Command-line flags (clap derive) and the validated `Config` built from them.
+
+use crate::limits;
+use clap::Parser;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// mirrorftpd: an FTP server for large public mirror trees.
+///
+/// Serves --root read-only to anonymous users (USER anonymous or ftp, any
+/// password) over plain FTP, with one event-loop thread per core and
+/// zero-copy downloads.
+#[derive(Parser, Debug)]
+#[command(name = "mirrorftpd", version, about, long_about = None)]
+pub struct Flags {
+    /// Directory served as the FTP root (every path resolves inside it).
+    #[arg(long, value_name = "DIR")]
+    pub root: PathBuf,
+
+    /// Control address to listen on; repeat for several (IPv4 and IPv6).
+    /// [default: 0.0.0.0:2121 and [::]:2121]
+    #[arg(long = "listen", value_name = "ADDR:PORT")]
+    pub listen: Vec<SocketAddr>,
+
+    /// Worker threads, each with its own event loop and listening sockets.
+    /// [default: number of CPUs]
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+
+    /// Passive data port range, split between the workers. [default: any
+    /// port the kernel picks]
+    #[arg(long, value_name = "LOW-HIGH")]
+    pub pasv_ports: Option<String>,
+
+    /// IPv4 address announced in PASV replies (for servers behind NAT).
+    /// [default: the address the client connected to]
+    #[arg(long, value_name = "IP")]
+    pub pasv_address: Option<IpAddr>,
+
+    /// SO_SNDBUF of data connections in bytes; 0 keeps kernel autotuning.
+    #[arg(long, value_name = "BYTES", default_value_t = limits::DEFAULT_SNDBUF)]
+    pub sndbuf: usize,
+
+    /// SO_RCVBUF of data connections in bytes; 0 keeps kernel autotuning.
+    #[arg(long, value_name = "BYTES", default_value_t = limits::DEFAULT_RCVBUF)]
+    pub rcvbuf: usize,
+
+    /// Listen backlog of the control sockets.
+    #[arg(long, value_name = "N", default_value_t = limits::DEFAULT_BACKLOG)]
+    pub backlog: i32,
+
+    /// Disable TCP_NODELAY on control connections (replies are small; Nagle
+    /// delays them).
+    #[arg(long)]
+    pub no_nodelay: bool,
+
+    /// Seconds of control-channel silence before a session is closed with 421
+    /// (never while a transfer is running).
+    #[arg(long, value_name = "SECS", default_value_t = limits::DEFAULT_IDLE_TIMEOUT_SECS)]
+    pub idle_timeout: u64,
+
+    /// Seconds a data connection may make no progress (or a passive port wait
+    /// for its connection) before the transfer fails.
+    #[arg(long, value_name = "SECS", default_value_t = limits::DEFAULT_DATA_TIMEOUT_SECS)]
+    pub data_timeout: u64,
+
+    /// Seconds a client has to log in after connecting.
+    #[arg(long, value_name = "SECS", default_value_t = limits::DEFAULT_LOGIN_TIMEOUT_SECS)]
+    pub login_timeout: u64,
+
+    /// Most sessions at once across all workers; over it new clients get 421.
+    #[arg(long, value_name = "N", default_value_t = limits::DEFAULT_MAX_CLIENTS)]
+    pub max_clients: usize,
+
+    /// Most sessions at once from one IP address; over it 421.
+    #[arg(long, value_name = "N", default_value_t = limits::DEFAULT_MAX_PER_IP)]
+    pub max_per_ip: usize,
+
+    /// Show times in LIST, MLSD and MDTM in the server's local time zone
+    /// instead of UTC.
+    #[arg(long)]
+    pub local_time: bool,
+
+    /// Make names starting with '.' unreachable, not just hidden from listings.
+    #[arg(long)]
+    pub deny_dotfiles: bool,
+
+    /// Allow PORT/EPRT to addresses other than the client's own (FXP); off by
+    /// default as FTP bounce protection.
+    #[arg(long)]
+    pub allow_foreign_port: bool,
+
+    /// Accept passive data connections from addresses other than the control
+    /// connection's; off by default as data-theft protection.
+    #[arg(long)]
+    pub allow_foreign_pasv: bool,
+
+    /// Log nothing but errors on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// A port range for passive listeners.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortRange {
+    pub low: u16,
+    pub high: u16,
+}
+
+impl PortRange {
+    /// The slice of the range owned by worker `index` of `count`.
+    pub fn slice(self, index: usize, count: usize) -> PortRange {
+        let len = (self.high - self.low) as usize + 1;
+        let count = count.max(1);
+        if len < count {
+            // Fewer ports than workers: every worker shares the whole range;
+            // binding without SO_REUSEPORT keeps ports exclusive anyway.
+            return self;
+        }
+        let lo = self.low as usize + index * len / count;
+        let hi = self.low as usize + (index + 1) * len / count - 1;
+        PortRange { low: lo as u16, high: hi as u16 }
+    }
+
+    pub fn len(self) -> usize {
+        (self.high - self.low) as usize + 1
+    }
+}
+
+/// The validated configuration every worker reads (shared, immutable).
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub root: PathBuf,
+    pub listen: Vec<SocketAddr>,
+    pub workers: usize,
+    pub pasv_ports: Option<PortRange>,
+    pub pasv_address: Option<std::net::Ipv4Addr>,
+    pub sndbuf: usize,
+    pub rcvbuf: usize,
+    pub backlog: i32,
+    pub nodelay: bool,
+    pub idle_timeout: Duration,
+    pub data_timeout: Duration,
+    pub login_timeout: Duration,
+    pub max_clients: usize,
+    pub max_per_ip: usize,
+    pub local_time: bool,
+    pub deny_dotfiles: bool,
+    pub allow_foreign_port: bool,
+    pub allow_foreign_pasv: bool,
+    pub quiet: bool,
+}
+
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err<T>(msg: String) -> Result<T, ConfigError> {
+    Err(ConfigError(msg))
+}
+
+pub fn parse_port_range(s: &str) -> Result<PortRange, ConfigError> {
+    let Some((a, b)) = s.split_once('-') else {
+        return err(format!("--pasv-ports {s:?}: expected LOW-HIGH"));
+    };
+    let (Ok(low), Ok(high)) = (a.trim().parse::<u16>(), b.trim().parse::<u16>()) else {
+        return err(format!("--pasv-ports {s:?}: ports must be numbers 1-65535"));
+    };
+    if low == 0 || low > high {
+        return err(format!("--pasv-ports {s:?}: need 1 <= LOW <= HIGH"));
+    }
+    Ok(PortRange { low, high })
+}
+
+impl Config {
+    pub fn from_flags(f: Flags) -> Result<Config, ConfigError> {
+        let meta = std::fs::metadata(&f.root)
+            .map_err(|e| ConfigError(format!("--root {}: {e}", f.root.display())))?;
+        if !meta.is_dir() {
+            return err(format!("--root {}: not a directory", f.root.display()));
+        }
+        let listen = if f.listen.is_empty() {
+            vec![
+                SocketAddr::from(([0, 0, 0, 0], limits::DEFAULT_PORT)),
+                SocketAddr::from(([0u16; 8], limits::DEFAULT_PORT)),
+            ]
+        } else {
+            f.listen
+        };
+        let workers = match f.workers {
+            Some(0) => return err("--workers must be at least 1".into()),
+            Some(n) if n > 1024 => return err("--workers must be at most 1024".into()),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        let pasv_ports = f.pasv_ports.as_deref().map(parse_port_range).transpose()?;
+        let pasv_address = match f.pasv_address {
+            None => None,
+            Some(IpAddr::V4(v4)) => Some(v4),
+            Some(IpAddr::V6(_)) => {
+                return err("--pasv-address must be an IPv4 address (EPSV needs none)".into());
+            }
+        };
+        if f.max_clients == 0 || f.max_per_ip == 0 {
+            return err("--max-clients and --max-per-ip must be at least 1".into());
+        }
+        if f.idle_timeout == 0 || f.data_timeout == 0 || f.login_timeout == 0 {
+            return err("timeouts must be at least 1 second".into());
+        }
+        if f.backlog < 1 {
+            return err("--backlog must be at least 1".into());
+        }
+        Ok(Config {
+            root: f.root,
+            listen,
+            workers,
+            pasv_ports,
+            pasv_address,
+            sndbuf: f.sndbuf,
+            rcvbuf: f.rcvbuf,
+            backlog: f.backlog,
+            nodelay: !f.no_nodelay,
+            idle_timeout: Duration::from_secs(f.idle_timeout),
+            data_timeout: Duration::from_secs(f.data_timeout),
+            login_timeout: Duration::from_secs(f.login_timeout),
+            max_clients: f.max_clients,
+            max_per_ip: f.max_per_ip,
+            local_time: f.local_time,
+            deny_dotfiles: f.deny_dotfiles,
+            allow_foreign_port: f.allow_foreign_port,
+            allow_foreign_pasv: f.allow_foreign_pasv,
+            quiet: f.quiet,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_range_parses_and_slices_without_overlap() {
+        let r = parse_port_range("40000-40999").unwrap();
+        assert_eq!(r.len(), 1000);
+        let a = r.slice(0, 3);
+        let b = r.slice(1, 3);
+        let c = r.slice(2, 3);
+        assert_eq!(a.low, 40000);
+        assert_eq!(a.high + 1, b.low);
+        assert_eq!(b.high + 1, c.low);
+        assert_eq!(c.high, 40999);
+        assert!(parse_port_range("5-1").is_err());
+        assert!(parse_port_range("0-10").is_err());
+        assert!(parse_port_range("abc").is_err());
+        assert!(parse_port_range("1-70000").is_err());
+    }
+
+    #[test]
+    fn tiny_range_is_shared() {
+        let r = parse_port_range("5000-5000").unwrap();
+        assert_eq!(r.slice(1, 2), r);
+    }
+}

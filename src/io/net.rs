@@ -1,0 +1,107 @@
+//! socket2 builders for every socket the server opens: control listeners
+//! (SO_REUSEPORT, one per worker), passive data listeners (never
+//! SO_REUSEPORT), active data connections, and per-connection options.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
+
+/// A control listener for one worker: SO_REUSEPORT so every worker binds the
+/// same address and the kernel spreads connections; non-blocking.
+pub fn control_listener(addr: SocketAddr, backlog: i32) -> io::Result<mio::net::TcpListener> {
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking().cloexec(), Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(true)?;
+    }
+    sock.set_reuse_address(true)?;
+    sock.set_reuse_port(true)?;
+    sock.bind(&addr.into())?;
+    sock.listen(backlog)?;
+    Ok(mio::net::TcpListener::from_std(sock.into()))
+}
+
+/// A passive data listener on `ip`, on the first free port of `ports`
+/// starting at `*cursor` (or a kernel-chosen port when `ports` is None).
+/// Never SO_REUSEPORT: a passive port belongs to exactly one session.
+pub fn passive_listener(ip: IpAddr, ports: Option<(u16, u16)>, cursor: &mut u16) -> io::Result<mio::net::TcpListener> {
+    let bind = |port: u16| -> io::Result<mio::net::TcpListener> {
+        let addr = SocketAddr::new(ip, port);
+        let sock = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking().cloexec(), Some(Protocol::TCP))?;
+        if addr.is_ipv6() {
+            sock.set_only_v6(true)?;
+        }
+        sock.bind(&addr.into())?;
+        sock.listen(1)?;
+        Ok(mio::net::TcpListener::from_std(sock.into()))
+    };
+    let Some((low, high)) = ports else {
+        return bind(0);
+    };
+    let len = u32::from(high - low) + 1;
+    let mut last = io::Error::from(io::ErrorKind::AddrInUse);
+    for i in 0..len {
+        let port = low + ((u32::from(cursor.wrapping_sub(low)) + i) % len) as u16;
+        match bind(port) {
+            Ok(l) => {
+                *cursor = if port == high { low } else { port + 1 };
+                return Ok(l);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => last = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
+}
+
+/// Starts a non-blocking connect from `local_ip` (port chosen by the kernel)
+/// to `to` for an active-mode data connection.
+pub fn active_connect(local_ip: IpAddr, to: SocketAddr) -> io::Result<mio::net::TcpStream> {
+    let sock = Socket::new(Domain::for_address(to), Type::STREAM.nonblocking().cloexec(), Some(Protocol::TCP))?;
+    sock.bind(&SocketAddr::new(local_ip, 0).into())?;
+    match sock.connect(&to.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(mio::net::TcpStream::from_std(sock.into()))
+}
+
+/// Options of an accepted control connection: SO_OOBINLINE so urgent data
+/// (Telnet Synch, or ftplib's whole ABOR line sent with MSG_OOB) stays in the
+/// byte stream, and TCP_NODELAY for prompt replies.
+pub fn tune_control(s: &mio::net::TcpStream, nodelay: bool) -> io::Result<()> {
+    let sock = SockRef::from(s);
+    sock.set_out_of_band_inline(true)?;
+    if nodelay {
+        sock.set_tcp_nodelay(true)?;
+    }
+    Ok(())
+}
+
+/// Options of a data connection: buffer sizes when configured (0 keeps the
+/// kernel's autotuning), keepalive so a dead peer is noticed.
+pub fn tune_data(s: &mio::net::TcpStream, sndbuf: usize, rcvbuf: usize) -> io::Result<()> {
+    let sock = SockRef::from(s);
+    if sndbuf > 0 {
+        sock.set_send_buffer_size(sndbuf)?;
+    }
+    if rcvbuf > 0 {
+        sock.set_recv_buffer_size(rcvbuf)?;
+    }
+    sock.set_keepalive(true)?;
+    Ok(())
+}
+
+/// Reads a pending socket error (after a non-blocking connect completes).
+pub fn take_error(s: &mio::net::TcpStream) -> io::Result<Option<io::Error>> {
+    s.take_error()
+}
+
+/// Canonical form of an address for comparisons: IPv4-mapped IPv6 → IPv4.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}

@@ -1,0 +1,11 @@
+//! mirrorftpd: an FTP server for large public mirror trees. One mio reactor
+//! per core, hand-written session state machines in a slab, zero-copy RETR.
+
+pub mod config;
+pub mod fs;
+pub mod io;
+pub mod limits;
+pub mod log;
+pub mod proto;
+pub mod session;
+pub mod worker;

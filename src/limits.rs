@@ -1,0 +1,46 @@
+//! Every limit and default of the server in one place (vsftpd's defs.h idea).
+
+use std::time::Duration;
+
+/// Longest control line accepted, CRLF included. A longer line is a protocol
+/// error (500), never a reason to grow the buffer.
+pub const MAX_LINE: usize = 8192;
+/// Consecutive protocol errors (bad lines, unknown commands) before the server
+/// gives up on a session with 421.
+pub const MAX_ERRORS: u32 = 50;
+/// Upper bound on queued reply bytes; replies are small and no command is read
+/// while replies are pending, so this is only a safety net.
+pub const MAX_REPLY_BUF: usize = 1 << 20;
+/// Bytes a writable data socket is given per turn of the event loop before the
+/// session yields to the others (it is requeued, not forgotten).
+pub const SEND_BUDGET_PER_TURN: u64 = 8 << 20;
+/// Size of one `sendfile` call. The kernel stops at the socket buffer anyway;
+/// a large count makes each writable event move as much as it can.
+pub const SENDFILE_CHUNK: usize = 4 << 20;
+/// Buffer for the read+write fallback and for ASCII conversion.
+pub const COPY_BUF: usize = 64 << 10;
+/// Soft size of one listing chunk written to the data socket.
+pub const LIST_CHUNK: usize = 64 << 10;
+/// Control-channel reads per turn (each up to MAX_LINE bytes) before yielding.
+pub const READS_PER_TURN: usize = 16;
+/// Commands executed per turn for one session before yielding.
+pub const COMMANDS_PER_TURN: usize = 32;
+/// Entries shown by STAT <dir> over the control connection.
+pub const STAT_MAX_ENTRIES: usize = 2000;
+/// Events taken from the kernel per poll.
+pub const EVENTS_CAPACITY: usize = 1024;
+/// Connections accepted per listener per turn before yielding.
+pub const ACCEPTS_PER_TURN: usize = 256;
+/// How long accepting pauses after EMFILE/ENFILE before it is retried.
+pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+pub const DEFAULT_PORT: u16 = 2121;
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
+pub const DEFAULT_DATA_TIMEOUT_SECS: u64 = 120;
+pub const DEFAULT_LOGIN_TIMEOUT_SECS: u64 = 60;
+pub const DEFAULT_MAX_CLIENTS: usize = 10_000;
+pub const DEFAULT_MAX_PER_IP: usize = 50;
+pub const DEFAULT_BACKLOG: i32 = 1024;
+/// 0 means: leave the kernel's autotuning alone.
+pub const DEFAULT_SNDBUF: usize = 0;
+pub const DEFAULT_RCVBUF: usize = 0;

@@ -1,0 +1,310 @@
+//! The control state machine: one transition per (login state, command).
+//! Path commands live in `files.rs`, data-connection setup in `conn.rs`.
+
+use crate::proto::addr::{self, TransferType};
+use crate::proto::command::{self, ParseError, Verb};
+use crate::proto::reply;
+
+use super::transfer::Job;
+use super::{CtrlState, Cx, Session};
+
+/// Commands executed while a transfer owns the data channel; any other
+/// command waits until the transfer ends.
+pub fn allowed_during_transfer(line: &[u8]) -> bool {
+    matches!(
+        command::parse(line).map(|c| c.verb),
+        Ok(Verb::Abor | Verb::Stat | Verb::Noop | Verb::Quit)
+    )
+}
+
+/// Verbs that are parsed but not offered (yet): kept out of HELP and FEAT.
+fn offered(v: Verb) -> bool {
+    !command::is_write_verb(v) && !matches!(v, Verb::Smnt | Verb::Auth | Verb::Pbsz | Verb::Prot | Verb::Ccc | Verb::Host)
+}
+
+/// Names accepted for the anonymous account.
+fn is_anonymous(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"anonymous") || name.eq_ignore_ascii_case(b"ftp")
+}
+
+const FEATURES: &[&[u8]] = &[
+    b"EPRT",
+    b"EPSV",
+    b"MDTM",
+    b"MLST type*;size*;modify*;perm*;unique*;UNIX.mode*;",
+    b"PASV",
+    b"REST STREAM",
+    b"SIZE",
+    b"TVFS",
+    b"UTF8",
+];
+
+impl Session {
+    pub(super) fn execute(&mut self, line: &[u8], cx: &mut Cx<'_>) {
+        let cmd = match command::parse(line) {
+            Ok(c) => c,
+            Err(ParseError::Empty) => return self.protocol_error(reply::SYNTAX_ERROR, "Empty command.", cx),
+            Err(ParseError::Unknown) => return self.protocol_error(reply::NOT_IMPLEMENTED, "Command not implemented.", cx),
+            Err(ParseError::MissingArg(_) | ParseError::UnexpectedArg(_)) => {
+                return self.protocol_error(reply::BAD_ARGUMENTS, "Syntax error in parameters or arguments.", cx);
+            }
+        };
+        let logged_in = matches!(self.state, CtrlState::LoggedIn { .. });
+        if command::info(cmd.verb).needs_login && !logged_in {
+            return self.reply(reply::NOT_LOGGED_IN, "Please login with USER and PASS.");
+        }
+        let arg = cmd.arg;
+        if cmd.verb != Verb::Rest {
+            // REST applies only to the command right after it.
+            if !matches!(cmd.verb, Verb::Retr | Verb::Stat | Verb::Noop | Verb::Abor) {
+                self.rest = 0;
+            }
+        }
+        match cmd.verb {
+            Verb::User => self.cmd_user(arg, cx),
+            Verb::Pass => self.cmd_pass(cx),
+            Verb::Acct => self.reply(reply::NOT_IMPLEMENTED, "ACCT not needed: no accounts here."),
+            Verb::Rein => {
+                self.data.reset(cx.registry);
+                self.state = CtrlState::NeedUser;
+                self.cwd = crate::fs::vpath::VPath::root();
+                self.ttype = TransferType::Ascii;
+                self.rest = 0;
+                self.epsv_all = false;
+                self.reply(reply::SERVICE_READY, "Service ready for new user.");
+            }
+            Verb::Quit => {
+                if self.data.busy() {
+                    self.quit_after_transfer = true;
+                } else {
+                    self.close_with(reply::GOODBYE, "Goodbye.", cx.now);
+                }
+            }
+            Verb::Cwd => self.cmd_cwd(arg, cx),
+            Verb::Cdup => self.cmd_cwd(b"..", cx),
+            Verb::Pwd => {
+                let mut text = Vec::with_capacity(self.cwd.as_bytes().len() + 32);
+                reply::push_quoted_path(&mut text, self.cwd.as_bytes());
+                text.extend_from_slice(b" is the current directory.");
+                self.reply_bytes(reply::PATH_CREATED, &text);
+            }
+            Verb::Port => self.cmd_port(arg, cx),
+            Verb::Eprt => self.cmd_eprt(arg, cx),
+            Verb::Pasv => self.cmd_pasv(cx),
+            Verb::Epsv => self.cmd_epsv(arg, cx),
+            Verb::Type => match addr::parse_type(arg) {
+                Some(TransferType::Ascii) => {
+                    self.ttype = TransferType::Ascii;
+                    self.reply(reply::COMMAND_OK, "Switching to ASCII mode.");
+                }
+                Some(TransferType::Image) => {
+                    self.ttype = TransferType::Image;
+                    self.reply(reply::COMMAND_OK, "Switching to Binary mode.");
+                }
+                None if matches!(arg.first().map(u8::to_ascii_uppercase), Some(b'A' | b'E' | b'I' | b'L')) => {
+                    self.reply(reply::NOT_IMPLEMENTED_PARAM, "Type not supported.")
+                }
+                None => self.reply(reply::BAD_ARGUMENTS, "Unrecognised TYPE command."),
+            },
+            Verb::Stru => self.one_letter(arg, b'F', b"FRP", "Structure set to F."),
+            Verb::Mode => self.one_letter(arg, b'S', b"SBC", "Mode set to S."),
+            Verb::Retr => self.cmd_retr(arg, cx),
+            Verb::Rest => match addr::parse_u64(arg) {
+                Some(n) => {
+                    self.rest = n;
+                    self.reply(reply::PENDING_MORE, &format!("Restart position accepted ({n})."));
+                }
+                None => self.reply(reply::BAD_ARGUMENTS, "Bad REST offset: a decimal byte count is expected."),
+            },
+            Verb::Abor => self.cmd_abor(cx),
+            Verb::List => self.cmd_list(crate::fs::listing::ListFormat::List, arg, cx),
+            Verb::Nlst => self.cmd_list(crate::fs::listing::ListFormat::Nlst, arg, cx),
+            Verb::Mlsd => self.cmd_list(crate::fs::listing::ListFormat::Mlsd, arg, cx),
+            Verb::Mlst => self.cmd_mlst(arg, cx),
+            Verb::Syst => self.reply(reply::SYSTEM_TYPE, "UNIX Type: L8"),
+            Verb::Stat => self.cmd_stat(arg, cx),
+            Verb::Help => self.cmd_help(arg),
+            Verb::Noop => self.reply(reply::COMMAND_OK, "NOOP ok."),
+            Verb::Allo => self.reply(reply::NOT_IMPLEMENTED_SUPERFLUOUS, "ALLO command ignored."),
+            Verb::Site => self.cmd_site(arg),
+            Verb::Feat => {
+                let out = self.out();
+                let mut m = reply::Multi::begin(out, reply::SYSTEM_STATUS, b"Features:");
+                for f in FEATURES {
+                    m.line(f);
+                }
+                m.end(b"End");
+            }
+            Verb::Opts => self.cmd_opts(arg),
+            Verb::Size => self.cmd_size(arg, cx),
+            Verb::Mdtm => self.cmd_mdtm(arg, cx),
+            Verb::Stor | Verb::Stou | Verb::Appe | Verb::Dele | Verb::Mkd | Verb::Rmd | Verb::Rnfr | Verb::Rnto | Verb::Mfmt => {
+                self.reply(reply::FILE_UNAVAILABLE, "Permission denied: this server is read-only for anonymous users.")
+            }
+            Verb::Smnt | Verb::Auth | Verb::Pbsz | Verb::Prot | Verb::Ccc | Verb::Host => {
+                self.reply(reply::NOT_IMPLEMENTED, "Command not implemented.")
+            }
+        }
+    }
+
+    fn cmd_user(&mut self, name: &[u8], _cx: &mut Cx<'_>) {
+        if let CtrlState::LoggedIn { .. } = self.state {
+            return self.reply(reply::NOT_LOGGED_IN, "Already logged in; cannot change user.");
+        }
+        if is_anonymous(name) {
+            self.state = CtrlState::NeedPass { user: "anonymous".into() };
+            self.reply(reply::NEED_PASSWORD, "Anonymous login ok, send your e-mail address as password.");
+        } else {
+            self.state = CtrlState::NeedUser;
+            self.reply(reply::NOT_LOGGED_IN, "This server accepts anonymous logins only.");
+        }
+    }
+
+    fn cmd_pass(&mut self, cx: &mut Cx<'_>) {
+        match &self.state {
+            CtrlState::NeedPass { user } => {
+                let user = user.clone();
+                crate::log::info(format_args!("session {} login {} from {} (worker {})", self.id, user, self.peer, cx.worker));
+                self.state = CtrlState::LoggedIn { user };
+                self.reply(reply::LOGGED_IN, "Login successful.");
+            }
+            CtrlState::LoggedIn { .. } => self.reply(reply::BAD_SEQUENCE, "Already logged in."),
+            _ => self.reply(reply::BAD_SEQUENCE, "Login with USER first."),
+        }
+    }
+
+    /// STRU and MODE: one letter, of which only `ok` is supported.
+    fn one_letter(&mut self, arg: &[u8], ok: u8, known: &[u8], text: &str) {
+        match arg {
+            [c] if c.to_ascii_uppercase() == ok => self.reply(reply::COMMAND_OK, text),
+            [c] if known.contains(&c.to_ascii_uppercase()) => {
+                self.reply(reply::NOT_IMPLEMENTED_PARAM, "Only the default is supported.")
+            }
+            _ => self.reply(reply::BAD_ARGUMENTS, "Unrecognised parameter."),
+        }
+    }
+
+    fn cmd_abor(&mut self, cx: &mut Cx<'_>) {
+        if self.data.busy() {
+            if let Some(job) = self.data.reset(cx.registry) {
+                self.bytes_sent += job.sent();
+                self.log_transfer(&job, "aborted");
+            }
+            self.reply(reply::TRANSFER_ABORTED, "Transfer aborted.");
+            self.reply(reply::TRANSFER_OK, "ABOR successful.");
+            self.last_command = cx.now;
+            if self.quit_after_transfer {
+                self.close_with(reply::GOODBYE, "Goodbye.", cx.now);
+            }
+        } else {
+            self.data.reset(cx.registry);
+            self.reply(reply::DATA_OPEN, "No transfer to abort.");
+        }
+    }
+
+    fn cmd_stat(&mut self, arg: &[u8], cx: &mut Cx<'_>) {
+        if let Some(job) = self.data.job() {
+            let line = match job {
+                Job::Retr(r) => format!(
+                    "Sending {}: {} of {} bytes",
+                    String::from_utf8_lossy(r.path.as_bytes()),
+                    r.pos - r.start,
+                    r.end - r.start
+                ),
+                Job::List(l) => format!("Listing {}: {} bytes sent", String::from_utf8_lossy(l.path.as_bytes()), l.sent),
+            };
+            reply::push_multi(self.out(), reply::FILE_STATUS, b"Status of the transfer:", &[line.as_bytes()], b"End of status.");
+            return;
+        }
+        if !arg.is_empty() {
+            return self.cmd_stat_path(arg, cx);
+        }
+        let lines = [
+            format!("Connected to {} from {}", self.local, self.peer),
+            format!("Logged in as {}", self.user()),
+            format!(
+                "TYPE: {}, STRUcture: File, MODE: Stream",
+                if self.ttype == TransferType::Ascii { "ASCII" } else { "BINARY" }
+            ),
+            format!("Session {}: {} transfers, {} bytes sent", self.id, self.transfers, self.bytes_sent),
+            format!("Data connection: {}", self.data.describe()),
+        ];
+        let refs: Vec<&[u8]> = lines.iter().map(|l| l.as_bytes()).collect();
+        reply::push_multi(self.out(), reply::SYSTEM_STATUS, b"mirrorftpd status:", &refs, b"End of status.");
+    }
+
+    fn cmd_help(&mut self, arg: &[u8]) {
+        if arg.is_empty() {
+            let names: Vec<&str> = command::VERBS
+                .iter()
+                .filter(|i| offered(i.verb))
+                .flat_map(|i| std::iter::once(i.name).chain(i.aliases.iter().copied()))
+                .collect();
+            let out = self.out();
+            let mut m = reply::Multi::begin(out, reply::HELP, b"The following commands are recognized:");
+            for chunk in names.chunks(8) {
+                let row: Vec<String> = chunk.iter().map(|n| format!("{n:<5}")).collect();
+                m.line(row.join(" ").trim_end().as_bytes());
+            }
+            m.end(b"Help OK.");
+            return;
+        }
+        match command::lookup(arg) {
+            Some(v) if offered(v) => {
+                let help = command::info(v).help;
+                self.reply(reply::HELP, &format!("Syntax: {help}"));
+            }
+            _ => self.reply(reply::NOT_IMPLEMENTED, "Unknown command."),
+        }
+    }
+
+    fn cmd_site(&mut self, arg: &[u8]) {
+        let word_end = arg.iter().position(|&b| b == b' ').unwrap_or(arg.len());
+        let word = &arg[..word_end];
+        if word.eq_ignore_ascii_case(b"HELP") {
+            reply::push_multi(self.out(), reply::HELP, b"SITE commands recognized:", &[b"HELP"], b"Help OK.");
+        } else if word.eq_ignore_ascii_case(b"CHMOD") || word.eq_ignore_ascii_case(b"UMASK") || word.eq_ignore_ascii_case(b"UTIME") {
+            self.reply(reply::FILE_UNAVAILABLE, "Permission denied: this server is read-only for anonymous users.");
+        } else {
+            self.reply(reply::NOT_IMPLEMENTED, "Unknown SITE command.");
+        }
+    }
+
+    fn cmd_opts(&mut self, arg: &[u8]) {
+        let upper = arg.to_ascii_uppercase();
+        if upper == b"UTF8 ON" || upper == b"UTF-8 ON" || upper == b"UTF8" {
+            self.reply(reply::COMMAND_OK, "Always in UTF8 mode.");
+        } else if upper == b"UTF8 OFF" {
+            self.reply(reply::NOT_IMPLEMENTED_PARAM, "UTF8 cannot be turned off: names are sent as stored.");
+        } else if upper.starts_with(b"MLST") {
+            self.reply(reply::COMMAND_OK, "MLST OPTS type;size;modify;perm;unique;UNIX.mode;");
+        } else {
+            self.reply(reply::BAD_ARGUMENTS, "Option not understood.");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_abor_stat_noop_quit_run_during_a_transfer() {
+        assert!(allowed_during_transfer(b"ABOR"));
+        assert!(allowed_during_transfer(b"abor"));
+        assert!(allowed_during_transfer(b"STAT"));
+        assert!(allowed_during_transfer(b"NOOP"));
+        assert!(allowed_during_transfer(b"QUIT"));
+        assert!(!allowed_during_transfer(b"RETR x"));
+        assert!(!allowed_during_transfer(b"PASV"));
+        assert!(!allowed_during_transfer(b"\xff\xfe"));
+    }
+
+    #[test]
+    fn write_verbs_and_tls_are_not_offered_yet() {
+        assert!(!offered(Verb::Stor));
+        assert!(!offered(Verb::Auth));
+        assert!(offered(Verb::Retr));
+        assert!(offered(Verb::Mlsd));
+    }
+}

@@ -1,0 +1,320 @@
+//! The data channel of one session: passive listener or active target, the
+//! connection, and the transfer job running over it. Driven by readiness and
+//! by the command that asked for the transfer, in whichever order they come.
+
+use std::io;
+use std::mem;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Registry};
+
+use super::transfer::{Failure, Job, Pump};
+use crate::io::net;
+use crate::limits;
+use crate::worker::{Role, Slot};
+
+/// Where the data connection stands.
+pub enum DataState {
+    /// No PASV/EPSV/PORT/EPRT yet (or the last transfer consumed it).
+    Idle,
+    /// Passive listener open, no transfer command yet.
+    Listening { listener: TcpListener, port: u16 },
+    /// PORT/EPRT target remembered; connected when the command arrives.
+    PortSet(SocketAddr),
+    /// The client connected to the passive port before sending the command.
+    Ready { stream: TcpStream },
+    /// Transfer command received; waiting for the client to connect.
+    WaitAccept { listener: TcpListener, job: Job },
+    /// Transfer command received; active connect in progress.
+    Connecting { stream: TcpStream, job: Job },
+    /// Bytes are moving.
+    Running { stream: TcpStream, job: Job },
+}
+
+/// The data channel with the readiness seen on its current socket.
+pub struct DataChan {
+    pub state: DataState,
+    /// Readiness of the current socket (listener: acceptable; stream: writable).
+    pub ready: bool,
+    /// Last progress on the channel (for the data timeout).
+    pub since: Instant,
+    /// When the running transfer started (for logs and STAT).
+    pub started: Instant,
+}
+
+/// What the channel reports back to the control side after a turn.
+pub enum DataEvent {
+    Nothing,
+    /// The connection is up and the job starts: send 150.
+    Started,
+    /// Budget used up while still writable: drive again next turn.
+    Yield,
+    Finished(Job),
+    Failed(Job, Failure),
+    /// The data connection could not be established (425).
+    NoConnection(Job, io::Error),
+}
+
+/// Transfer commands need a data connection set up first.
+#[derive(Debug)]
+pub enum BeginError {
+    NoDataChannel,
+    Connect(io::Error),
+}
+
+impl DataChan {
+    pub fn new(now: Instant) -> DataChan {
+        DataChan { state: DataState::Idle, ready: false, since: now, started: now }
+    }
+
+    /// True while a transfer command owns the channel.
+    pub fn busy(&self) -> bool {
+        matches!(
+            self.state,
+            DataState::WaitAccept { .. } | DataState::Connecting { .. } | DataState::Running { .. }
+        )
+    }
+
+    pub fn job(&self) -> Option<&Job> {
+        match &self.state {
+            DataState::WaitAccept { job, .. } | DataState::Connecting { job, .. } | DataState::Running { job, .. } => {
+                Some(job)
+            }
+            _ => None,
+        }
+    }
+
+    /// Closes whatever is open; returns the job that was pending, if any.
+    pub fn reset(&mut self, registry: &Registry) -> Option<Job> {
+        match mem::replace(&mut self.state, DataState::Idle) {
+            DataState::Idle | DataState::PortSet(_) => None,
+            DataState::Listening { mut listener, .. } => {
+                let _ = registry.deregister(&mut listener);
+                None
+            }
+            DataState::Ready { mut stream } => {
+                let _ = registry.deregister(&mut stream);
+                None
+            }
+            DataState::WaitAccept { mut listener, job } => {
+                let _ = registry.deregister(&mut listener);
+                Some(job)
+            }
+            DataState::Connecting { mut stream, job } | DataState::Running { mut stream, job } => {
+                let _ = registry.deregister(&mut stream);
+                Some(job)
+            }
+        }
+    }
+
+    /// PASV/EPSV: opens a fresh listener (closing any previous one) and
+    /// returns its port.
+    pub fn open_passive(
+        &mut self,
+        slot: Slot,
+        registry: &Registry,
+        ip: IpAddr,
+        ports: Option<(u16, u16)>,
+        cursor: &mut u16,
+        now: Instant,
+    ) -> io::Result<u16> {
+        self.reset(registry);
+        let mut listener = net::passive_listener(ip, ports, cursor)?;
+        let port = listener.local_addr()?.port();
+        registry.register(&mut listener, slot.token(Role::Listener), Interest::READABLE)?;
+        self.state = DataState::Listening { listener, port };
+        self.ready = true; // a client may already be queued
+        self.since = now;
+        Ok(port)
+    }
+
+    /// PORT/EPRT: remembers the target (closing any previous channel).
+    pub fn set_port(&mut self, registry: &Registry, to: SocketAddr) {
+        self.reset(registry);
+        self.state = DataState::PortSet(to);
+    }
+
+    /// A transfer command was accepted: attach its job to the channel.
+    pub fn begin(&mut self, job: Job, slot: Slot, registry: &Registry, local_ip: IpAddr, now: Instant) -> Result<(), (Job, BeginError)> {
+        self.since = now;
+        match mem::replace(&mut self.state, DataState::Idle) {
+            DataState::Listening { listener, .. } => {
+                self.state = DataState::WaitAccept { listener, job };
+                Ok(())
+            }
+            DataState::Ready { stream } => {
+                self.state = DataState::Running { stream, job };
+                self.ready = true;
+                self.started = now;
+                Ok(())
+            }
+            DataState::PortSet(to) => {
+                let mut stream = match net::active_connect(local_ip, to) {
+                    Ok(s) => s,
+                    Err(e) => return Err((job, BeginError::Connect(e))),
+                };
+                if let Err(e) = registry.register(&mut stream, slot.token(Role::Data), Interest::WRITABLE) {
+                    return Err((job, BeginError::Connect(e)));
+                }
+                self.ready = false;
+                self.state = DataState::Connecting { stream, job };
+                Ok(())
+            }
+            other => {
+                self.state = other;
+                Err((job, BeginError::NoDataChannel))
+            }
+        }
+    }
+
+    /// Gives the channel one turn. `peer_ip` is the control connection's
+    /// client address (passive connections from elsewhere are refused unless
+    /// `allow_foreign`).
+    pub fn drive(&mut self, slot: Slot, registry: &Registry, peer_ip: IpAddr, allow_foreign: bool, sndbuf: usize, rcvbuf: usize, now: Instant) -> DataEvent {
+        if !self.ready {
+            return DataEvent::Nothing;
+        }
+        match mem::replace(&mut self.state, DataState::Idle) {
+            DataState::Listening { listener, port } => match self.accept(&listener, slot, registry, peer_ip, allow_foreign, sndbuf, rcvbuf) {
+                Ok(Some(stream)) => {
+                    let mut listener = listener;
+                    let _ = registry.deregister(&mut listener);
+                    self.state = DataState::Ready { stream };
+                    self.ready = true;
+                    self.since = now;
+                    DataEvent::Nothing
+                }
+                Ok(None) => {
+                    self.state = DataState::Listening { listener, port };
+                    DataEvent::Nothing
+                }
+                Err(_) => {
+                    self.state = DataState::Listening { listener, port };
+                    DataEvent::Nothing
+                }
+            },
+            DataState::WaitAccept { listener, job } => match self.accept(&listener, slot, registry, peer_ip, allow_foreign, sndbuf, rcvbuf) {
+                Ok(Some(stream)) => {
+                    let mut listener = listener;
+                    let _ = registry.deregister(&mut listener);
+                    self.state = DataState::Running { stream, job };
+                    self.ready = true;
+                    self.since = now;
+                    self.started = now;
+                    DataEvent::Started
+                }
+                Ok(None) => {
+                    self.state = DataState::WaitAccept { listener, job };
+                    DataEvent::Nothing
+                }
+                Err(e) => {
+                    let mut listener = listener;
+                    let _ = registry.deregister(&mut listener);
+                    DataEvent::NoConnection(job, e)
+                }
+            },
+            DataState::Connecting { mut stream, job } => {
+                // Writable after a non-blocking connect: success or failure.
+                let failed = match stream.take_error() {
+                    Ok(Some(e)) | Err(e) => Some(e),
+                    Ok(None) => match stream.peer_addr() {
+                        Ok(_) => None,
+                        Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                            self.ready = false;
+                            self.state = DataState::Connecting { stream, job };
+                            return DataEvent::Nothing;
+                        }
+                        Err(e) => Some(e),
+                    },
+                };
+                if let Some(e) = failed {
+                    let _ = registry.deregister(&mut stream);
+                    return DataEvent::NoConnection(job, e);
+                }
+                let _ = net::tune_data(&stream, sndbuf, rcvbuf);
+                self.state = DataState::Running { stream, job };
+                self.since = now;
+                self.started = now;
+                DataEvent::Started
+            }
+            DataState::Running { mut stream, mut job } => {
+                let mut moved = 0u64;
+                let pump = job.pump(&mut stream, &mut moved);
+                if moved > 0 {
+                    self.since = now;
+                }
+                match pump {
+                    Pump::Finished => {
+                        let _ = registry.deregister(&mut stream);
+                        drop(stream);
+                        DataEvent::Finished(job)
+                    }
+                    Pump::Blocked => {
+                        self.ready = false;
+                        self.state = DataState::Running { stream, job };
+                        DataEvent::Nothing
+                    }
+                    Pump::Yield => {
+                        self.state = DataState::Running { stream, job };
+                        DataEvent::Yield
+                    }
+                    Pump::Failed(f) => {
+                        let _ = registry.deregister(&mut stream);
+                        DataEvent::Failed(job, f)
+                    }
+                }
+            }
+            other => {
+                self.state = other;
+                self.ready = false;
+                DataEvent::Nothing
+            }
+        }
+    }
+
+    /// Accepts the client's data connection, dropping connections from any
+    /// other address (passive port theft). `Ok(None)`: nothing (more) queued.
+    #[allow(clippy::too_many_arguments)]
+    fn accept(&mut self, listener: &TcpListener, slot: Slot, registry: &Registry, peer_ip: IpAddr, allow_foreign: bool, sndbuf: usize, rcvbuf: usize) -> io::Result<Option<TcpStream>> {
+        for _ in 0..limits::ACCEPTS_PER_TURN {
+            match listener.accept() {
+                Ok((mut stream, from)) => {
+                    if !allow_foreign && net::canonical_ip(from.ip()) != peer_ip {
+                        crate::log::warn(format_args!(
+                            "refused data connection from {from}: control connection is from {peer_ip}"
+                        ));
+                        continue;
+                    }
+                    let _ = net::tune_data(&stream, sndbuf, rcvbuf);
+                    registry.register(&mut stream, slot.token(Role::Data), Interest::WRITABLE | Interest::READABLE)?;
+                    return Ok(Some(stream));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.ready = false;
+                    return Ok(None);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNABORTED) | Some(libc::EPROTO)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl DataChan {
+    /// One line for STAT.
+    pub fn describe(&self) -> String {
+        match &self.state {
+            DataState::Idle => "none".into(),
+            DataState::Listening { port, .. } => format!("passive, listening on port {port}"),
+            DataState::PortSet(a) => format!("active, to {a}"),
+            DataState::Ready { .. } => "passive, connected".into(),
+            DataState::WaitAccept { .. } => "passive, waiting for the client".into(),
+            DataState::Connecting { .. } => "active, connecting".into(),
+            DataState::Running { .. } => "transferring".into(),
+        }
+    }
+}

@@ -1,0 +1,460 @@
+//! A session: one control connection plus at most one data channel, under
+//! one slab key. `drive` runs it until it would block: flush replies, move
+//! data, then read and execute commands (never while a reply is pending).
+
+pub mod conn;
+pub mod control;
+pub mod data;
+pub mod files;
+pub mod transfer;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mio::Registry;
+use mio::net::TcpStream;
+
+use crate::config::Config;
+use crate::fs::jail::Jail;
+use crate::fs::vpath::VPath;
+use crate::io::linebuf::{Line, LineBuf};
+use crate::io::{Status, classify};
+use crate::limits;
+use crate::proto::addr::TransferType;
+use crate::proto::reply;
+use crate::worker::Slot;
+use data::{DataChan, DataEvent};
+use transfer::{Failure, Job};
+
+/// The control channel's login state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CtrlState {
+    NeedUser,
+    /// USER was accepted; PASS completes the login.
+    NeedPass { user: String },
+    LoggedIn { user: String },
+    /// A final reply is queued; the session ends once it is flushed.
+    Closing { since: Instant },
+}
+
+/// What the worker should do with the session after a turn.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Waiting for readiness or a deadline.
+    Idle,
+    /// Stopped on a budget with work left: drive again next turn.
+    Yield,
+    /// Remove and close.
+    Close,
+}
+
+/// The worker-owned context a session runs in.
+pub struct Cx<'a> {
+    pub registry: &'a Registry,
+    pub slot: Slot,
+    pub cfg: &'a Config,
+    pub jail: &'a Jail,
+    pub now: Instant,
+    pub pasv_range: Option<(u16, u16)>,
+    pub pasv_cursor: &'a mut u16,
+    /// Scratch space for the command being executed.
+    pub line: &'a mut Vec<u8>,
+    pub worker: usize,
+}
+
+/// How long a closing session may take to flush its last reply.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+pub struct Session {
+    pub id: u64,
+    pub generation: u16,
+    pub worker: usize,
+    pub ctrl: TcpStream,
+    /// The client's address (IPv4-mapped addresses in their IPv4 form).
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub ctrl_readable: bool,
+    pub ctrl_writable: bool,
+    input: LineBuf,
+    /// A command read during a transfer that must wait for its end.
+    held: Option<Vec<u8>>,
+    out: Vec<u8>,
+    out_pos: usize,
+    pub state: CtrlState,
+    pub cwd: VPath,
+    pub ttype: TransferType,
+    pub rest: u64,
+    pub epsv_all: bool,
+    pub data: DataChan,
+    pub connected_at: Instant,
+    pub last_command: Instant,
+    /// Time of the live timer-heap entry for this session, if any.
+    pub armed: Option<Instant>,
+    pub errors: u32,
+    /// QUIT arrived during a transfer: close after its final reply.
+    quit_after_transfer: bool,
+    pub bytes_sent: u64,
+    pub transfers: u64,
+    close_reason: String,
+}
+
+impl Session {
+    pub fn new(id: u64, generation: u16, ctrl: TcpStream, peer: SocketAddr, local: SocketAddr, now: Instant, worker: usize) -> Session {
+        crate::log::info(format_args!("session {id} connect from {peer} (worker {worker})"));
+        let mut out = Vec::with_capacity(256);
+        reply::push(&mut out, reply::SERVICE_READY, b"mirrorftpd ready.");
+        Session {
+            id,
+            generation,
+            worker,
+            ctrl,
+            peer,
+            local,
+            ctrl_readable: true,
+            ctrl_writable: true,
+            input: LineBuf::new(limits::MAX_LINE),
+            held: None,
+            out,
+            out_pos: 0,
+            state: CtrlState::NeedUser,
+            cwd: VPath::root(),
+            ttype: TransferType::Ascii,
+            rest: 0,
+            epsv_all: false,
+            data: DataChan::new(now),
+            connected_at: now,
+            last_command: now,
+            armed: None,
+            errors: 0,
+            quit_after_transfer: false,
+            bytes_sent: 0,
+            transfers: 0,
+            close_reason: String::new(),
+        }
+    }
+
+    /// Queues a one-line reply.
+    pub fn reply(&mut self, code: u16, text: &str) {
+        reply::push(&mut self.out, code, text.as_bytes());
+    }
+
+    pub fn reply_bytes(&mut self, code: u16, text: &[u8]) {
+        reply::push(&mut self.out, code, text);
+    }
+
+    /// The reply buffer, for multi-line replies built in place.
+    pub fn out(&mut self) -> &mut Vec<u8> {
+        &mut self.out
+    }
+
+    /// Queues a final reply and ends the session once it is flushed.
+    pub fn close_with(&mut self, code: u16, text: &str, now: Instant) {
+        self.reply(code, text);
+        self.close_reason = text.to_string();
+        self.state = CtrlState::Closing { since: now };
+    }
+
+    fn out_pending(&self) -> bool {
+        self.out_pos < self.out.len()
+    }
+
+    pub fn user(&self) -> &str {
+        match &self.state {
+            CtrlState::LoggedIn { user } | CtrlState::NeedPass { user } => user,
+            _ => "-",
+        }
+    }
+
+    /// The moment this session must be looked at again.
+    pub fn deadline(&self, cfg: &Config) -> Instant {
+        match &self.state {
+            CtrlState::Closing { since } => *since + CLOSE_GRACE,
+            CtrlState::NeedUser | CtrlState::NeedPass { .. } => {
+                (self.connected_at + cfg.login_timeout).min(self.last_command + cfg.idle_timeout)
+            }
+            CtrlState::LoggedIn { .. } => {
+                if self.data.busy() {
+                    // Never the idle timeout while a transfer runs.
+                    self.data.since + cfg.data_timeout
+                } else {
+                    self.last_command + cfg.idle_timeout
+                }
+            }
+        }
+    }
+
+    /// The deadline passed: time out the transfer, or the session.
+    pub fn on_timeout(&mut self, cx: &mut Cx<'_>) {
+        match self.state {
+            CtrlState::Closing { .. } => {
+                // The client does not read its last reply: drop it.
+                self.out.clear();
+                self.out_pos = 0;
+                self.ctrl_writable = false;
+            }
+            CtrlState::LoggedIn { .. } if self.data.busy() => {
+                let connected = matches!(self.data.state, data::DataState::Running { .. });
+                if let Some(job) = self.data.reset(cx.registry) {
+                    self.log_transfer(&job, "timeout");
+                }
+                if connected {
+                    self.reply(reply::TRANSFER_ABORTED, "Data connection timed out; transfer aborted.");
+                } else {
+                    self.reply(reply::CANT_OPEN_DATA, "Failed to establish data connection.");
+                }
+            }
+            CtrlState::NeedUser | CtrlState::NeedPass { .. } if cx.now >= self.connected_at + cx.cfg.login_timeout => {
+                self.close_with(reply::SERVICE_UNAVAILABLE, "Login timeout.", cx.now);
+            }
+            _ => {
+                self.close_with(reply::SERVICE_UNAVAILABLE, "Timeout.", cx.now);
+            }
+        }
+    }
+
+    /// Runs the session until it would block, must close, or used its budget.
+    pub fn drive(&mut self, cx: &mut Cx<'_>) -> Outcome {
+        let mut yielded = false;
+        for _ in 0..limits::COMMANDS_PER_TURN {
+            let mut progress = false;
+            match self.drive_data(cx) {
+                Some(true) => progress = true,
+                Some(false) => {}
+                None => yielded = true,
+            }
+            match self.flush() {
+                Err(()) => return Outcome::Close,
+                Ok(p) => progress |= p,
+            }
+            if let CtrlState::Closing { .. } = self.state {
+                // Wait for the last reply to flush (or the grace deadline).
+                return if self.out_pending() { Outcome::Idle } else { Outcome::Close };
+            }
+            if !self.out_pending() {
+                match self.next_command(cx) {
+                    Err(()) => return Outcome::Close,
+                    Ok(p) => progress |= p,
+                }
+            }
+            if !progress {
+                return if yielded { Outcome::Yield } else { Outcome::Idle };
+            }
+        }
+        Outcome::Yield
+    }
+
+    /// Writes queued replies. `Err` when the client is gone.
+    fn flush(&mut self) -> Result<bool, ()> {
+        let mut progress = false;
+        while self.out_pending() && self.ctrl_writable {
+            match classify(self.ctrl.write(&self.out[self.out_pos..])) {
+                Status::Done(n) => {
+                    self.out_pos += n;
+                    progress = true;
+                }
+                Status::WouldBlock => self.ctrl_writable = false,
+                Status::Closed | Status::Error(_) => {
+                    self.end_log("control connection lost");
+                    return Err(());
+                }
+            }
+        }
+        if !self.out_pending() && self.out_pos > 0 {
+            self.out.clear();
+            self.out_pos = 0;
+            if self.out.capacity() > 64 << 10 {
+                self.out.shrink_to(4096);
+            }
+        }
+        if self.out.len() > limits::MAX_REPLY_BUF {
+            self.end_log("reply buffer overflow");
+            return Err(());
+        }
+        Ok(progress)
+    }
+
+    /// Frames and executes the next command, reading the socket if needed.
+    /// `Ok(true)` when something happened.
+    fn next_command(&mut self, cx: &mut Cx<'_>) -> Result<bool, ()> {
+        if !self.data.busy() {
+            if let Some(held) = self.held.take() {
+                cx.line.clear();
+                cx.line.extend_from_slice(&held);
+                self.run_line(cx);
+                return Ok(true);
+            }
+        } else if self.held.is_some() {
+            // A command waits for the transfer to end; read nothing more.
+            return Ok(false);
+        }
+        for _ in 0..limits::READS_PER_TURN {
+            match self.input.next_line() {
+                Line::Ready(s, e) => {
+                    cx.line.clear();
+                    cx.line.extend_from_slice(self.input.line_mut(s, e));
+                    self.last_command = cx.now;
+                    self.run_line(cx);
+                    return Ok(true);
+                }
+                Line::TooLong => {
+                    self.protocol_error(reply::SYNTAX_ERROR, "Command line too long.", cx);
+                    return Ok(true);
+                }
+                Line::Partial => {}
+            }
+            if !self.ctrl_readable {
+                return Ok(false);
+            }
+            match self.input.read_from(&mut self.ctrl) {
+                Ok(0) => {
+                    self.end_log("client closed the control connection");
+                    return Err(());
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.ctrl_readable = false;
+                    return Ok(false);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.end_log(&format!("control read error: {e}"));
+                    return Err(());
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Counts a protocol error; too many end the session.
+    pub fn protocol_error(&mut self, code: u16, text: &str, cx: &mut Cx<'_>) {
+        self.errors += 1;
+        if self.errors >= limits::MAX_ERRORS {
+            self.close_with(reply::SERVICE_UNAVAILABLE, "Too many errors, closing.", cx.now);
+        } else {
+            self.reply(code, text);
+        }
+    }
+
+    /// Executes the command in `cx.line` (Telnet sequences still in it).
+    fn run_line(&mut self, cx: &mut Cx<'_>) {
+        let n = crate::proto::command::strip_telnet(cx.line);
+        cx.line.truncate(n);
+        if self.data.busy() && !control::allowed_during_transfer(cx.line) {
+            self.held = Some(cx.line.clone());
+            return;
+        }
+        let line = std::mem::take(cx.line);
+        self.execute(&line, cx);
+        *cx.line = line;
+    }
+
+    /// Gives the data channel a turn. `None`: it yielded on its budget.
+    fn drive_data(&mut self, cx: &mut Cx<'_>) -> Option<bool> {
+        let ev = self.data.drive(
+            cx.slot,
+            cx.registry,
+            self.peer.ip(),
+            cx.cfg.allow_foreign_pasv,
+            cx.cfg.sndbuf,
+            cx.cfg.rcvbuf,
+            cx.now,
+        );
+        match ev {
+            DataEvent::Nothing => Some(false),
+            DataEvent::Yield => None,
+            DataEvent::Started => {
+                self.reply_opening();
+                Some(true)
+            }
+            DataEvent::Finished(job) => {
+                self.bytes_sent += job.sent();
+                self.transfers += 1;
+                self.log_transfer(&job, "ok");
+                self.reply(reply::TRANSFER_OK, "Transfer complete.");
+                self.after_transfer(cx);
+                Some(true)
+            }
+            DataEvent::Failed(job, f) => {
+                self.bytes_sent += job.sent();
+                let (code, text, why) = match &f {
+                    Failure::PeerClosed => (reply::TRANSFER_ABORTED, "Connection closed; transfer aborted.", "client closed"),
+                    Failure::Network(_) => (reply::TRANSFER_ABORTED, "Network error; transfer aborted.", "network error"),
+                    Failure::Truncated => (reply::LOCAL_ERROR, "File changed during transfer; transfer aborted.", "file truncated"),
+                    Failure::Local(_) => (reply::LOCAL_ERROR, "Local read error; transfer aborted.", "read error"),
+                };
+                let why = match &f {
+                    Failure::Network(e) | Failure::Local(e) => format!("{why}: {e}"),
+                    _ => why.to_string(),
+                };
+                self.log_transfer(&job, &why);
+                self.reply(code, text);
+                self.after_transfer(cx);
+                Some(true)
+            }
+            DataEvent::NoConnection(job, e) => {
+                self.log_transfer(&job, &format!("no data connection: {e}"));
+                self.reply(reply::CANT_OPEN_DATA, "Failed to establish data connection.");
+                self.after_transfer(cx);
+                Some(true)
+            }
+        }
+    }
+
+    fn reply_opening(&mut self) {
+        let text = match self.data.job() {
+            Some(Job::Retr(r)) => {
+                let mode = if r.ascii { "ASCII" } else { "BINARY" };
+                format!("Opening {mode} mode data connection ({} bytes).", r.end - r.start)
+            }
+            Some(Job::List(_)) => "Here comes the directory listing.".to_string(),
+            None => "Opening data connection.".to_string(),
+        };
+        self.reply(reply::OPENING_DATA, &text);
+    }
+
+    fn after_transfer(&mut self, cx: &mut Cx<'_>) {
+        self.data.reset(cx.registry);
+        self.last_command = cx.now;
+        if self.quit_after_transfer {
+            self.close_with(reply::GOODBYE, "Goodbye.", cx.now);
+        }
+    }
+
+    pub fn log_transfer(&self, job: &Job, result: &str) {
+        let secs = transfer::secs_since(self.data.started);
+        crate::log::info(format_args!(
+            "session {} {} {} {} bytes={} secs={:.3} result={}",
+            self.id,
+            self.user(),
+            job.name(),
+            String::from_utf8_lossy(job.path().as_bytes()).escape_debug(),
+            job.sent(),
+            secs,
+            result
+        ));
+    }
+
+    fn end_log(&self, reason: &str) {
+        crate::log::info(format_args!(
+            "session {} end {} user={} transfers={} bytes={} secs={:.1} reason={reason}",
+            self.id,
+            self.peer,
+            self.user(),
+            self.transfers,
+            self.bytes_sent,
+            self.connected_at.elapsed().as_secs_f64()
+        ));
+    }
+
+    /// Releases every socket of the session.
+    pub fn close(&mut self, registry: &Registry) {
+        if let Some(job) = self.data.reset(registry) {
+            self.log_transfer(&job, "session closed");
+        }
+        let _ = registry.deregister(&mut self.ctrl);
+        if let CtrlState::Closing { .. } = self.state {
+            self.end_log(&self.close_reason);
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! Transfer jobs: what moves over an open data connection. RETR sends with
+//! `sendfile` (read+write fallback, ASCII conversion in user space); LIST,
+//! NLST and MLSD stream listing chunks produced by `fs::listing::Lister`.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::FileExt;
+use std::time::Instant;
+
+use mio::net::TcpStream;
+
+use crate::fs::listing::Lister;
+use crate::fs::vpath::VPath;
+use crate::io::{Status, classify, classify_err, sys};
+use crate::limits;
+
+/// Why a transfer stopped before its end.
+#[derive(Debug)]
+pub enum Failure {
+    /// The client closed or reset the data connection (426).
+    PeerClosed,
+    /// The file ended before the size seen at open: truncated (451).
+    Truncated,
+    /// A local read error (451).
+    Local(io::Error),
+    /// A write error on the data socket other than a close (426).
+    Network(io::Error),
+}
+
+/// Result of giving a job one turn.
+#[derive(Debug)]
+pub enum Pump {
+    /// All bytes are in the socket.
+    Finished,
+    /// The socket is full: wait for writable.
+    Blocked,
+    /// The turn's budget is used up; the socket may still be writable.
+    Yield,
+    Failed(Failure),
+}
+
+/// A download in progress.
+pub struct Retr {
+    pub file: File,
+    pub path: VPath,
+    /// Next file offset to send.
+    pub pos: u64,
+    /// Offset the transfer started at (REST).
+    pub start: u64,
+    /// File size when opened; the transfer ends here even if the file grows.
+    pub end: u64,
+    pub ascii: bool,
+    /// Bytes written to the socket (differs from file bytes in ASCII mode).
+    pub sent: u64,
+    copy: Option<CopyBuf>,
+}
+
+/// The single bounded buffer of the read+write path (fallback and ASCII).
+struct CopyBuf {
+    buf: Box<[u8]>,
+    lo: usize,
+    hi: usize,
+    prev_cr: bool,
+}
+
+/// A listing streamed to the client.
+pub struct Listing {
+    pub lister: Option<Lister>,
+    pub buf: Vec<u8>,
+    pub pos: usize,
+    pub path: VPath,
+    pub sent: u64,
+}
+
+pub enum Job {
+    Retr(Retr),
+    List(Listing),
+}
+
+impl Job {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Job::Retr(_) => "RETR",
+            Job::List(_) => "LIST",
+        }
+    }
+
+    pub fn sent(&self) -> u64 {
+        match self {
+            Job::Retr(r) => r.sent,
+            Job::List(l) => l.sent,
+        }
+    }
+
+    pub fn path(&self) -> &VPath {
+        match self {
+            Job::Retr(r) => &r.path,
+            Job::List(l) => &l.path,
+        }
+    }
+
+    /// Moves bytes to `sock` until it would block, the job ends, or the
+    /// turn's budget is spent. `moved` accumulates bytes sent.
+    pub fn pump(&mut self, sock: &mut TcpStream, moved: &mut u64) -> Pump {
+        match self {
+            Job::Retr(r) => r.pump(sock, moved),
+            Job::List(l) => l.pump(sock, moved),
+        }
+    }
+}
+
+impl Retr {
+    pub fn new(file: File, path: VPath, start: u64, end: u64, ascii: bool) -> Retr {
+        let copy = ascii.then(CopyBuf::new);
+        Retr { file, path, pos: start, start, end, ascii, sent: 0, copy }
+    }
+
+    fn pump(&mut self, sock: &mut TcpStream, moved: &mut u64) -> Pump {
+        if self.copy.is_none() {
+            match self.pump_sendfile(sock, moved) {
+                Err(()) => self.copy = Some(CopyBuf::new()),
+                Ok(p) => return p,
+            }
+        }
+        self.pump_copy(sock, moved)
+    }
+
+    /// Zero-copy path. `Err(())` asks for the read+write fallback.
+    fn pump_sendfile(&mut self, sock: &mut TcpStream, moved: &mut u64) -> Result<Pump, ()> {
+        loop {
+            if self.pos >= self.end {
+                return Ok(Pump::Finished);
+            }
+            if *moved >= limits::SEND_BUDGET_PER_TURN {
+                return Ok(Pump::Yield);
+            }
+            let want = (self.end - self.pos).min(limits::SENDFILE_CHUNK as u64) as usize;
+            match sys::sendfile(sock.as_fd(), self.file.as_fd(), &mut self.pos, want) {
+                Ok(0) => return Ok(Pump::Failed(Failure::Truncated)),
+                Ok(n) => {
+                    self.sent += n as u64;
+                    *moved += n as u64;
+                }
+                Err(e) if sys::sendfile_unsupported(&e) && self.sent == 0 => return Err(()),
+                Err(e) => {
+                    return Ok(match classify_err(e) {
+                        Status::WouldBlock => Pump::Blocked,
+                        Status::Closed => Pump::Failed(Failure::PeerClosed),
+                        Status::Error(e) if e.raw_os_error() == Some(libc::EIO) => {
+                            Pump::Failed(Failure::Local(e))
+                        }
+                        Status::Error(e) => Pump::Failed(Failure::Network(e)),
+                        Status::Done(_) => Pump::Blocked,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Bounded read+write path: one buffer, positioned reads, LF → CRLF in
+    /// ASCII mode.
+    fn pump_copy(&mut self, sock: &mut TcpStream, moved: &mut u64) -> Pump {
+        let Some(c) = self.copy.as_mut() else {
+            return Pump::Failed(Failure::Local(io::Error::other("no copy buffer")));
+        };
+        loop {
+            if c.lo == c.hi {
+                if self.pos >= self.end {
+                    return Pump::Finished;
+                }
+                if *moved >= limits::SEND_BUDGET_PER_TURN {
+                    return Pump::Yield;
+                }
+                // Read at most half the buffer so ASCII expansion fits.
+                let room = if self.ascii { c.buf.len() / 2 } else { c.buf.len() };
+                let want = (self.end - self.pos).min(room as u64) as usize;
+                let src_start = c.buf.len() - room;
+                let n = match self.file.read_at(&mut c.buf[src_start..src_start + want], self.pos) {
+                    Ok(0) => return Pump::Failed(Failure::Truncated),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Pump::Failed(Failure::Local(e)),
+                };
+                self.pos += n as u64;
+                if self.ascii {
+                    // Expand in place from the upper half into the buffer start.
+                    let mut w = 0;
+                    for i in src_start..src_start + n {
+                        let b = c.buf[i];
+                        if b == b'\n' && !c.prev_cr {
+                            c.buf[w] = b'\r';
+                            w += 1;
+                        }
+                        c.buf[w] = b;
+                        w += 1;
+                        c.prev_cr = b == b'\r';
+                    }
+                    c.lo = 0;
+                    c.hi = w;
+                } else {
+                    c.lo = src_start;
+                    c.hi = src_start + n;
+                }
+            }
+            match classify(sock.write(&c.buf[c.lo..c.hi])) {
+                Status::Done(n) => {
+                    c.lo += n;
+                    self.sent += n as u64;
+                    *moved += n as u64;
+                }
+                Status::WouldBlock => return Pump::Blocked,
+                Status::Closed => return Pump::Failed(Failure::PeerClosed),
+                Status::Error(e) => return Pump::Failed(Failure::Network(e)),
+            }
+        }
+    }
+}
+
+impl CopyBuf {
+    fn new() -> CopyBuf {
+        CopyBuf { buf: vec![0; limits::COPY_BUF].into_boxed_slice(), lo: 0, hi: 0, prev_cr: false }
+    }
+}
+
+impl Listing {
+    /// A listing produced entry by entry from an open directory.
+    pub fn streaming(lister: Lister, path: VPath) -> Listing {
+        Listing { lister: Some(lister), buf: Vec::with_capacity(limits::LIST_CHUNK + 4096), pos: 0, path, sent: 0 }
+    }
+
+    /// A listing already complete in memory (a single file's line).
+    pub fn ready(buf: Vec<u8>, path: VPath) -> Listing {
+        Listing { lister: None, buf, pos: 0, path, sent: 0 }
+    }
+
+    fn pump(&mut self, sock: &mut TcpStream, moved: &mut u64) -> Pump {
+        loop {
+            if self.pos == self.buf.len() {
+                self.buf.clear();
+                self.pos = 0;
+                let Some(lister) = self.lister.as_mut() else {
+                    return Pump::Finished;
+                };
+                if *moved >= limits::SEND_BUDGET_PER_TURN {
+                    return Pump::Yield;
+                }
+                match lister.fill(&mut self.buf, limits::LIST_CHUNK) {
+                    Ok(true) => self.lister = None,
+                    Ok(false) => {}
+                    Err(e) => return Pump::Failed(Failure::Local(e)),
+                }
+                if self.buf.is_empty() {
+                    continue;
+                }
+            }
+            match classify(sock.write(&self.buf[self.pos..])) {
+                Status::Done(n) => {
+                    self.pos += n;
+                    self.sent += n as u64;
+                    *moved += n as u64;
+                }
+                Status::WouldBlock => return Pump::Blocked,
+                Status::Closed => return Pump::Failed(Failure::PeerClosed),
+                Status::Error(e) => return Pump::Failed(Failure::Network(e)),
+            }
+        }
+    }
+}
+
+/// Seconds since `t`, for logs.
+pub fn secs_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64()
+}

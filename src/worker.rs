@@ -1,0 +1,371 @@
+//! One worker thread: its own `mio::Poll`, listening sockets (SO_REUSEPORT),
+//! slab of sessions, passive port slice and timer heap. Dispatches readiness
+//! by token, accepts, drives sessions, fires deadlines.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io::{self, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+
+use crate::config::Config;
+use crate::fs::jail::Jail;
+use crate::io::net;
+use crate::limits;
+use crate::session::{Cx, Outcome, Session};
+
+/// Which socket of a session an event is for (the low 2 bits of a token).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    Ctrl = 0,
+    Listener = 1,
+    Data = 2,
+}
+
+/// Tokens with this role belong to the worker's control listeners.
+const ROLE_SERVER: usize = 3;
+const GEN_BITS: u32 = 14;
+const GEN_MASK: usize = (1 << GEN_BITS) - 1;
+const KEY_SHIFT: u32 = GEN_BITS + 2;
+
+/// A session's identity in the worker: slab key plus generation, so events
+/// for a freed and reused slot are recognised as stale.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Slot {
+    pub key: usize,
+    pub generation: u16,
+}
+
+impl Slot {
+    pub fn token(self, role: Role) -> Token {
+        Token((self.key << KEY_SHIFT) | ((self.generation as usize & GEN_MASK) << 2) | role as usize)
+    }
+}
+
+fn decode(t: Token) -> (usize, u16, usize) {
+    (t.0 >> KEY_SHIFT, ((t.0 >> 2) & GEN_MASK) as u16, t.0 & 3)
+}
+
+/// Facts shared by all workers, touched only at accept and close (and
+/// counters as atomics).
+pub struct Shared {
+    pub config: Config,
+    sessions: AtomicUsize,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    next_session: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(config: Config) -> Shared {
+        Shared { config, sessions: AtomicUsize::new(0), per_ip: Mutex::new(HashMap::new()), next_session: AtomicU64::new(1) }
+    }
+
+    /// Counts a new session from `ip`, or says which limit refuses it.
+    fn admit(&self, ip: IpAddr) -> Result<u64, &'static str> {
+        let mut map = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        if self.sessions.load(Ordering::Relaxed) >= self.config.max_clients {
+            return Err("Too many users, try again later.");
+        }
+        let n = map.entry(ip).or_insert(0);
+        if *n >= self.config.max_per_ip {
+            return Err("Too many connections from your address.");
+        }
+        *n += 1;
+        self.sessions.fetch_add(1, Ordering::Relaxed);
+        Ok(self.next_session.fetch_add(1, Ordering::Relaxed))
+    }
+
+    fn release(&self, ip: IpAddr) {
+        let mut map = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&ip);
+            }
+        }
+        self.sessions.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.sessions.load(Ordering::Relaxed)
+    }
+}
+
+pub struct Worker {
+    id: usize,
+    poll: Poll,
+    listeners: Vec<TcpListener>,
+    sessions: Slab<Session>,
+    timers: BinaryHeap<Reverse<(Instant, usize, u16)>>,
+    /// Sessions (and listeners, as `usize::MAX - i`) to drive again without
+    /// waiting for an event: they stopped on a budget, not on WouldBlock.
+    run_queue: Vec<Slot>,
+    accept_pending: Vec<bool>,
+    accept_paused_until: Option<Instant>,
+    next_gen: u16,
+    jail: Jail,
+    shared: Arc<Shared>,
+    pasv_range: Option<(u16, u16)>,
+    pasv_cursor: u16,
+    line: Vec<u8>,
+}
+
+impl Worker {
+    /// Creates worker `id`, binding its own listener on each address. Port 0
+    /// must be resolved by the caller (bind worker 0 first, then reuse its
+    /// ports) so all workers share one port per address.
+    pub fn bind(id: usize, shared: Arc<Shared>, addrs: &[SocketAddr]) -> io::Result<Worker> {
+        let cfg = &shared.config;
+        let poll = Poll::new()?;
+        let mut listeners = Vec::with_capacity(addrs.len());
+        for (i, addr) in addrs.iter().enumerate() {
+            let mut l = net::control_listener(*addr, cfg.backlog)
+                .map_err(|e| io::Error::new(e.kind(), format!("listen on {addr}: {e}")))?;
+            poll.registry().register(&mut l, Token((i << KEY_SHIFT) | ROLE_SERVER), Interest::READABLE)?;
+            listeners.push(l);
+        }
+        let jail = Jail::open(&cfg.root, cfg.deny_dotfiles)
+            .map_err(|e| io::Error::new(e.kind(), format!("--root {}: {e}", cfg.root.display())))?;
+        let pasv_range = cfg.pasv_ports.map(|r| {
+            let s = r.slice(id, cfg.workers);
+            (s.low, s.high)
+        });
+        let n = listeners.len();
+        Ok(Worker {
+            id,
+            poll,
+            listeners,
+            sessions: Slab::with_capacity(64),
+            timers: BinaryHeap::new(),
+            run_queue: Vec::new(),
+            accept_pending: vec![true; n],
+            accept_paused_until: None,
+            next_gen: 0,
+            jail,
+            pasv_cursor: pasv_range.map_or(0, |r| r.0),
+            pasv_range,
+            shared,
+            line: Vec::with_capacity(limits::MAX_LINE),
+        })
+    }
+
+    /// The addresses actually bound (port 0 resolved).
+    pub fn local_addrs(&self) -> io::Result<Vec<SocketAddr>> {
+        self.listeners.iter().map(|l| l.local_addr()).collect()
+    }
+
+    /// The event loop; returns only on a fatal poll error.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(limits::EVENTS_CAPACITY);
+        let mut to_drive: Vec<Slot> = Vec::new();
+        loop {
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            let now = Instant::now();
+            to_drive.clear();
+            to_drive.append(&mut self.run_queue);
+            for ev in events.iter() {
+                let (key, generation, role) = decode(ev.token());
+                if role == ROLE_SERVER {
+                    if let Some(p) = self.accept_pending.get_mut(key) {
+                        *p = true;
+                    }
+                    continue;
+                }
+                let Some(s) = self.sessions.get_mut(key) else { continue };
+                if s.generation != generation {
+                    continue; // stale: the slot was freed and reused
+                }
+                if role == Role::Ctrl as usize {
+                    if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                        s.ctrl_readable = true;
+                    }
+                    if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
+                        s.ctrl_writable = true;
+                    }
+                } else {
+                    s.data.ready = true;
+                }
+                to_drive.push(Slot { key, generation });
+            }
+            self.fire_timers(now, &mut to_drive);
+            self.accept_all(now, &mut to_drive);
+            for i in 0..to_drive.len() {
+                self.drive(to_drive[i], now);
+            }
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        if !self.run_queue.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let now = Instant::now();
+        let mut next = self.timers.peek().map(|Reverse((t, _, _))| *t);
+        if let Some(p) = self.accept_paused_until {
+            next = Some(next.map_or(p, |n| n.min(p)));
+        }
+        // Round up to the next millisecond so a deadline is never missed by
+        // a poll that wakes a hair early.
+        next.map(|t| t.saturating_duration_since(now) + Duration::from_millis(1))
+    }
+
+    fn fire_timers(&mut self, now: Instant, to_drive: &mut Vec<Slot>) {
+        while let Some(Reverse((t, key, generation))) = self.timers.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(s) = self.sessions.get_mut(key) else { continue };
+            if s.generation != generation || s.armed != Some(t) {
+                continue; // stale entry: a newer one is armed
+            }
+            s.armed = None;
+            let dl = s.deadline(&self.shared.config);
+            if dl <= now {
+                let slot = Slot { key, generation };
+                let mut cx = Cx {
+                    registry: self.poll.registry(),
+                    slot,
+                    cfg: &self.shared.config,
+                    jail: &self.jail,
+                    now,
+                    pasv_range: self.pasv_range,
+                    pasv_cursor: &mut self.pasv_cursor,
+                    line: &mut self.line,
+                    worker: self.id,
+                };
+                s.on_timeout(&mut cx);
+                to_drive.push(slot);
+            } else {
+                s.armed = Some(dl);
+                self.timers.push(Reverse((dl, key, generation)));
+            }
+        }
+    }
+
+    fn accept_all(&mut self, now: Instant, to_drive: &mut Vec<Slot>) {
+        if let Some(until) = self.accept_paused_until {
+            if now < until {
+                return;
+            }
+            self.accept_paused_until = None;
+            self.accept_pending.iter_mut().for_each(|p| *p = true);
+        }
+        for i in 0..self.listeners.len() {
+            if !self.accept_pending[i] {
+                continue;
+            }
+            let mut budget = limits::ACCEPTS_PER_TURN;
+            loop {
+                if budget == 0 {
+                    // More may be queued: come back next turn without an event.
+                    self.accept_paused_until = Some(now);
+                    break;
+                }
+                budget -= 1;
+                match self.listeners[i].accept() {
+                    Ok((stream, peer)) => {
+                        if let Some(slot) = self.admit(stream, peer, now) {
+                            to_drive.push(slot);
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.accept_pending[i] = false;
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNABORTED) | Some(libc::EPROTO)) => continue,
+                    Err(e) => {
+                        // EMFILE/ENFILE/ENOBUFS: stop accepting for a while
+                        // rather than spin on a listener that stays readable.
+                        crate::log::warn(format_args!("worker {}: accept: {e}; pausing accepts", self.id));
+                        self.accept_paused_until = Some(now + limits::ACCEPT_PAUSE);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn admit(&mut self, mut stream: mio::net::TcpStream, peer: SocketAddr, now: Instant) -> Option<Slot> {
+        let ip = net::canonical_ip(peer.ip());
+        let id = match self.shared.admit(ip) {
+            Ok(id) => id,
+            Err(why) => {
+                let _ = stream.write(format!("421 {why}\r\n").as_bytes());
+                crate::log::info(format_args!("refused {peer}: {why}"));
+                return None;
+            }
+        };
+        let local = match stream.local_addr() {
+            Ok(a) => a,
+            Err(_) => {
+                self.shared.release(ip);
+                return None;
+            }
+        };
+        let cfg = &self.shared.config;
+        let _ = net::tune_control(&stream, cfg.nodelay);
+        let entry = self.sessions.vacant_entry();
+        let generation = self.next_gen;
+        self.next_gen = (self.next_gen + 1) & GEN_MASK as u16;
+        let slot = Slot { key: entry.key(), generation };
+        if let Err(e) = self.poll.registry().register(&mut stream, slot.token(Role::Ctrl), Interest::READABLE | Interest::WRITABLE) {
+            crate::log::warn(format_args!("register {peer}: {e}"));
+            self.shared.release(ip);
+            return None;
+        }
+        let s = Session::new(id, generation, stream, SocketAddr::new(ip, peer.port()), local, now, self.id);
+        entry.insert(s);
+        Some(slot)
+    }
+
+    fn drive(&mut self, slot: Slot, now: Instant) {
+        let Some(s) = self.sessions.get_mut(slot.key) else { return };
+        if s.generation != slot.generation {
+            return;
+        }
+        let mut cx = Cx {
+            registry: self.poll.registry(),
+            slot,
+            cfg: &self.shared.config,
+            jail: &self.jail,
+            now,
+            pasv_range: self.pasv_range,
+            pasv_cursor: &mut self.pasv_cursor,
+            line: &mut self.line,
+            worker: self.id,
+        };
+        match s.drive(&mut cx) {
+            Outcome::Close => {
+                let mut s = self.sessions.remove(slot.key);
+                s.close(self.poll.registry());
+                self.shared.release(s.peer.ip());
+                return;
+            }
+            Outcome::Yield => {
+                if !self.run_queue.contains(&slot) {
+                    self.run_queue.push(slot);
+                }
+            }
+            Outcome::Idle => {}
+        }
+        let dl = s.deadline(&self.shared.config);
+        if s.armed.is_none_or(|a| dl < a) {
+            s.armed = Some(dl);
+            self.timers.push(Reverse((dl, slot.key, slot.generation)));
+        }
+    }
+}

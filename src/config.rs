@@ -134,6 +134,8 @@ impl PortRange {
 pub struct Config {
     pub root: PathBuf,
     pub listen: Vec<SocketAddr>,
+    /// No --listen given: the IPv6 default may be skipped where IPv6 is off.
+    pub listen_is_default: bool,
     pub workers: usize,
     pub pasv_ports: Option<PortRange>,
     pub pasv_address: Option<std::net::Ipv4Addr>,
@@ -188,7 +190,8 @@ impl Config {
         if !meta.is_dir() {
             return err(format!("--root {}: not a directory", f.root.display()));
         }
-        let listen = if f.listen.is_empty() {
+        let listen_is_default = f.listen.is_empty();
+        let listen = if listen_is_default {
             vec![
                 SocketAddr::from(([0, 0, 0, 0], limits::DEFAULT_PORT)),
                 SocketAddr::from(([0u16; 8], limits::DEFAULT_PORT)),
@@ -222,6 +225,7 @@ impl Config {
         Ok(Config {
             root: f.root,
             listen,
+            listen_is_default,
             workers,
             pasv_ports,
             pasv_address,

@@ -30,7 +30,14 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
 
     // Worker 0 binds first so that port 0 resolves to one port, which the
     // other workers then share through SO_REUSEPORT.
-    let first = Worker::bind(0, shared.clone(), &cfg.listen)?;
+    let first = match Worker::bind(0, shared.clone(), &cfg.listen) {
+        Err(e) if cfg.listen_is_default => {
+            // The default includes [::]:2121; hosts without IPv6 still start.
+            mirrorftpd::log::warn(format_args!("{e}; serving IPv4 only"));
+            Worker::bind(0, shared.clone(), &cfg.listen[..1])?
+        }
+        r => r?,
+    };
     let addrs = first.local_addrs()?;
     let mut workers = vec![first];
     for id in 1..cfg.workers {

@@ -153,6 +153,7 @@ impl Session {
         }
         if is_anonymous(name) {
             self.state = CtrlState::NeedPass { user: "anonymous".into() };
+            self.user_name = "anonymous".into();
             self.reply(reply::NEED_PASSWORD, "Anonymous login ok, send your e-mail address as password.");
         } else {
             self.state = CtrlState::NeedUser;

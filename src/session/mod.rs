@@ -97,6 +97,7 @@ pub struct Session {
     pub bytes_sent: u64,
     pub transfers: u64,
     close_reason: String,
+    user_name: String,
 }
 
 impl Session {
@@ -131,6 +132,7 @@ impl Session {
             bytes_sent: 0,
             transfers: 0,
             close_reason: String::new(),
+            user_name: String::new(),
         }
     }
 
@@ -159,11 +161,9 @@ impl Session {
         self.out_pos < self.out.len()
     }
 
+    /// The user name for logs: the last one accepted by USER, or "-".
     pub fn user(&self) -> &str {
-        match &self.state {
-            CtrlState::LoggedIn { user } | CtrlState::NeedPass { user } => user,
-            _ => "-",
-        }
+        if self.user_name.is_empty() { "-" } else { &self.user_name }
     }
 
     /// The moment this session must be looked at again.

@@ -1,4 +1,5 @@
-//! Shell-style name matching for `LIST *.iso` and friends: `*` and `?` only, linear-ish time.
+//! The arguments of LIST/NLST: `ls`-style option words, and shell-style name matching for
+//! `LIST *.iso` (`*` and `?` only, never exponential).
 //!
 //! The matcher is the classic two-pointer algorithm with a single backtrack point (the last
 //! `*`), so it is O(len(pattern) × len(name)) in the worst case, never exponential, never
@@ -47,9 +48,74 @@ pub fn matches(pattern: &[u8], name: &[u8]) -> bool {
     pattern[p..].iter().all(|&c| c == b'*')
 }
 
+/// A `hide` that hides nothing.
+pub fn hide_nothing(_: &[u8]) -> bool {
+    false
+}
+
+/// A `hide` for `deny_dotfiles`: dot files are left out even with `-a`.
+pub fn hide_dotfiles(name: &[u8]) -> bool {
+    name.first() == Some(&b'.')
+}
+
+/// The `ls`-style options a client put before the path.
+#[derive(Clone, Debug, Default)]
+pub struct ListFlags {
+    /// `-a` or `-A`: show dot files (never `.` and `..`).
+    pub all: bool,
+    /// `-l`: long lines (makes `NLST -l` answer like LIST).
+    pub long: bool,
+}
+
+/// Splits `LIST -la some path` into its flags and its path (possibly empty, spaces kept).
+/// Every leading word that starts with `-` (other than a lone `-`) is an option word; unknown
+/// letters are ignored (`-R` never recurses); `--` ends the options.
+pub fn parse_list_args(arg: &[u8]) -> (ListFlags, &[u8]) {
+    let mut flags = ListFlags::default();
+    let mut rest = arg;
+    loop {
+        let end = memchr::memchr(b' ', rest).unwrap_or(rest.len());
+        let word = &rest[..end];
+        if word.len() < 2 || word[0] != b'-' {
+            break;
+        }
+        let skip = rest[end..].iter().take_while(|&&b| b == b' ').count();
+        rest = &rest[end + skip..];
+        if word == b"--" {
+            break;
+        }
+        for &c in &word[1..] {
+            match c {
+                b'a' | b'A' => flags.all = true,
+                b'l' => flags.long = true,
+                _ => {}
+            }
+        }
+    }
+    (flags, rest)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_args() {
+        let p = |a: &'static [u8]| {
+            let (f, rest) = parse_list_args(a);
+            (f.all, f.long, rest)
+        };
+        assert_eq!(p(b""), (false, false, &b""[..]));
+        assert_eq!(p(b"-la"), (true, true, &b""[..]));
+        assert_eq!(p(b"-al /pub"), (true, true, &b"/pub"[..]));
+        assert_eq!(p(b"-A"), (true, false, &b""[..]));
+        assert_eq!(p(b"-lA my dir"), (true, true, &b"my dir"[..]));
+        assert_eq!(p(b"-F -R -t  x"), (false, false, &b"x"[..]));
+        assert_eq!(p(b"-l -- -a"), (false, true, &b"-a"[..]));
+        assert_eq!(p(b"-"), (false, false, &b"-"[..]));
+        assert_eq!(p(b"pub -la"), (false, false, &b"pub -la"[..]));
+        assert_eq!(p(b"-\xff\n"), (false, false, &b""[..]));
+    }
 
     #[test]
     fn detects_patterns() {
@@ -91,6 +157,7 @@ mod tests {
         assert!(!matches(b"?hidden", b".hidden"));
         assert!(matches(b".*", b".hidden"));
         assert!(matches(b".h*", b".hidden"));
+        assert!(hide_dotfiles(b".hidden") && !hide_dotfiles(b"a.b") && !hide_nothing(b".x"));
         assert!(matches(b"*.txt", b"a.txt"));
     }
 

@@ -7,70 +7,27 @@
 
 use std::borrow::Cow;
 use std::ffi::CStr;
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use crate::fs::glob;
+pub use crate::fs::glob::{ListFlags, hide_dotfiles, hide_nothing, parse_list_args};
 use crate::fs::jail::{FileKind, Jail, Stat};
-use crate::fs::time::{self, Parts};
+use crate::fs::time;
 use crate::fs::vpath::VPath;
-use crate::io::fsys;
+use crate::io::fsys::{self, DirStream};
 
 /// Size of the `getdents64` buffer: the most directory entries held at once.
 const DIRENT_BUF: usize = 32 * 1024;
 /// Longest symlink target shown in a LIST line.
 const MAX_LINK_SHOWN: usize = 4096;
-/// A LIST date is `HH:MM` if the file is younger than this (about six months)...
-const RECENT_SECS: i64 = 15_552_000;
-/// ...and not further in the future than this.
-const FUTURE_SLACK_SECS: i64 = 3600;
-const MONTHS: [&[u8; 3]; 12] = [
-    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
-];
 
-/// Which listing command is being answered.
+/// Which listing command is being answered (MLST uses `Mlsd` with [`push_single`]).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ListFormat {
     List,
     Nlst,
     Mlsd,
-}
-
-/// The `ls`-style options a client put before the path.
-#[derive(Clone, Debug, Default)]
-pub struct ListFlags {
-    /// `-a` or `-A`: show dot files (never `.` and `..`).
-    pub all: bool,
-    /// `-l`: long lines (makes `NLST -l` answer like LIST).
-    pub long: bool,
-}
-
-/// Splits `LIST -la some path` into its flags and its path (possibly empty, spaces kept).
-/// Every leading word that starts with `-` (other than a lone `-`) is an option word; unknown
-/// letters are ignored (`-R` never recurses); `--` ends the options.
-pub fn parse_list_args(arg: &[u8]) -> (ListFlags, &[u8]) {
-    let mut flags = ListFlags::default();
-    let mut rest = arg;
-    loop {
-        let end = memchr::memchr(b' ', rest).unwrap_or(rest.len());
-        let word = &rest[..end];
-        if word.len() < 2 || word[0] != b'-' {
-            break;
-        }
-        let skip = rest[end..].iter().take_while(|&&b| b == b' ').count();
-        rest = &rest[end + skip..];
-        if word == b"--" {
-            break;
-        }
-        for &c in &word[1..] {
-            match c {
-                b'a' | b'A' => flags.all = true,
-                b'l' => flags.long = true,
-                _ => {}
-            }
-        }
-    }
-    (flags, rest)
 }
 
 /// Everything that shapes one listing.
@@ -108,55 +65,6 @@ impl ListOptions {
     }
 }
 
-/// A `hide` that hides nothing.
-pub fn hide_nothing(_: &[u8]) -> bool {
-    false
-}
-
-/// A `hide` for `deny_dotfiles`: dot files are left out even with `-a`.
-pub fn hide_dotfiles(name: &[u8]) -> bool {
-    name.first() == Some(&b'.')
-}
-
-/// `getdents64` over a directory fd, one fixed buffer.
-struct DirStream {
-    fd: OwnedFd,
-    buf: Box<[u8]>,
-    pos: usize,
-    end: usize,
-    eof: bool,
-}
-
-impl DirStream {
-    /// The next entry's name as a range of `buf`, NUL terminator included.
-    fn next(&mut self) -> io::Result<Option<std::ops::Range<usize>>> {
-        if self.pos >= self.end {
-            if self.eof {
-                return Ok(None);
-            }
-            let n = fsys::getdents64(self.fd.as_fd(), &mut self.buf)?;
-            self.pos = 0;
-            self.end = n.min(self.buf.len());
-            if self.end == 0 {
-                self.eof = true;
-                return Ok(None);
-            }
-        }
-        // struct linux_dirent64 { u64 ino; i64 off; u16 reclen; u8 type; char name[]; }
-        let rec = &self.buf[self.pos..self.end];
-        let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed dirent");
-        let reclen = match rec.get(16..18) {
-            Some(&[a, b]) => usize::from(u16::from_ne_bytes([a, b])),
-            _ => return Err(bad()),
-        };
-        let name = rec.get(19..reclen).ok_or_else(bad)?;
-        let nul = memchr::memchr(0, name).ok_or_else(bad)?;
-        let start = self.pos + 19;
-        self.pos += reclen;
-        Ok(Some(start..start + nul + 1))
-    }
-}
-
 /// Streams one directory's listing in chunks.
 pub struct Lister {
     dir: DirStream,
@@ -170,7 +78,7 @@ impl Lister {
     /// Lists the directory open on `dir` (from [`Jail::open_dir`]).
     pub fn new(dir: OwnedFd, opts: ListOptions) -> io::Result<Lister> {
         Ok(Lister {
-            dir: DirStream { fd: dir, buf: vec![0; DIRENT_BUF].into_boxed_slice(), pos: 0, end: 0, eof: false },
+            dir: DirStream::new(dir, DIRENT_BUF),
             opts,
             jail: None,
             link: vec![0; MAX_LINK_SHOWN],
@@ -188,16 +96,13 @@ impl Lister {
     /// Appends whole lines to `out` until `out.len() >= soft_max` or the directory is
     /// exhausted; `Ok(true)` when done. At most one line goes past `soft_max`.
     pub fn fill(&mut self, out: &mut Vec<u8>, soft_max: usize) -> io::Result<bool> {
-        let Lister { dir, opts, jail, link } = self;
+        let (dir, opts, jail, link) = (&mut self.dir, &self.opts, &self.jail, &mut self.link);
         while out.len() < soft_max {
-            let Some(range) = dir.next()? else {
+            let Some((fd, cname)) = dir.next_entry()? else {
                 return Ok(true);
             };
-            let Ok(cname) = CStr::from_bytes_with_nul(&dir.buf[range]) else {
-                continue;
-            };
             if wanted(opts, cname.to_bytes()) {
-                push_entry(out, dir.fd.as_fd(), cname, opts, jail.as_ref(), link);
+                push_entry(out, fd, cname, opts, jail.as_ref(), link);
             }
         }
         Ok(false)
@@ -214,7 +119,9 @@ fn wanted(opts: &ListOptions, name: &[u8]) -> bool {
     if (opts.hide)(name) {
         return false;
     }
-    opts.pattern.as_deref().is_none_or(|p| glob::matches(p, name))
+    opts.pattern
+        .as_deref()
+        .is_none_or(|p| glob::matches(p, name))
 }
 
 /// One entry's line; entries that vanished or cannot be described are skipped.
@@ -237,7 +144,9 @@ fn push_entry(
     let mut st = Stat::from_libc(&st);
     if opts.format != ListFormat::Mlsd {
         let target = match st.kind {
-            FileKind::Symlink => fsys::readlinkat(dir, cname, link).ok().and_then(|n| link.get(..n)),
+            FileKind::Symlink => fsys::readlinkat(dir, cname, link)
+                .ok()
+                .and_then(|n| link.get(..n)),
             _ => None,
         };
         push_list_line(out, name, &st, target, opts.now, opts.local_time);
@@ -253,7 +162,13 @@ fn push_entry(
             None => return,
         }
     }
-    push_mlsx_facts(out, &st, None, opts.file_perm, opts.dir_perm, opts.local_time);
+    push_facts_line(out, name, &st, opts);
+}
+
+/// An MLSD line: facts, the name, CRLF.
+fn push_facts_line(out: &mut Vec<u8>, name: &[u8], st: &Stat, opts: &ListOptions) {
+    let (fp, dp) = (opts.file_perm, opts.dir_perm);
+    push_mlsx_facts(out, st, None, fp, dp, opts.local_time);
     out.extend_from_slice(&sanitize_name(name));
     out.extend_from_slice(b"\r\n");
 }
@@ -271,7 +186,11 @@ pub fn sanitize_name(name: &[u8]) -> Cow<'_, [u8]> {
     if memchr::memchr2(b'\r', b'\n', name).is_none() {
         return Cow::Borrowed(name);
     }
-    Cow::Owned(name.iter().map(|&b| if b == b'\r' || b == b'\n' { b'?' } else { b }).collect())
+    Cow::Owned(
+        name.iter()
+            .map(|&b| if b == b'\r' || b == b'\n' { b'?' } else { b })
+            .collect(),
+    )
 }
 
 /// An NLST line: the bare name.
@@ -291,12 +210,11 @@ pub fn push_list_line(
 ) {
     push_mode(out, st.mode);
     out.push(b' ');
-    push_right(out, st.nlink, 4);
+    time::push_right(out, st.nlink, 4);
     out.extend_from_slice(b" ftp      ftp      ");
-    push_right(out, st.size, 12);
+    time::push_right(out, st.size, 12);
     out.push(b' ');
-    let p = if local_time { time::local_parts(st.mtime) } else { time::utc_parts(st.mtime) };
-    push_list_date(out, &p, st.mtime, now);
+    time::push_ls_date(out, st.mtime, now, local_time);
     out.push(b' ');
     out.extend_from_slice(&sanitize_name(name));
     if let (FileKind::Symlink, Some(t)) = (st.kind, link_target) {
@@ -304,33 +222,6 @@ pub fn push_list_line(
         out.extend_from_slice(&sanitize_name(&t[..t.len().min(MAX_LINK_SHOWN)]));
     }
     out.extend_from_slice(b"\r\n");
-}
-
-/// `Mon DD HH:MM` for recent times, `Mon DD  YYYY` otherwise (day space-padded).
-fn push_list_date(out: &mut Vec<u8>, p: &Parts, mtime: i64, now: i64) {
-    let idx = usize::try_from(p.month.saturating_sub(1)).unwrap_or(0).min(11);
-    out.extend_from_slice(MONTHS[idx]);
-    out.push(b' ');
-    push_right(out, u64::from(p.day), 2);
-    out.push(b' ');
-    let recent = mtime > now.saturating_sub(RECENT_SECS) && mtime <= now.saturating_add(FUTURE_SLACK_SECS);
-    if recent {
-        time::push_num(out, u64::from(p.hour), 2);
-        out.push(b':');
-        time::push_num(out, u64::from(p.min), 2);
-    } else if p.year >= 0 {
-        out.push(b' ');
-        push_right(out, p.year.unsigned_abs(), 4);
-    } else {
-        out.extend_from_slice(b"    0");
-    }
-}
-
-/// `v` right-aligned in `width` columns (wider numbers are printed whole).
-fn push_right(out: &mut Vec<u8>, v: u64, width: usize) {
-    let digits = v.checked_ilog10().map_or(1, |l| l as usize + 1);
-    out.extend(std::iter::repeat_n(b' ', width.saturating_sub(digits)));
-    time::push_num(out, v, 0);
 }
 
 /// The ten-letter mode string, with setuid/setgid/sticky letters.
@@ -344,7 +235,11 @@ fn push_mode(out: &mut Vec<u8>, mode: u32) {
         libc::S_IFSOCK => b's',
         _ => b'-',
     });
-    for (shift, special, set) in [(6, libc::S_ISUID, b's'), (3, libc::S_ISGID, b's'), (0, libc::S_ISVTX, b't')] {
+    for (shift, special, set) in [
+        (6, libc::S_ISUID, b's'),
+        (3, libc::S_ISGID, b's'),
+        (0, libc::S_ISVTX, b't'),
+    ] {
         let bits = (mode >> shift) & 7;
         out.push(if bits & 4 != 0 { b'r' } else { b'-' });
         out.push(if bits & 2 != 0 { b'w' } else { b'-' });
@@ -354,13 +249,6 @@ fn push_mode(out: &mut Vec<u8>, mode: u32) {
             (true, false) => b'x',
             (false, false) => b'-',
         });
-    }
-}
-
-fn push_hex(out: &mut Vec<u8>, v: u64) {
-    let digits = if v == 0 { 1 } else { (64 - v.leading_zeros()).div_ceil(4) };
-    for i in (0..digits).rev() {
-        out.push(b"0123456789abcdef"[((v >> (i * 4)) & 0xf) as usize]);
     }
 }
 
@@ -395,7 +283,11 @@ pub fn push_mlsx_facts(
         out.push(b';');
     }
     out.extend_from_slice(b"modify=");
-    let p = if local_time { time::local_parts(st.mtime) } else { time::utc_parts(st.mtime) };
+    let p = if local_time {
+        time::local_parts(st.mtime)
+    } else {
+        time::utc_parts(st.mtime)
+    };
     time::push_mdtm(out, &p);
     out.push(b';');
     let perm = match st.kind {
@@ -408,15 +300,13 @@ pub fn push_mlsx_facts(
         out.extend_from_slice(perm.as_bytes());
         out.push(b';');
     }
-    out.extend_from_slice(b"unique=");
-    push_hex(out, st.dev);
-    out.push(b'-');
-    push_hex(out, st.ino);
-    out.extend_from_slice(b";UNIX.mode=");
-    for shift in [9, 6, 3, 0] {
-        out.push(b'0' + ((st.mode >> shift) & 7) as u8);
-    }
-    out.extend_from_slice(b"; ");
+    // Writing into a Vec cannot fail.
+    let mode = st.mode & 0o7777;
+    let _ = write!(
+        out,
+        "unique={:x}-{:x};UNIX.mode={mode:04o}; ",
+        st.dev, st.ino
+    );
 }
 
 /// One line for LIST/NLST/MLST of a single path (`name` as the client should see it).
@@ -434,11 +324,7 @@ pub fn push_single(
         ListFormat::List | ListFormat::Nlst => {
             push_list_line(out, name, st, link_target, opts.now, opts.local_time);
         }
-        ListFormat::Mlsd => {
-            push_mlsx_facts(out, st, None, opts.file_perm, opts.dir_perm, opts.local_time);
-            out.extend_from_slice(&sanitize_name(name));
-            out.extend_from_slice(b"\r\n");
-        }
+        ListFormat::Mlsd => push_facts_line(out, name, st, opts),
     }
 }
 
@@ -448,29 +334,25 @@ mod tests {
     use crate::fs::testdir::TempDir;
     use std::collections::BTreeSet;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::path::Path;
     use std::time::{Duration, UNIX_EPOCH};
 
     const OLD: i64 = 978_397_200; // 2001-01-02 01:00:00 UTC
 
-    fn set_mtime(path: &std::path::Path, secs: i64) {
+    fn set_meta(path: &Path, mode: u32, mtime: i64) {
+        let perm = std::fs::Permissions::from_mode(mode);
+        std::fs::set_permissions(path, perm).expect("chmod");
+        let t = UNIX_EPOCH + Duration::from_secs(u64::try_from(mtime).expect("positive"));
         let f = std::fs::File::open(path).expect("open for mtime");
-        let t = UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).expect("positive"));
         f.set_modified(t).expect("set_modified");
     }
 
-    fn set_mode(path: &std::path::Path, mode: u32) {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
-    }
-
-    /// `root/` holds the listed directory `d/`; `root/top.txt` is reachable only via `..`.
+    /// The listed directory is `d/`; `top.txt` beside it is reachable from it only via `..`.
     fn fixture(now: i64) -> TempDir {
         let t = TempDir::new("list");
-        let d = t.dir(b"d");
-        set_mode(&t.file(b"d/file.txt", b"hello"), 0o644);
-        set_mtime(&t.at(b"d/file.txt"), OLD);
         t.dir(b"d/sub");
-        set_mode(&t.at(b"d/sub"), 0o755);
-        set_mtime(&t.at(b"d/sub"), OLD);
+        set_meta(&t.file(b"d/file.txt", b"hello"), 0o644, OLD);
+        set_meta(&t.at(b"d/sub"), 0o755, OLD);
         t.file(b"d/.hidden", b"h");
         t.file(b"d/caf\xe9", b"e");
         t.file(b"d/new\nline", b"n");
@@ -481,25 +363,27 @@ mod tests {
         t.symlink(b"nowhere", b"d/dangling");
         let big = std::fs::File::create(t.at(b"d/big.iso")).expect("create big");
         big.set_len(5 << 30).expect("sparse 5 GiB");
-        drop(big);
-        set_mode(&t.at(b"d/big.iso"), 0o644);
-        set_mtime(&t.at(b"d/big.iso"), now - 7200);
-        set_mtime(&d, OLD);
+        set_meta(&t.at(b"d/big.iso"), 0o644, now - 7200);
         t
     }
 
-    fn list_all(t: &TempDir, opts: ListOptions) -> Vec<Vec<u8>> {
-        let jail = Jail::open(&t.at(b"d"), false).expect("jail");
-        let fd = jail.open_dir(&VPath::root()).expect("open_dir");
-        let mut lister = Lister::new(fd, opts).expect("lister");
+    fn drain(mut lister: Lister, soft_max: usize) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
-        while !lister.fill(&mut out, 1 << 20).expect("fill") {}
+        while !lister.fill(&mut out, soft_max).expect("fill") {}
         lines(&out)
     }
 
+    fn list(t: &TempDir, opts: ListOptions) -> Vec<Vec<u8>> {
+        let jail = Jail::open(&t.at(b"d"), false).expect("jail");
+        let fd = jail.open_dir(&VPath::root()).expect("open_dir");
+        drain(Lister::new(fd, opts).expect("lister"), 1 << 20)
+    }
+
+    /// Sorted lines without their CRLF (which every line must have).
     fn lines(out: &[u8]) -> Vec<Vec<u8>> {
         assert!(out.is_empty() || out.ends_with(b"\r\n"));
-        let mut v: Vec<Vec<u8>> = out.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|l| l.to_vec()).collect();
+        let mut v: Vec<Vec<u8>> = out.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
+        assert_eq!(v.pop(), Some(Vec::new()));
         for l in &mut v {
             assert_eq!(l.pop(), Some(b'\r'));
         }
@@ -508,62 +392,84 @@ mod tests {
     }
 
     fn find<'a>(lines: &'a [Vec<u8>], suffix: &[u8]) -> &'a [u8] {
-        lines.iter().find(|l| l.ends_with(suffix)).unwrap_or_else(|| panic!("no line ends {:?}", String::from_utf8_lossy(suffix)))
+        let hit = lines.iter().find(|l| l.ends_with(suffix));
+        hit.unwrap_or_else(|| panic!("no line ends {:?}", String::from_utf8_lossy(suffix)))
+    }
+
+    fn bytes(names: &[&[u8]]) -> Vec<Vec<u8>> {
+        names.iter().map(|n| n.to_vec()).collect()
     }
 
     #[test]
     fn list_lines_are_exact() {
         let now = time::now_secs();
         let t = fixture(now);
-        let l = list_all(&t, ListOptions::new(ListFormat::List, now));
-        assert_eq!(find(&l, b" file.txt"), b"-rw-r--r--    1 ftp      ftp                 5 Jan  2  2001 file.txt");
-        let sub_size = std::fs::metadata(t.at(b"d/sub")).expect("meta").len();
-        let want = format!("drwxr-xr-x    2 ftp      ftp      {sub_size:>12} Jan  2  2001 sub");
+        let l = list(&t, ListOptions::new(ListFormat::List, now));
+        let want = b"-rw-r--r--    1 ftp      ftp                 5 Jan  2  2001 file.txt";
+        assert_eq!(find(&l, b" file.txt"), want);
+        let size = std::fs::metadata(t.at(b"d/sub")).expect("meta").len();
+        let want = format!("drwxr-xr-x    2 ftp      ftp      {size:>12} Jan  2  2001 sub");
         assert_eq!(find(&l, b" sub"), want.as_bytes());
         let p = time::utc_parts(now - 7200);
+        let mon = String::from_utf8_lossy(time::MONTHS[p.month as usize - 1]);
+        let (day, hh, mm) = (p.day, p.hour, p.min);
         let want = format!(
-            "-rw-r--r--    1 ftp      ftp        5368709120 {} {:>2} {:02}:{:02} big.iso",
-            String::from_utf8_lossy(MONTHS[p.month as usize - 1]), p.day, p.hour, p.min
+            "-rw-r--r--    1 ftp      ftp        5368709120 {mon} {day:>2} {hh:02}:{mm:02} big.iso"
         );
         assert_eq!(find(&l, b" big.iso"), want.as_bytes());
-        assert!(find(&l, b" link -> file.txt").starts_with(b"lrwxrwxrwx    1 ftp      ftp      "));
+        let link = find(&l, b" link -> file.txt");
+        assert!(link.starts_with(b"lrwxrwxrwx    1 ftp      ftp      "));
         assert!(find(&l, b" abs -> /etc/passwd").starts_with(b"l"));
         assert!(find(&l, b" dangling -> nowhere").starts_with(b"l"));
         find(&l, b" caf\xe9");
         find(&l, b" new?line");
         assert_eq!(l.len(), 9, "no dot files, no . or ..");
-        assert!(!l.iter().any(|x| x.ends_with(b".hidden")));
+        let mut all = ListOptions::new(ListFormat::List, now);
+        all.flags.all = true;
+        let l = list(&t, all);
+        assert!(find(&l, b" .hidden").starts_with(b"-rw-"));
+        assert_eq!(l.len(), 10);
     }
 
     #[test]
     fn nlst_names_and_flags() {
         let now = time::now_secs();
         let t = fixture(now);
-        let names = |opts| list_all(&t, opts);
-        let mut want: Vec<Vec<u8>> = ["abs", "big.iso", "dangling", "file.txt", "link", "sub", "uplink"]
-            .iter().map(|s| s.as_bytes().to_vec()).collect();
-        want.push(b"caf\xe9".to_vec());
-        want.push(b"new?line".to_vec());
-        want.sort();
-        assert_eq!(names(ListOptions::new(ListFormat::Nlst, now)), want);
-        let mut all = ListOptions::new(ListFormat::Nlst, now);
-        all.flags.all = true;
-        let got = names(all.clone());
-        assert_eq!(got.len(), want.len() + 1);
-        assert!(got.contains(&b".hidden".to_vec()));
-        all.hide = hide_dotfiles;
-        assert_eq!(names(all), want);
-        let mut pat = ListOptions::new(ListFormat::Nlst, now);
-        pat.pattern = Some(b"*i*".to_vec());
-        let got = names(pat);
-        let w: Vec<Vec<u8>> = vec![b"big.iso".to_vec(), b"dangling".to_vec(), b"file.txt".to_vec(), b"link".to_vec(), b"new?line".to_vec(), b"uplink".to_vec()];
+        let opts = |all: bool, pattern: Option<&[u8]>| {
+            let mut o = ListOptions::new(ListFormat::Nlst, now);
+            o.flags.all = all;
+            o.pattern = pattern.map(<[u8]>::to_vec);
+            o
+        };
+        let want = bytes(&[
+            b"abs",
+            b"big.iso",
+            b"caf\xe9",
+            b"dangling",
+            b"file.txt",
+            b"link",
+        ]);
+        let mut want = [want, bytes(&[b"new?line", b"sub", b"uplink"])].concat();
+        assert_eq!(list(&t, opts(false, None)), want);
+        let mut hidden = opts(true, None);
+        hidden.hide = hide_dotfiles;
+        assert_eq!(list(&t, hidden), want);
+        want.insert(0, b".hidden".to_vec());
+        assert_eq!(list(&t, opts(true, None)), want);
+        let got = list(&t, opts(true, Some(b"*i*")));
+        let w = bytes(&[
+            b"big.iso",
+            b"dangling",
+            b"file.txt",
+            b"link",
+            b"new?line",
+            b"uplink",
+        ]);
         assert_eq!(got, w);
-        let mut long = ListOptions::new(ListFormat::Nlst, now);
+        assert_eq!(list(&t, opts(true, Some(b".h*"))), bytes(&[b".hidden"]));
+        let mut long = opts(false, Some(b"file.txt"));
         long.flags.long = true;
-        assert!(names(long).iter().all(|l| l.contains(&b':') || l.windows(4).any(|w| w == b"2001")));
-        let mut list_a = ListOptions::new(ListFormat::List, now);
-        list_a.flags.all = true;
-        assert!(find(&names(list_a), b" .hidden").starts_with(b"-"));
+        assert!(list(&t, long)[0].starts_with(b"-rw-r--r--    1 ftp "));
     }
 
     #[test]
@@ -571,13 +477,20 @@ mod tests {
         let now = time::now_secs();
         let t = fixture(now);
         let m = std::fs::metadata(t.at(b"d/file.txt")).expect("meta");
-        let l = list_all(&t, ListOptions::new(ListFormat::Mlsd, now));
-        let want = format!("type=file;size=5;modify=20010102010000;perm=r;unique={:x}-{:x};UNIX.mode=0644; file.txt", m.dev(), m.ino());
-        assert_eq!(find(&l, b" file.txt"), want.as_bytes());
+        let l = list(&t, ListOptions::new(ListFormat::Mlsd, now));
+        let facts = format!(
+            "type=file;size=5;modify=20010102010000;perm=r;unique={:x}-{:x};UNIX.mode=0644; ",
+            m.dev(),
+            m.ino()
+        );
+        assert_eq!(
+            find(&l, b" file.txt"),
+            format!("{facts}file.txt").as_bytes()
+        );
         // The symlink shows its target's facts under its own name.
-        let want = format!("type=file;size=5;modify=20010102010000;perm=r;unique={:x}-{:x};UNIX.mode=0644; link", m.dev(), m.ino());
-        assert_eq!(find(&l, b" link"), want.as_bytes());
-        assert!(find(&l, b"; sub").starts_with(b"type=dir;modify=20010102010000;perm=el;unique="));
+        assert_eq!(find(&l, b" link"), format!("{facts}link").as_bytes());
+        let sub = find(&l, b"; sub");
+        assert!(sub.starts_with(b"type=dir;modify=20010102010000;perm=el;unique="));
         assert!(find(&l, b"; big.iso").starts_with(b"type=file;size=5368709120;"));
         // Outside the root, dangling, or (without the jail) above the listed dir: left out.
         for gone in [&b"; abs"[..], b"; dangling", b"; uplink", b"; .hidden"] {
@@ -588,79 +501,58 @@ mod tests {
         let jail = Jail::open(t.path(), false).expect("jail");
         let dir = VPath::root().join(b"d").expect("vpath");
         let fd = jail.open_dir(&dir).expect("open_dir");
+        let opts = ListOptions::new(ListFormat::Mlsd, now);
+        let lister = Lister::new(fd, opts).expect("lister");
         let clone = jail.try_clone().expect("clone");
-        let mut lister = Lister::new(fd, ListOptions::new(ListFormat::Mlsd, now)).expect("lister").with_jail(clone, dir);
-        let mut out = Vec::new();
-        while !lister.fill(&mut out, 4096).expect("fill") {}
-        let l = lines(&out);
+        let l = drain(lister.with_jail(clone, dir), 4096);
         assert!(find(&l, b"; uplink").starts_with(b"type=file;size=3;"));
         assert!(!l.iter().any(|x| x.ends_with(b"; abs")));
+        assert_eq!(l.len(), 7);
     }
 
     #[test]
-    fn single_entries() {
-        let st = Stat { kind: FileKind::File, size: 42, mtime: OLD, mode: libc::S_IFREG | 0o4755, nlink: 1, uid: 0, gid: 0, dev: 0x803, ino: 0xabc };
+    fn single_entries_and_mode_letters() {
+        let mode = libc::S_IFREG | 0o4755;
+        let (dev, ino) = (0x803, 0xabc);
+        let st = Stat {
+            kind: FileKind::File,
+            size: 42,
+            mtime: OLD,
+            mode,
+            nlink: 1,
+            uid: 0,
+            gid: 0,
+            dev,
+            ino,
+        };
         let opts = ListOptions::new(ListFormat::List, OLD + 60);
-        let mut out = Vec::new();
-        push_single(&mut out, ListFormat::List, b"a\rb", &st, None, &opts);
-        assert_eq!(out, b"-rwsr-xr-x    1 ftp      ftp                42 Jan  2 01:00 a?b\r\n");
-        out.clear();
-        push_single(&mut out, ListFormat::Mlsd, b"/x/a", &st, None, &opts);
-        assert_eq!(out, b"type=file;size=42;modify=20010102010000;perm=r;unique=803-abc;UNIX.mode=4755; /x/a\r\n");
-        out.clear();
-        push_single(&mut out, ListFormat::Nlst, b"a", &st, None, &opts);
-        assert_eq!(out, b"a\r\n");
-        out.clear();
-        let dir = Stat { kind: FileKind::Dir, mode: libc::S_IFDIR | 0o1777, ..st };
-        push_mlsx_facts(&mut out, &dir, Some("cdir"), "r", "el", false);
-        assert_eq!(out, b"type=cdir;modify=20010102010000;perm=el;unique=803-abc;UNIX.mode=1777; ");
-        out.clear();
-        push_list_line(&mut out, b"tmp", &dir, None, OLD, false);
-        assert!(out.starts_with(b"drwxrwxrwt "));
-        out.clear();
-        let odd = Stat { mode: libc::S_IFIFO | 0o2640, ..st.clone() };
-        push_list_line(&mut out, b"p", &odd, None, OLD, false);
-        assert!(out.starts_with(b"prw-r-S--- "));
-    }
-
-    #[test]
-    fn dates_recent_old_future() {
-        let st = |mtime| Stat { kind: FileKind::File, size: 1, mtime, mode: libc::S_IFREG | 0o644, nlink: 1, uid: 0, gid: 0, dev: 1, ino: 1 };
-        let date = |mtime: i64, now: i64| {
+        let one = |format, name: &[u8], st: &Stat| {
             let mut out = Vec::new();
-            push_list_line(&mut out, b"f", &st(mtime), None, now, false);
-            String::from_utf8(out[47..out.len() - 4].to_vec()).expect("ascii")
+            push_single(&mut out, format, name, st, None, &opts);
+            out
         };
-        assert_eq!(date(OLD, OLD), "Jan  2 01:00");
-        assert_eq!(date(OLD, OLD + RECENT_SECS - 1), "Jan  2 01:00");
-        assert_eq!(date(OLD, OLD + RECENT_SECS), "Jan  2  2001");
-        assert_eq!(date(OLD + 3600, OLD), "Jan  2 02:00");
-        assert_eq!(date(OLD + 3601, OLD), "Jan  2  2001");
-        assert_eq!(date(1_700_000_000, 1_700_000_000), "Nov 14 22:13");
-        assert_eq!(date(-86_400 * 400, OLD), "Nov 26  1968");
-        assert_eq!(date(i64::MAX, OLD).len(), 23); // far future: whole year, no panic
-    }
-
-    #[test]
-    fn list_args() {
-        let p = |a: &'static [u8]| {
-            let (f, rest) = parse_list_args(a);
-            (f.all, f.long, rest)
+        let want = b"-rwsr-xr-x    1 ftp      ftp                42 Jan  2 01:00 a?b\r\n";
+        assert_eq!(one(ListFormat::List, b"a\rb", &st), want);
+        let want = "type=file;size=42;modify=20010102010000;perm=r;unique=803-abc;UNIX.mode=4755; /x/a\r\n";
+        assert_eq!(one(ListFormat::Mlsd, b"/x/a", &st), want.as_bytes());
+        assert_eq!(one(ListFormat::Nlst, b"a", &st), b"a\r\n");
+        let dir = Stat {
+            kind: FileKind::Dir,
+            mode: libc::S_IFDIR | 0o1777,
+            ..st.clone()
         };
-        assert_eq!(p(b""), (false, false, &b""[..]));
-        assert_eq!(p(b"-la"), (true, true, &b""[..]));
-        assert_eq!(p(b"-al /pub"), (true, true, &b"/pub"[..]));
-        assert_eq!(p(b"-A"), (true, false, &b""[..]));
-        assert_eq!(p(b"-lA my dir"), (true, true, &b"my dir"[..]));
-        assert_eq!(p(b"-F -R -t  x"), (false, false, &b"x"[..]));
-        assert_eq!(p(b"-l -- -a"), (false, true, &b"-a"[..]));
-        assert_eq!(p(b"-"), (false, false, &b"-"[..]));
-        assert_eq!(p(b"pub -la"), (false, false, &b"pub -la"[..]));
-        assert_eq!(p(b"-\xff\n"), (false, false, &b""[..]));
-    }
-
-    #[test]
-    fn sanitize() {
+        let mut out = Vec::new();
+        push_mlsx_facts(&mut out, &dir, Some("cdir"), "r", "el", false);
+        let want = "type=cdir;modify=20010102010000;perm=el;unique=803-abc;UNIX.mode=1777; ";
+        assert_eq!(out, want.as_bytes());
+        assert!(one(ListFormat::List, b"tmp", &dir).starts_with(b"drwxrwxrwt "));
+        let fifo = Stat {
+            kind: FileKind::Other,
+            mode: libc::S_IFIFO | 0o2640,
+            ..st
+        };
+        assert!(one(ListFormat::List, b"p", &fifo).starts_with(b"prw-r-S--- "));
+        assert!(one(ListFormat::Mlsd, b"p", &fifo).starts_with(b"type=OS.unix=fifo;modify="));
         assert!(matches!(sanitize_name(b"plain"), Cow::Borrowed(_)));
         assert_eq!(&*sanitize_name(b"a\r\nb\n"), b"a??b?");
     }
@@ -674,24 +566,25 @@ mod tests {
             std::fs::File::create(t.at(name.as_bytes())).expect("create");
             want.insert(name.into_bytes());
         }
-        let longest_line = 200;
+        let (soft_max, longest_line) = (64 * 1024, 200);
         for format in [ListFormat::List, ListFormat::Nlst, ListFormat::Mlsd] {
             let jail = Jail::open(t.path(), false).expect("jail");
             let fd = jail.open_dir(&VPath::root()).expect("open_dir");
-            let mut lister = Lister::new(fd, ListOptions::new(format, time::now_secs())).expect("lister");
-            let soft_max = 64 * 1024;
-            let (mut got, mut calls) = (BTreeSet::new(), 0);
-            loop {
+            let opts = ListOptions::new(format, time::now_secs());
+            let mut lister = Lister::new(fd, opts).expect("lister");
+            let (mut got, mut calls, mut done) = (BTreeSet::new(), 0, false);
+            while !done {
                 let mut out = Vec::new();
-                let done = lister.fill(&mut out, soft_max).expect("fill");
+                done = lister.fill(&mut out, soft_max).expect("fill");
                 calls += 1;
-                assert!(out.len() < soft_max + longest_line, "{format:?} chunk {}", out.len());
+                assert!(
+                    out.len() < soft_max + longest_line,
+                    "{format:?} {}",
+                    out.len()
+                );
                 for l in lines(&out) {
-                    let name = l.rsplit(|&b| b == b' ').next().expect("name").to_vec();
-                    assert!(got.insert(name), "duplicate");
-                }
-                if done {
-                    break;
+                    let name = l.rsplit(|&b| b == b' ').next().expect("name");
+                    assert!(got.insert(name.to_vec()), "duplicate");
                 }
             }
             assert!(calls > 2, "{format:?} {calls}");

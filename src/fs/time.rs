@@ -80,9 +80,23 @@ pub fn local_parts(secs: i64) -> Parts {
 /// representable, so the field always has exactly 14 digits.
 pub fn push_mdtm(out: &mut Vec<u8>, p: &Parts) {
     let p = if p.year < 0 {
-        Parts { year: 0, month: 1, day: 1, hour: 0, min: 0, sec: 0 }
+        Parts {
+            year: 0,
+            month: 1,
+            day: 1,
+            hour: 0,
+            min: 0,
+            sec: 0,
+        }
     } else if p.year > 9999 {
-        Parts { year: 9999, month: 12, day: 31, hour: 23, min: 59, sec: 59 }
+        Parts {
+            year: 9999,
+            month: 12,
+            day: 31,
+            hour: 23,
+            min: 59,
+            sec: 59,
+        }
     } else {
         *p
     };
@@ -153,6 +167,47 @@ pub fn parse_mdtm(s: &[u8]) -> Option<i64> {
     }
     let secs = i64::from(hour * 3600 + min * 60 + sec);
     Some(days_from_civil(year, month, day) * 86_400 + secs)
+}
+
+/// English month abbreviations, as `ls` prints them.
+pub const MONTHS: [&[u8; 3]; 12] = [
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+];
+/// An `ls` date shows `HH:MM` if the time is younger than this (about six months)...
+pub const RECENT_SECS: i64 = 15_552_000;
+/// ...and not further in the future than this; otherwise it shows the year.
+pub const FUTURE_SLACK_SECS: i64 = 3600;
+
+/// Appends the `ls -l` date of `mtime`: `Mon DD HH:MM` when recent relative to `now`,
+/// `Mon DD  YYYY` otherwise (day space-padded to two columns; years before 0 print as 0).
+pub fn push_ls_date(out: &mut Vec<u8>, mtime: i64, now: i64, local_time: bool) {
+    let p = if local_time {
+        local_parts(mtime)
+    } else {
+        utc_parts(mtime)
+    };
+    let month = usize::try_from(p.month).map_or(0, |m| m.clamp(1, 12) - 1);
+    out.extend_from_slice(MONTHS[month]);
+    out.push(b' ');
+    push_right(out, u64::from(p.day), 2);
+    out.push(b' ');
+    let recent =
+        mtime > now.saturating_sub(RECENT_SECS) && mtime <= now.saturating_add(FUTURE_SLACK_SECS);
+    if recent {
+        push_num(out, u64::from(p.hour), 2);
+        out.push(b':');
+        push_num(out, u64::from(p.min), 2);
+    } else {
+        out.push(b' ');
+        push_right(out, u64::try_from(p.year).unwrap_or(0), 4);
+    }
+}
+
+/// Appends `v` right-aligned in `width` columns (wider numbers are printed whole).
+pub(crate) fn push_right(out: &mut Vec<u8>, v: u64, width: usize) {
+    let digits = v.checked_ilog10().map_or(1, |l| l as usize + 1);
+    out.extend(std::iter::repeat_n(b' ', width.saturating_sub(digits)));
+    push_num(out, v, 0);
 }
 
 /// Seconds since the epoch now (negative if the clock is before 1970).
@@ -246,11 +301,41 @@ mod tests {
     }
 
     #[test]
+    fn ls_dates_recent_old_future() {
+        const OLD: i64 = 978_397_200; // 2001-01-02 01:00:00 UTC
+        let date = |mtime: i64, now: i64| {
+            let mut out = Vec::new();
+            push_ls_date(&mut out, mtime, now, false);
+            String::from_utf8(out).expect("ascii")
+        };
+        assert_eq!(date(OLD, OLD), "Jan  2 01:00");
+        assert_eq!(date(OLD, OLD + RECENT_SECS - 1), "Jan  2 01:00");
+        assert_eq!(date(OLD, OLD + RECENT_SECS), "Jan  2  2001");
+        assert_eq!(date(OLD + 3600, OLD), "Jan  2 02:00");
+        assert_eq!(date(OLD + 3601, OLD), "Jan  2  2001");
+        assert_eq!(date(1_700_000_000, 1_700_000_000), "Nov 14 22:13");
+        assert_eq!(date(-86_400 * 400, OLD), "Nov 27  1968");
+        assert!(date(i64::MAX, OLD).ends_with("  292277026596")); // far future: whole year
+        assert_eq!(date(i64::MIN, 0).len(), 12);
+        assert_eq!(date(OLD, OLD + 60).len(), date(OLD, i64::MAX).len());
+        let mut out = Vec::new();
+        push_ls_date(&mut out, OLD, OLD, true);
+        assert_eq!(out.len(), 12);
+    }
+
+    #[test]
     fn push_num_pads() {
         let mut v = Vec::new();
         push_num(&mut v, 7, 2);
         push_num(&mut v, 12345, 2);
         push_num(&mut v, u64::MAX, 0);
-        assert_eq!(v, b"0712345".iter().copied().chain(u64::MAX.to_string().bytes()).collect::<Vec<_>>());
+        assert_eq!(
+            v,
+            b"0712345"
+                .iter()
+                .copied()
+                .chain(u64::MAX.to_string().bytes())
+                .collect::<Vec<_>>()
+        );
     }
 }

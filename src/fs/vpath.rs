@@ -198,7 +198,10 @@ mod tests {
         assert_eq!(r.parent(), VPath::root());
         assert_eq!(r.file_name(), b"");
         assert_eq!(r.relative(), b".");
-        assert_eq!(p.components().collect::<Vec<_>>(), vec![&b"a"[..], b"b", b"c"]);
+        assert_eq!(
+            p.components().collect::<Vec<_>>(),
+            vec![&b"a"[..], b"b", b"c"]
+        );
         assert_eq!(r.components().count(), 0);
     }
 }

@@ -7,7 +7,7 @@
 use std::ffi::CStr;
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// `RESOLVE_BENEATH` from `linux/openat2.h`: no component may leave the starting directory.
 pub const RESOLVE_BENEATH: u64 = 0x08;
@@ -182,10 +182,59 @@ pub fn localtime(secs: i64) -> io::Result<libc::tm> {
     Ok(unsafe { tm.assume_init() })
 }
 
+/// Reads a directory's entries with `getdents64` through one fixed buffer.
+pub struct DirStream {
+    fd: OwnedFd,
+    buf: Box<[u8]>,
+    pos: usize,
+    end: usize,
+    eof: bool,
+}
+
+impl DirStream {
+    /// Reads the directory open on `fd`, `buf_size` bytes of records at a time.
+    pub fn new(fd: OwnedFd, buf_size: usize) -> DirStream {
+        let buf = vec![0; buf_size.max(1024)].into_boxed_slice();
+        DirStream {
+            fd,
+            buf,
+            pos: 0,
+            end: 0,
+            eof: false,
+        }
+    }
+
+    /// The directory fd, with the next entry's name (`.` and `..` included); `None` at the end.
+    pub fn next_entry(&mut self) -> io::Result<Option<(BorrowedFd<'_>, &CStr)>> {
+        if self.pos >= self.end {
+            if self.eof {
+                return Ok(None);
+            }
+            let n = getdents64(self.fd.as_fd(), &mut self.buf)?;
+            self.pos = 0;
+            self.end = n.min(self.buf.len());
+            if self.end == 0 {
+                self.eof = true;
+                return Ok(None);
+            }
+        }
+        // struct linux_dirent64 { u64 ino; i64 off; u16 reclen; u8 type; char name[]; }
+        let rec = &self.buf[self.pos..self.end];
+        let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed dirent");
+        let reclen = match rec.get(16..18) {
+            Some(&[a, b]) => usize::from(u16::from_ne_bytes([a, b])),
+            _ => return Err(bad()),
+        };
+        let name = rec.get(19..reclen).ok_or_else(bad)?;
+        let name = CStr::from_bytes_until_nul(name).map_err(|_| bad())?;
+        self.pos += reclen;
+        Ok(Some((self.fd.as_fd(), name)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsFd;
 
     #[test]
     fn stat_and_seek_on_a_real_file() {
@@ -213,5 +262,28 @@ mod tests {
     fn localtime_gives_a_plausible_year() {
         let tm = localtime(0).expect("localtime");
         assert!(tm.tm_year == 69 || tm.tm_year == 70);
+    }
+
+    #[test]
+    fn dir_stream_reads_every_name_with_a_small_buffer() {
+        let dir = std::env::temp_dir().join(format!("mirrorftpd-fsys-dir-{}", std::process::id()));
+        std::fs::create_dir(&dir).expect("mkdir");
+        let mut want = vec![b".".to_vec(), b"..".to_vec()];
+        for i in 0..300 {
+            let name = format!("n{i:03}-\u{e9}");
+            std::fs::write(dir.join(&name), b"").expect("create");
+            want.push(name.into_bytes());
+        }
+        let fd = OwnedFd::from(std::fs::File::open(&dir).expect("open dir"));
+        let mut ds = DirStream::new(fd, 1024);
+        let mut got = Vec::new();
+        while let Some((_, name)) = ds.next_entry().expect("next") {
+            got.push(name.to_bytes().to_vec());
+        }
+        assert!(ds.next_entry().expect("after end").is_none());
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
+        std::fs::remove_dir_all(&dir).expect("rm");
     }
 }

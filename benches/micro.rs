@@ -98,9 +98,67 @@ fn proto_reply(c: &mut Criterion) {
 
 criterion_group!(proto, proto_parse, proto_telnet, proto_reply);
 
-// ---- other modules: add e.g. `fn listing_format(c: &mut Criterion)` and
-// `fn path_resolve(c: &mut Criterion)` above this line, a
-// `criterion_group!(listing, listing_format);` / `criterion_group!(path, path_resolve);` here,
-// and the group name to `criterion_main!` below. ----
+fn sample_stat() -> mirrorftpd::fs::jail::Stat {
+    mirrorftpd::fs::jail::Stat {
+        kind: mirrorftpd::fs::jail::FileKind::File,
+        size: 4_700_000_000,
+        mtime: 1_700_000_000,
+        mode: 0o100644,
+        nlink: 1,
+        uid: 0,
+        gid: 0,
+        dev: 0x803,
+        ino: 123_456,
+    }
+}
 
-criterion_main!(proto);
+/// One LIST line and one MLSD line, as produced per directory entry.
+fn listing_format(c: &mut Criterion) {
+    use mirrorftpd::fs::listing;
+    let st = sample_stat();
+    let mut out = Vec::with_capacity(256);
+    let mut g = c.benchmark_group("listing");
+    g.bench_function("list_line", |b| {
+        b.iter(|| {
+            out.clear();
+            listing::push_list_line(&mut out, black_box(b"debian-13.2.0-amd64-DVD-1.iso"), &st, None, 1_763_900_000, false);
+            black_box(out.len())
+        })
+    });
+    g.bench_function("mlsd_line", |b| {
+        b.iter(|| {
+            out.clear();
+            listing::push_mlsx_facts(&mut out, black_box(&st), None, "r", "el", false);
+            out.extend_from_slice(b"debian-13.2.0-amd64-DVD-1.iso\r\n");
+            black_box(out.len())
+        })
+    });
+    g.finish();
+}
+
+/// Virtual path joins (every command with a path) and the glob matcher.
+fn path_resolve(c: &mut Criterion) {
+    use mirrorftpd::fs::{glob, vpath::VPath};
+    let cwd = VPath::root().join(b"/pub/debian/dists/trixie").unwrap_or_default();
+    let mut g = c.benchmark_group("path");
+    g.bench_function("join_relative", |b| b.iter(|| black_box(cwd.join(black_box(b"main/binary-amd64/Packages.xz")))));
+    g.bench_function("join_dotdot", |b| b.iter(|| black_box(cwd.join(black_box(b"../../../../../etc/./passwd")))));
+    // The kernel-enforced resolution itself: openat2(RESOLVE_BENEATH) + fstat.
+    let dir = std::env::temp_dir().join(format!("mirrorftpd-bench-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(dir.join("pub/debian"));
+    let _ = std::fs::write(dir.join("pub/debian/README"), b"x");
+    if let Ok(jail) = mirrorftpd::fs::jail::Jail::open(&dir, false) {
+        let p = VPath::root().join(b"/pub/debian/README").unwrap_or_default();
+        g.bench_function("jail_stat", |b| b.iter(|| black_box(jail.stat(black_box(&p)).is_ok())));
+    }
+    g.bench_function("glob_match", |b| {
+        b.iter(|| black_box(glob::matches(black_box(b"*amd64*.iso"), black_box(b"debian-13.2.0-amd64-DVD-1.iso"))))
+    });
+    g.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(listing, listing_format);
+criterion_group!(path, path_resolve);
+
+criterion_main!(proto, listing, path);

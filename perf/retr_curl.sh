@@ -206,16 +206,19 @@ readonly CEIL_NAME="python sendfile→recv_into loop"
 # discards it. Prints "<bytes/s> <bytes>" like curl's -w below.
 ceiling_once() {
     python3 - "$BIG" "$CURL_BUF" <<'PY'
-import os, socket, sys, time
+import os, signal, socket, sys, time
 path, bufsize = sys.argv[1], int(sys.argv[2])
 size = os.stat(path).st_size
 ls = socket.socket()
 ls.bind(("127.0.0.1", 0))
 ls.listen(1)
+ls.settimeout(30)                  # the sender never waits unboundedly
+addr = ls.getsockname()
 pid = os.fork()
 if pid == 0:
     try:
         conn, _ = ls.accept()
+        conn.settimeout(None)
         fd = os.open(path, os.O_RDONLY)
         off = 0
         while off < size:
@@ -227,19 +230,24 @@ if pid == 0:
     finally:
         os._exit(0)
 ls.close()
-buf = bytearray(bufsize)
-view = memoryview(buf)
-t0 = time.perf_counter()
-s = socket.create_connection(ls.getsockname())
-got = 0
-while True:
-    n = s.recv_into(view)
-    if n == 0:
-        break
-    got += n
-dt = time.perf_counter() - t0
-s.close()
-os.waitpid(pid, 0)
+try:
+    buf = bytearray(bufsize)
+    view = memoryview(buf)
+    t0 = time.perf_counter()
+    s = socket.create_connection(addr)
+    got = 0
+    while True:
+        n = s.recv_into(view)
+        if n == 0:
+            break
+        got += n
+    dt = time.perf_counter() - t0
+    s.close()
+except BaseException:
+    os.kill(pid, signal.SIGTERM)
+    raise
+finally:
+    os.waitpid(pid, 0)
 print(f"{got / dt:.0f} {got}")
 PY
 }
@@ -328,7 +336,8 @@ vs_mode="run_as_launching_user=YES"
     echo "- vsftpd ${VS_VERSION:-?} (Debian .deb unpacked, use_sendfile=YES, $vs_mode)"
     ((ONLY_VSFTPD)) || echo "- mirrorftpd: $MIRRORFTPD_BIN (built $(date -r "$MIRRORFTPD_BIN" '+%F %T'))"
     ((CEILING)) && echo "- ceiling: python os.sendfile → recv_into a reusable ${CURL_BUF}-byte buffer (curl's recv size), forked sender, same loopback"
-    echo "- raw MiB/s: $(for srv in "${SERVERS[@]}"; do printf '%s: %s; ' "$srv" "${SAMPLES[$srv]% }"; done)"
+    raw=""; for srv in "${SERVERS[@]}"; do raw+="${raw:+; }$srv: ${SAMPLES[$srv]% }"; done
+    echo "- raw MiB/s, in run order: $raw"
     echo
     echo "$table"
 } >> "$result"

@@ -15,8 +15,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::util::{
-    BIG_FILE, Digest, Ran, Server, TempDir, file_digest, make_tree, require_tool, run_ok, temp_dir,
-    tree_digest,
+    BIG_FILE, Digest, Ran, Server, TempDir, file_digest, make_tree, require_tool, run_ok, temp_dir, tree_digest,
 };
 
 /// Deadline for one client run that moves the whole tree (100 MiB and more).
@@ -61,12 +60,8 @@ fn assert_tree(want: &Digest, dst: &Path, what: &str) {
     for (path, w) in want {
         match got.get(path) {
             None => diff.push_str(&format!("  missing: {path}\n")),
-            Some(g) if g.0 != w.0 => {
-                diff.push_str(&format!("  differs: {path}: {} bytes, want {}\n", g.0, w.0))
-            }
-            Some(g) if g.1 != w.1 => {
-                diff.push_str(&format!("  differs: {path}: same length, other bytes\n"))
-            }
+            Some(g) if g.0 != w.0 => diff.push_str(&format!("  differs: {path}: {} bytes, want {}\n", g.0, w.0)),
+            Some(g) if g.1 != w.1 => diff.push_str(&format!("  differs: {path}: same length, other bytes\n")),
             Some(_) => {}
         }
     }
@@ -81,26 +76,11 @@ fn assert_tree(want: &Digest, dst: &Path, what: &str) {
 fn curl(server: &Server, addr: SocketAddr, files: &[&str], dst: &Path, extra: &[&str]) -> Ran {
     let mut cmd = tool("curl");
     // -q (ignore ~/.curlrc) must come first.
-    cmd.args([
-        "-q",
-        "--silent",
-        "--show-error",
-        "--globoff",
-        "--create-dirs",
-    ]);
-    cmd.args([
-        "--connect-timeout",
-        "10",
-        "--speed-limit",
-        "1",
-        "--speed-time",
-        "30",
-    ]);
+    cmd.args(["-q", "--silent", "--show-error", "--globoff", "--create-dirs"]);
+    cmd.args(["--connect-timeout", "10", "--speed-limit", "1", "--speed-time", "30"]);
     cmd.args(extra);
     for rel in files {
-        cmd.arg("-o")
-            .arg(dst.join(rel))
-            .arg(server.url_at(addr, rel));
+        cmd.arg("-o").arg(dst.join(rel)).arg(server.url_at(addr, rel));
     }
     run_ok(&mut cmd, TOOL_TIMEOUT)
 }
@@ -121,11 +101,8 @@ fn curl_epsv_whole_tree_and_nlst() {
         cmd.args(["-q", "--silent", "--show-error", "--globoff", "--list-only"]);
         cmd.arg(fx.server.url(dir));
         let out = run_ok(&mut cmd, TOOL_TIMEOUT).stdout;
-        let mut got: Vec<&str> = out
-            .lines()
-            .map(str::trim_end)
-            .filter(|n| !n.is_empty() && !n.starts_with('.'))
-            .collect();
+        let mut got: Vec<&str> =
+            out.lines().map(str::trim_end).filter(|n| !n.is_empty() && !n.starts_with('.')).collect();
         got.sort_unstable();
         let mut want: Vec<String> = fs::read_dir(fx.src.join(dir))
             .expect("read_dir")
@@ -161,42 +138,20 @@ fn curl_active_eprt_whole_tree_and_port() {
     assert_tree(&fx.want, &dst, "curl (active EPRT, --ftp-method singlecwd)");
 
     // Plain PORT on a few files.
-    let few = [
-        "one.bin",
-        "dir with space/mib-plus-3.bin",
-        "ünïcødé/Ω file.txt",
-        "empty.txt",
-    ];
+    let few = ["one.bin", "dir with space/mib-plus-3.bin", "ünïcødé/Ω file.txt", "empty.txt"];
     let dst = temp_dir("curl-port-dst");
-    curl(
-        &fx.server,
-        fx.server.addr,
-        &few,
-        &dst,
-        &["--ftp-port", "127.0.0.1", "--disable-eprt"],
-    );
+    curl(&fx.server, fx.server.addr, &few, &dst, &["--ftp-port", "127.0.0.1", "--disable-eprt"]);
     for rel in few {
-        assert_eq!(
-            file_digest(&dst.join(rel)),
-            fx.want[rel],
-            "curl (active PORT): {rel}"
-        );
+        assert_eq!(file_digest(&dst.join(rel)), fx.want[rel], "curl (active PORT): {rel}");
     }
 }
 
 /// Writes the first `len` bytes of `src` to `dst`.
 fn copy_prefix(src: &Path, dst: &Path, len: u64) {
     let mut head = Vec::new();
-    File::open(src)
-        .expect("open")
-        .take(len)
-        .read_to_end(&mut head)
-        .expect("read");
+    File::open(src).expect("open").take(len).read_to_end(&mut head).expect("read");
     fs::create_dir_all(dst.parent().expect("parent")).expect("mkdir");
-    File::create(dst)
-        .expect("create")
-        .write_all(&head)
-        .expect("write");
+    File::create(dst).expect("create").write_all(&head).expect("write");
 }
 
 #[test]
@@ -210,18 +165,8 @@ fn curl_resume_with_rest() {
     let mib3 = "dir with space/mib-plus-3.bin";
     for (rel, have) in [(BIG_FILE, fx.want[BIG_FILE].0 / 2), (mib3, 12_345)] {
         copy_prefix(&fx.src.join(rel), &dst.join(rel), have);
-        curl(
-            &fx.server,
-            fx.server.addr,
-            &[rel],
-            &dst,
-            &["--continue-at", "-"],
-        );
-        assert_eq!(
-            file_digest(&dst.join(rel)),
-            fx.want[rel],
-            "curl -C - (REST {have}) of {rel}"
-        );
+        curl(&fx.server, fx.server.addr, &[rel], &dst, &["--continue-at", "-"]);
+        assert_eq!(file_digest(&dst.join(rel)), fx.want[rel], "curl -C - (REST {have}) of {rel}");
     }
 }
 
@@ -234,23 +179,11 @@ fn wget_recursive_whole_tree() {
     let dst = temp_dir("wget-dst");
     let cut = fx.server.prefix.matches('/').count();
     let mut cmd = tool("wget");
-    cmd.args([
-        "--no-config",
-        "--no-verbose",
-        "--recursive",
-        "--level=inf",
-        "--no-host-directories",
-    ]);
+    cmd.args(["--no-config", "--no-verbose", "--recursive", "--level=inf", "--no-host-directories"]);
     cmd.arg(format!("--cut-dirs={cut}"));
     // The default ("unix") escapes bytes 128-159, which occur inside UTF-8.
-    cmd.args([
-        "--restrict-file-names=nocontrol",
-        "--timeout=30",
-        "--tries=1",
-    ]);
-    cmd.arg("--directory-prefix")
-        .arg(dst.path())
-        .arg(fx.server.url(""));
+    cmd.args(["--restrict-file-names=nocontrol", "--timeout=30", "--tries=1"]);
+    cmd.arg("--directory-prefix").arg(dst.path()).arg(fx.server.url(""));
     run_ok(&mut cmd, TOOL_TIMEOUT);
     assert_tree(&fx.want, &dst, "wget -r (PASV, LIST)");
 }
@@ -286,10 +219,7 @@ fn lftp_mirror_mlsd_epsv() {
     let dst = temp_dir("lftp-mlsd-dst");
     let log = lftp_mirror(&fx, &dst, "set ftp:use-mlsd on; set ftp:prefer-epsv yes");
     assert_tree(&fx.want, &dst, "lftp mirror (MLSD, EPSV)");
-    assert!(
-        log.contains("---> MLSD"),
-        "lftp did not use MLSD; its debug log:\n{log}"
-    );
+    assert!(log.contains("---> MLSD"), "lftp did not use MLSD; its debug log:\n{log}");
 }
 
 #[test]
@@ -301,14 +231,8 @@ fn lftp_mirror_list_pasv() {
     let dst = temp_dir("lftp-list-dst");
     let log = lftp_mirror(&fx, &dst, "set ftp:use-mlsd off; set ftp:prefer-epsv no");
     assert_tree(&fx.want, &dst, "lftp mirror (LIST, PASV)");
-    assert!(
-        log.contains("---> LIST"),
-        "lftp did not use LIST; its debug log:\n{log}"
-    );
-    assert!(
-        !log.contains("---> MLSD"),
-        "lftp used MLSD despite ftp:use-mlsd off"
-    );
+    assert!(log.contains("---> LIST"), "lftp did not use LIST; its debug log:\n{log}");
+    assert!(!log.contains("---> MLSD"), "lftp used MLSD despite ftp:use-mlsd off");
 }
 
 /// Python ftplib driver: `MODE HOST PORT ROOT DST [FILE OFFSET]`.
@@ -393,9 +317,7 @@ ftp.quit()
 
 fn ftplib(addr: SocketAddr, mode: &str, root: &str, dst: &Path, more: &[&str]) -> Ran {
     let mut cmd = tool("python3");
-    cmd.arg("-c")
-        .arg(FTPLIB)
-        .args([mode, &addr.ip().to_string(), &addr.port().to_string(), root]);
+    cmd.arg("-c").arg(FTPLIB).args([mode, &addr.ip().to_string(), &addr.port().to_string(), root]);
     cmd.arg(dst).args(more);
     run_ok(&mut cmd, TOOL_TIMEOUT)
 }
@@ -407,13 +329,7 @@ fn ftplib_mlsd_walk() {
     }
     let fx = Fixture::new("ftplib-mlsd", &[]);
     let dst = temp_dir("ftplib-mlsd-dst");
-    ftplib(
-        fx.server.addr,
-        "mlsd",
-        &fx.server.remote_path(""),
-        &dst,
-        &[],
-    );
+    ftplib(fx.server.addr, "mlsd", &fx.server.remote_path(""), &dst, &[]);
     assert_tree(&fx.want, &dst, "ftplib (MLSD walk, SIZE, MDTM)");
 }
 
@@ -424,13 +340,7 @@ fn ftplib_nlst_cwd_walk() {
     }
     let fx = Fixture::new("ftplib-nlst", &[]);
     let dst = temp_dir("ftplib-nlst-dst");
-    ftplib(
-        fx.server.addr,
-        "nlst",
-        &fx.server.remote_path(""),
-        &dst,
-        &[],
-    );
+    ftplib(fx.server.addr, "nlst", &fx.server.remote_path(""), &dst, &[]);
     assert_tree(&fx.want, &dst, "ftplib (NLST + CWD walk)");
 }
 
@@ -453,38 +363,17 @@ fn ipv6_dual_stack_curl_and_ftplib() {
     let dst4 = temp_dir("ipv6-v4-dst");
     curl(&fx.server, v4, &few, &dst4, &[]);
     for rel in few {
-        assert_eq!(
-            file_digest(&dst.join(rel)),
-            fx.want[rel],
-            "curl over IPv6 (EPRT): {rel}"
-        );
-        assert_eq!(
-            file_digest(&dst4.join(rel)),
-            fx.want[rel],
-            "curl over IPv4 beside IPv6: {rel}"
-        );
+        assert_eq!(file_digest(&dst.join(rel)), fx.want[rel], "curl over IPv6 (EPRT): {rel}");
+        assert_eq!(file_digest(&dst4.join(rel)), fx.want[rel], "curl over IPv4 beside IPv6: {rel}");
     }
 
     // ftplib over IPv6 (it always uses EPSV there), with a REST.
     let rel = "dir with space/mib-plus-3.bin";
     let offset = 4097;
     let dst = temp_dir("ipv6-ftplib-dst");
-    ftplib(
-        v6,
-        "one",
-        &fx.server.remote_path(""),
-        &dst,
-        &[rel, &offset.to_string()],
-    );
-    assert_eq!(
-        file_digest(&dst.join("whole")),
-        fx.want[rel],
-        "ftplib over IPv6: {rel}"
-    );
+    ftplib(v6, "one", &fx.server.remote_path(""), &dst, &[rel, &offset.to_string()]);
+    assert_eq!(file_digest(&dst.join("whole")), fx.want[rel], "ftplib over IPv6: {rel}");
     let src = fs::read(fx.src.join(rel)).expect("read source");
     let rest = fs::read(dst.join("rest")).expect("read rest");
-    assert!(
-        rest == src[offset..],
-        "ftplib over IPv6: REST {offset} + RETR {rel} gave wrong bytes"
-    );
+    assert!(rest == src[offset..], "ftplib over IPv6: REST {offset} + RETR {rel} gave wrong bytes");
 }

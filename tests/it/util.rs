@@ -77,13 +77,8 @@ impl Drop for TempDir {
 pub fn temp_dir(name: &str) -> TempDir {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let path = env::temp_dir().join(format!(
-        "mirrorftpd-it-{name}-{}-{n}-{nanos}",
-        std::process::id()
-    ));
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let path = env::temp_dir().join(format!("mirrorftpd-it-{name}-{}-{n}-{nanos}", std::process::id()));
     fs::create_dir(&path).unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
     TempDir { path }
 }
@@ -113,11 +108,7 @@ impl Server {
         if let Ok(external) = env::var("IT_EXTERNAL_SERVER") {
             return Server::external(&external, root, extra_args);
         }
-        let has = |flag: &str| {
-            extra_args
-                .iter()
-                .any(|a| *a == flag || a.starts_with(&format!("{flag}=")))
-        };
+        let has = |flag: &str| extra_args.iter().any(|a| *a == flag || a.starts_with(&format!("{flag}=")));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mirrorftpd"));
         cmd.arg("--root").arg(root);
         if !has("--listen") {
@@ -128,25 +119,13 @@ impl Server {
         }
         cmd.args(extra_args);
         let expected = listen_args(extra_args).len().max(1);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
 
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
-        pump(
-            child.stderr.take().expect("piped stderr"),
-            log.clone(),
-            Some(tx),
-        );
-        pump(
-            child.stdout.take().expect("piped stdout"),
-            log.clone(),
-            None,
-        );
+        pump(child.stderr.take().expect("piped stderr"), log.clone(), Some(tx));
+        pump(child.stdout.take().expect("piped stdout"), log.clone(), None);
 
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         let mut addrs = Vec::new();
@@ -168,24 +147,13 @@ impl Server {
                 }
             }
         }
-        Server {
-            child: Some(child),
-            addr: addrs[0],
-            addrs,
-            root: root.to_path_buf(),
-            prefix: String::new(),
-            log,
-        }
+        Server { child: Some(child), addr: addrs[0], addrs, root: root.to_path_buf(), prefix: String::new(), log }
     }
 
     fn external(list: &str, root: &Path, extra_args: &[&str]) -> Server {
         let offered: Vec<SocketAddr> = list
             .split(',')
-            .map(|s| {
-                s.trim()
-                    .parse()
-                    .unwrap_or_else(|e| panic!("IT_EXTERNAL_SERVER {s:?}: {e}"))
-            })
+            .map(|s| s.trim().parse().unwrap_or_else(|e| panic!("IT_EXTERNAL_SERVER {s:?}: {e}")))
             .collect();
         let mut wanted = listen_args(extra_args);
         if wanted.is_empty() {
@@ -201,22 +169,12 @@ impl Server {
             })
             .collect();
         let served = env::var_os("IT_EXTERNAL_ROOT").map_or_else(env::temp_dir, PathBuf::from);
-        let canon = |p: &Path| {
-            p.canonicalize()
-                .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-        };
+        let canon = |p: &Path| p.canonicalize().unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         let (served, abs) = (canon(&served), canon(root));
-        let rel = abs.strip_prefix(&served).unwrap_or_else(|_| {
-            panic!(
-                "{} is not under IT_EXTERNAL_ROOT {}",
-                abs.display(),
-                served.display()
-            )
-        });
-        let prefix = rel
-            .iter()
-            .map(|c| format!("/{}", c.to_string_lossy()))
-            .collect();
+        let rel = abs
+            .strip_prefix(&served)
+            .unwrap_or_else(|_| panic!("{} is not under IT_EXTERNAL_ROOT {}", abs.display(), served.display()));
+        let prefix = rel.iter().map(|c| format!("/{}", c.to_string_lossy())).collect();
         Server {
             child: None,
             addr: addrs[0],
@@ -248,11 +206,7 @@ impl Server {
 
     /// The first address of the given family; panics if there is none.
     pub fn addr_v(&self, v6: bool) -> SocketAddr {
-        *self
-            .addrs
-            .iter()
-            .find(|a| a.is_ipv6() == v6)
-            .expect("no listen address of that family")
+        *self.addrs.iter().find(|a| a.is_ipv6() == v6).expect("no listen address of that family")
     }
 
     /// The path a client asks for to get `rel` (a '/'-separated path
@@ -290,10 +244,7 @@ impl Drop for Server {
         let _ = child.kill();
         let _ = child.wait();
         if thread::panicking() {
-            eprintln!(
-                "---- server log ----\n{}---- end of server log ----",
-                lock(&self.log)
-            );
+            eprintln!("---- server log ----\n{}---- end of server log ----", lock(&self.log));
         }
     }
 }
@@ -318,11 +269,7 @@ fn lock(log: &Mutex<String>) -> std::sync::MutexGuard<'_, String> {
 
 /// Copies `stream` into `log` line by line on a thread; sends each
 /// "listening on" address to `tx`, which is dropped at end of stream.
-fn pump(
-    stream: impl Read + Send + 'static,
-    log: Arc<Mutex<String>>,
-    tx: Option<mpsc::Sender<SocketAddr>>,
-) {
+fn pump(stream: impl Read + Send + 'static, log: Arc<Mutex<String>>, tx: Option<mpsc::Sender<SocketAddr>>) {
     thread::spawn(move || {
         let mut reader = BufReader::new(stream);
         let mut line = Vec::new();
@@ -373,21 +320,12 @@ pub struct Ftp {
 impl Ftp {
     /// Connects and reads the greeting, which must be 220.
     pub fn connect(addr: SocketAddr) -> Ftp {
-        let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)
-            .unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
-        stream
-            .set_read_timeout(Some(IO_TIMEOUT))
-            .expect("set_read_timeout");
-        stream
-            .set_write_timeout(Some(IO_TIMEOUT))
-            .expect("set_write_timeout");
+        let stream =
+            TcpStream::connect_timeout(&addr, IO_TIMEOUT).unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
+        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("set_read_timeout");
+        stream.set_write_timeout(Some(IO_TIMEOUT)).expect("set_write_timeout");
         let writer = stream.try_clone().expect("try_clone");
-        let mut ftp = Ftp {
-            reader: BufReader::new(stream),
-            writer,
-            peer: addr,
-            greeting: (0, String::new()),
-        };
+        let mut ftp = Ftp { reader: BufReader::new(stream), writer, peer: addr, greeting: (0, String::new()) };
         ftp.greeting = ftp.reply();
         assert_eq!(ftp.greeting.0, 220, "greeting: {:?}", ftp.greeting);
         ftp
@@ -400,17 +338,14 @@ impl Ftp {
 
     /// Sends bytes as they are.
     pub fn send_raw(&mut self, bytes: &[u8]) {
-        self.writer
-            .write_all(bytes)
-            .unwrap_or_else(|e| panic!("sending {bytes:?}: {e}"));
+        self.writer.write_all(bytes).unwrap_or_else(|e| panic!("sending {bytes:?}: {e}"));
     }
 
     /// Reads one full reply. The text is the first line without its "ddd "
     /// or "ddd-", then the following lines of a multi-line reply as they
     /// are, joined with '\n'. Panics on EOF, timeout or a malformed line.
     pub fn reply(&mut self) -> (u16, String) {
-        self.try_reply()
-            .unwrap_or_else(|e| panic!("reading reply from {}: {e}", self.peer))
+        self.try_reply().unwrap_or_else(|e| panic!("reading reply from {}: {e}", self.peer))
     }
 
     /// `reply`, returning I/O errors (EOF is `UnexpectedEof`).
@@ -420,12 +355,7 @@ impl Ftp {
             .get(..3)
             .and_then(|c| c.parse::<u16>().ok())
             .filter(|c| (100..600).contains(c))
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("bad reply line {first:?}"),
-                )
-            })?;
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("bad reply line {first:?}")))?;
         let mut text = first.get(4..).unwrap_or("").to_string();
         if first.as_bytes().get(3) == Some(&b'-') {
             let end = format!("{code} ");
@@ -443,22 +373,13 @@ impl Ftp {
 
     fn read_line(&mut self) -> io::Result<String> {
         let mut line = Vec::new();
-        (&mut self.reader)
-            .take(MAX_REPLY_LINE)
-            .read_until(b'\n', &mut line)?;
+        (&mut self.reader).take(MAX_REPLY_LINE).read_until(b'\n', &mut line)?;
         if line.is_empty() {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
         if line.last() != Some(&b'\n') {
-            let what = if line.len() as u64 >= MAX_REPLY_LINE {
-                "over-long"
-            } else {
-                "unterminated"
-            };
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{what} reply line"),
-            ));
+            let what = if line.len() as u64 >= MAX_REPLY_LINE { "over-long" } else { "unterminated" };
+            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{what} reply line")));
         }
         while matches!(line.last(), Some(b'\n' | b'\r')) {
             line.pop();
@@ -495,10 +416,9 @@ impl Ftp {
             .and_then(|(port, _)| port.parse::<u16>().ok())
             .unwrap_or_else(|| panic!("EPSV reply without (|||port|): {text:?}"));
         let addr = SocketAddr::new(self.peer.ip(), port);
-        let data = TcpStream::connect_timeout(&addr, IO_TIMEOUT)
-            .unwrap_or_else(|e| panic!("connecting data to {addr}: {e}"));
-        data.set_read_timeout(Some(IO_TIMEOUT))
-            .expect("set_read_timeout");
+        let data =
+            TcpStream::connect_timeout(&addr, IO_TIMEOUT).unwrap_or_else(|e| panic!("connecting data to {addr}: {e}"));
+        data.set_read_timeout(Some(IO_TIMEOUT)).expect("set_read_timeout");
         data
     }
 
@@ -511,8 +431,7 @@ impl Ftp {
     /// Runs a listing command (LIST, NLST, MLSD with arguments) over EPSV
     /// and returns the data; panics unless it succeeds.
     pub fn list(&mut self, cmd: &str) -> Vec<u8> {
-        self.transfer(cmd)
-            .unwrap_or_else(|r| panic!("{cmd}: {r:?}"))
+        self.transfer(cmd).unwrap_or_else(|r| panic!("{cmd}: {r:?}"))
     }
 
     fn transfer(&mut self, cmd: &str) -> Result<Vec<u8>, (u16, String)> {
@@ -522,8 +441,7 @@ impl Ftp {
             return Err(start);
         }
         let mut bytes = Vec::new();
-        data.read_to_end(&mut bytes)
-            .unwrap_or_else(|e| panic!("{cmd}: reading data: {e}"));
+        data.read_to_end(&mut bytes).unwrap_or_else(|e| panic!("{cmd}: reading data: {e}"));
         let done = self.reply();
         if done.0 != 226 && done.0 != 250 {
             return Err(done);
@@ -536,10 +454,8 @@ impl Ftp {
 /// prints a loud SKIPPED-LOUDLY line and returns false.
 pub fn require_tool(name: &str) -> bool {
     let on_path = env::var_os("PATH").is_some_and(|paths| {
-        env::split_paths(&paths).any(|dir| {
-            fs::metadata(dir.join(name))
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
+        env::split_paths(&paths)
+            .any(|dir| fs::metadata(dir.join(name)).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
     });
     if on_path {
         return true;
@@ -549,10 +465,7 @@ pub fn require_tool(name: &str) -> bool {
     }
     // Straight to the process's stderr: the test harness captures eprintln!
     // and shows it only for failing tests.
-    let _ = writeln!(
-        io::stderr(),
-        "SKIPPED-LOUDLY: {name} not installed; this interop test did not run"
-    );
+    let _ = writeln!(io::stderr(), "SKIPPED-LOUDLY: {name} not installed; this interop test did not run");
     false
 }
 
@@ -566,12 +479,8 @@ pub struct Ran {
 /// Runs `cmd` with stdin closed; kills it and panics if it is not done
 /// within `timeout`, so a hung server fails the test instead of hanging CI.
 pub fn run(cmd: &mut Command, timeout: Duration) -> Ran {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
     let collect = |mut stream: Box<dyn Read + Send>| {
         thread::spawn(move || {
             let mut buf = Vec::new();
@@ -597,11 +506,7 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> Ran {
     let stdout = out.join().unwrap_or_default();
     let stderr = err.join().unwrap_or_default();
     match status {
-        Some(status) => Ran {
-            status,
-            stdout,
-            stderr,
-        },
+        Some(status) => Ran { status, stdout, stderr },
         None => panic!("{cmd:?} timed out after {timeout:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"),
     }
 }
@@ -609,13 +514,7 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> Ran {
 /// `run`, and panics unless the command exits 0.
 pub fn run_ok(cmd: &mut Command, timeout: Duration) -> Ran {
     let ran = run(cmd, timeout);
-    assert!(
-        ran.status.success(),
-        "{cmd:?} failed: {}\nstdout:\n{}\nstderr:\n{}",
-        ran.status,
-        ran.stdout,
-        ran.stderr
-    );
+    assert!(ran.status.success(), "{cmd:?} failed: {}\nstdout:\n{}\nstderr:\n{}", ran.status, ran.stdout, ran.stderr);
     ran
 }
 
@@ -652,16 +551,14 @@ pub fn make_tree(root: &Path) {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
         }
-        let mut file =
-            File::create(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+        let mut file = File::create(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
         let mut rng = XorShift::new(fnv64(rel.as_bytes()));
         let mut chunk = vec![0u8; MIB as usize];
         let mut left = len;
         while left > 0 {
             let n = left.min(MIB) as usize;
             rng.fill(&mut chunk[..n]);
-            file.write_all(&chunk[..n])
-                .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+            file.write_all(&chunk[..n]).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
             left -= n as u64;
         }
     }
@@ -696,9 +593,7 @@ const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 fn fnv64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(FNV_OFFSET, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(FNV_PRIME)
-    })
+    bytes.iter().fold(FNV_OFFSET, |h, &b| (h ^ u64::from(b)).wrapping_mul(FNV_PRIME))
 }
 
 /// Relative path ('/'-separated) → (length, hash) for every regular file.
@@ -721,11 +616,7 @@ fn walk(dir: &Path, rel: &str, out: &mut Digest) {
             continue;
         }
         let path = entry.path();
-        let child = if rel.is_empty() {
-            name
-        } else {
-            format!("{rel}/{name}")
-        };
+        let child = if rel.is_empty() { name } else { format!("{rel}/{name}") };
         let meta = fs::metadata(&path).unwrap_or_else(|e| panic!("stat {}: {e}", path.display()));
         if meta.is_dir() {
             walk(&path, &child, out);
@@ -759,9 +650,7 @@ pub fn file_digest(path: &Path) -> (u64, u64) {
             hash = (hash ^ w).wrapping_mul(FNV_PRIME).rotate_left(31);
         }
         for &b in words.remainder() {
-            hash = (hash ^ u64::from(b))
-                .wrapping_mul(FNV_PRIME)
-                .rotate_left(31);
+            hash = (hash ^ u64::from(b)).wrapping_mul(FNV_PRIME).rotate_left(31);
         }
         len += n as u64;
         if n < buf.len() {

@@ -30,6 +30,14 @@ impl From<FsError> for Refused {
     }
 }
 
+fn verb_name(f: ListFormat) -> &'static str {
+    match f {
+        ListFormat::List => "LIST",
+        ListFormat::Nlst => "NLST",
+        ListFormat::Mlsd => "MLSD",
+    }
+}
+
 impl Session {
     fn resolve(&self, arg: &[u8]) -> Result<VPath, Refused> {
         Ok(self.cwd.join(arg)?)
@@ -120,9 +128,6 @@ impl Session {
 
     pub(super) fn cmd_retr(&mut self, arg: &[u8], cx: &mut Cx<'_>) {
         let rest = std::mem::take(&mut self.rest);
-        if !self.need_data_channel() {
-            return;
-        }
         let p = match self.resolve(arg) {
             Ok(p) => p,
             Err(r) => return self.refuse(r),
@@ -131,6 +136,9 @@ impl Session {
             Ok(f) => f,
             Err(e) => return self.refuse(e.into()),
         };
+        if !self.need_data_channel() {
+            return;
+        }
         if rest > st.size {
             return self.reply(reply::BAD_REST_OFFSET, "Restart offset is beyond the end of the file.");
         }
@@ -148,14 +156,15 @@ impl Session {
     }
 
     pub(super) fn cmd_list(&mut self, format: ListFormat, arg: &[u8], cx: &mut Cx<'_>) {
-        if !self.need_data_channel() {
-            return;
-        }
         let (flags, path) = if format == ListFormat::Mlsd { (Default::default(), arg) } else { listing::parse_list_args(arg) };
         let mut opts = self.list_options(format, cx);
         opts.flags = flags;
         match self.prepare_listing(path, opts, cx) {
-            Ok(job) => self.start_job(job, cx),
+            Ok(job) => {
+                if self.need_data_channel() {
+                    self.start_job(job, cx);
+                }
+            }
             Err(r) => self.refuse(r),
         }
     }
@@ -178,16 +187,17 @@ impl Session {
                 let mut buf = Vec::with_capacity(256);
                 let shown = if opts.format == ListFormat::Nlst { path } else { name };
                 listing::push_single(&mut buf, opts.format, shown, &st, None, &opts);
-                return Ok(Job::List(Listing::ready(buf, target)));
+                return Ok(Job::List(Listing::ready(verb_name(opts.format), buf, target)));
             }
             target
         };
+        let verb = verb_name(opts.format);
         let fd = cx.jail.open_dir(&dir)?;
         let mut lister = Lister::new(fd, opts).map_err(|e| Refused::from(FsError::from(e)))?;
         if let Ok(j) = cx.jail.try_clone() {
             lister = lister.with_jail(j, dir.clone());
         }
-        Ok(Job::List(Listing::streaming(lister, dir)))
+        Ok(Job::List(Listing::streaming(verb, lister, dir)))
     }
 
     pub(super) fn cmd_mlst(&mut self, arg: &[u8], cx: &mut Cx<'_>) {

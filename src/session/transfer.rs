@@ -66,6 +66,8 @@ struct CopyBuf {
 
 /// A listing streamed to the client.
 pub struct Listing {
+    /// The command that asked for it (LIST, NLST or MLSD), for logs.
+    pub verb: &'static str,
     pub lister: Option<Lister>,
     pub buf: Vec<u8>,
     pub pos: usize,
@@ -82,7 +84,7 @@ impl Job {
     pub fn name(&self) -> &'static str {
         match self {
             Job::Retr(_) => "RETR",
-            Job::List(_) => "LIST",
+            Job::List(l) => l.verb,
         }
     }
 
@@ -225,13 +227,13 @@ impl CopyBuf {
 
 impl Listing {
     /// A listing produced entry by entry from an open directory.
-    pub fn streaming(lister: Lister, path: VPath) -> Listing {
-        Listing { lister: Some(lister), buf: Vec::with_capacity(limits::LIST_CHUNK + 4096), pos: 0, path, sent: 0 }
+    pub fn streaming(verb: &'static str, lister: Lister, path: VPath) -> Listing {
+        Listing { verb, lister: Some(lister), buf: Vec::with_capacity(limits::LIST_CHUNK + 4096), pos: 0, path, sent: 0 }
     }
 
     /// A listing already complete in memory (a single file's line).
-    pub fn ready(buf: Vec<u8>, path: VPath) -> Listing {
-        Listing { lister: None, buf, pos: 0, path, sent: 0 }
+    pub fn ready(verb: &'static str, buf: Vec<u8>, path: VPath) -> Listing {
+        Listing { verb, lister: None, buf, pos: 0, path, sent: 0 }
     }
 
     fn pump(&mut self, sock: &mut TcpStream, moved: &mut u64) -> Pump {

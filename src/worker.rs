@@ -103,8 +103,8 @@ pub struct Worker {
     listeners: Vec<TcpListener>,
     sessions: Slab<Session>,
     timers: BinaryHeap<Reverse<(Instant, usize, u16)>>,
-    /// Sessions (and listeners, as `usize::MAX - i`) to drive again without
-    /// waiting for an event: they stopped on a budget, not on WouldBlock.
+    /// Sessions to drive again without waiting for an event: they stopped on
+    /// a budget, not on WouldBlock (each flagged `queued` while listed).
     run_queue: Vec<Slot>,
     accept_pending: Vec<bool>,
     accept_paused_until: Option<Instant>,
@@ -348,6 +348,7 @@ impl Worker {
             line: &mut self.line,
             worker: self.id,
         };
+        s.queued = false;
         match s.drive(&mut cx) {
             Outcome::Close => {
                 let mut s = self.sessions.remove(slot.key);
@@ -356,7 +357,8 @@ impl Worker {
                 return;
             }
             Outcome::Yield => {
-                if !self.run_queue.contains(&slot) {
+                if !s.queued {
+                    s.queued = true;
                     self.run_queue.push(slot);
                 }
             }

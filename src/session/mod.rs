@@ -91,6 +91,8 @@ pub struct Session {
     pub last_command: Instant,
     /// Time of the live timer-heap entry for this session, if any.
     pub armed: Option<Instant>,
+    /// Already in the worker's run queue.
+    pub queued: bool,
     pub errors: u32,
     /// QUIT arrived during a transfer: close after its final reply.
     quit_after_transfer: bool,
@@ -127,6 +129,7 @@ impl Session {
             connected_at: now,
             last_command: now,
             armed: None,
+            queued: false,
             errors: 0,
             quit_after_transfer: false,
             bytes_sent: 0,

@@ -5,12 +5,16 @@ use std::io::{self, Read};
 
 /// One control connection's input.
 ///
-/// Invariants: `start <= end <= buf.len()`; bytes `start..end` are received
+/// The buffer is allocated on the first read and released by
+/// `release_if_empty`, so an idle session holds no input memory.
+///
+/// Invariants: `buf` is empty or exactly `cap` bytes; `start <= end <= buf.len()`; bytes `start..end` are received
 /// and not yet consumed; `scan` is where the search for '\n' resumes
 /// (`start <= scan <= end`); when `discarding` is set, bytes are dropped up to
 /// and including the next '\n' (the tail of an overlong line).
 pub struct LineBuf {
-    buf: Box<[u8]>,
+    buf: Vec<u8>,
+    cap: usize,
     start: usize,
     end: usize,
     scan: usize,
@@ -30,12 +34,15 @@ pub enum Line {
 
 impl LineBuf {
     pub fn new(capacity: usize) -> LineBuf {
-        LineBuf { buf: vec![0; capacity].into_boxed_slice(), start: 0, end: 0, scan: 0, discarding: false }
+        LineBuf { buf: Vec::new(), cap: capacity.max(2), start: 0, end: 0, scan: 0, discarding: false }
     }
 
     /// Reads once from `r` into the free space. `Ok(0)` means EOF.
     /// Only call when `next_line` returned `Partial` (the buffer has room).
     pub fn read_from<R: Read>(&mut self, r: &mut R) -> io::Result<usize> {
+        if self.buf.is_empty() {
+            self.buf = vec![0; self.cap];
+        }
         if self.start > 0 && self.end == self.buf.len() {
             self.compact();
         }
@@ -111,6 +118,17 @@ impl LineBuf {
         &mut self.buf[start..end]
     }
 
+    /// Frees the buffer when nothing is buffered (ranges returned by
+    /// `next_line` are invalid afterwards).
+    pub fn release_if_empty(&mut self) {
+        if self.start == self.end && !self.discarding {
+            self.buf = Vec::new();
+            self.start = 0;
+            self.end = 0;
+            self.scan = 0;
+        }
+    }
+
     /// Bytes buffered and not yet framed.
     pub fn pending(&self) -> usize {
         self.end - self.start
@@ -173,6 +191,21 @@ mod tests {
         assert_eq!(take(&mut lb).unwrap(), b"AAAAAAAAAA");
         feed(&mut lb, b"BBBBB\n");
         assert_eq!(take(&mut lb).unwrap(), b"BBBBBBBBB");
+    }
+
+    #[test]
+    fn buffer_is_released_when_empty_and_reallocated_on_read() {
+        let mut lb = LineBuf::new(16);
+        feed(&mut lb, b"NOOP\r\n");
+        assert_eq!(take(&mut lb).unwrap(), b"NOOP");
+        lb.release_if_empty();
+        assert_eq!(lb.buf.len(), 0);
+        feed(&mut lb, b"PWD\r\nSY");
+        assert_eq!(take(&mut lb).unwrap(), b"PWD");
+        lb.release_if_empty();
+        assert_eq!(lb.buf.len(), 16, "a partial line keeps the buffer");
+        feed(&mut lb, b"ST\r\n");
+        assert_eq!(take(&mut lb).unwrap(), b"SYST");
     }
 
     #[test]

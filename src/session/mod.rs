@@ -105,7 +105,7 @@ pub struct Session {
 impl Session {
     pub fn new(id: u64, generation: u16, ctrl: TcpStream, peer: SocketAddr, local: SocketAddr, now: Instant, worker: usize) -> Session {
         crate::log::info(format_args!("session {id} connect from {peer} (worker {worker})"));
-        let mut out = Vec::with_capacity(256);
+        let mut out = Vec::new();
         reply::push(&mut out, reply::SERVICE_READY, b"mirrorftpd ready.");
         Session {
             id,
@@ -264,11 +264,9 @@ impl Session {
             }
         }
         if !self.out_pending() && self.out_pos > 0 {
-            self.out.clear();
+            // Everything is sent: an idle session keeps no reply memory.
+            self.out = Vec::new();
             self.out_pos = 0;
-            if self.out.capacity() > 64 << 10 {
-                self.out.shrink_to(4096);
-            }
         }
         if self.out.len() > limits::MAX_REPLY_BUF {
             self.end_log("reply buffer overflow");
@@ -296,6 +294,7 @@ impl Session {
                 Line::Ready(s, e) => {
                     cx.line.clear();
                     cx.line.extend_from_slice(self.input.line_mut(s, e));
+                    self.input.release_if_empty();
                     self.last_command = cx.now;
                     self.run_line(cx);
                     return Ok(true);

@@ -98,7 +98,7 @@ impl LineBuf {
                         self.scan = 0;
                         return Line::Partial;
                     }
-                    if self.end - self.start >= self.buf.len() {
+                    if self.end - self.start >= self.cap {
                         // A full buffer and no '\n': overlong line.
                         self.discarding = true;
                         self.start = 0;
@@ -206,6 +206,14 @@ mod tests {
         assert_eq!(lb.buf.len(), 16, "a partial line keeps the buffer");
         feed(&mut lb, b"ST\r\n");
         assert_eq!(take(&mut lb).unwrap(), b"SYST");
+    }
+
+    #[test]
+    fn an_unallocated_buffer_is_not_an_overlong_line() {
+        let mut lb = LineBuf::new(16);
+        assert_eq!(lb.next_line(), Line::Partial);
+        feed(&mut lb, b"USER a\r\n");
+        assert_eq!(take(&mut lb).unwrap(), b"USER a");
     }
 
     #[test]

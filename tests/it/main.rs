@@ -1,4 +1,7 @@
 //! The one integration-test binary: each module drives the real `mirrorftpd`.
 
+mod faults;
 mod interop;
+mod protocol;
+mod security;
 mod util;

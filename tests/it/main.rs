@@ -2,6 +2,7 @@
 
 mod faults;
 mod interop;
+mod options;
 mod protocol;
 mod security;
 mod util;

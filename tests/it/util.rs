@@ -105,6 +105,11 @@ impl Server {
     /// `extra_args` has its own. Panics, with the stderr seen so far, if the
     /// server does not print all its "listening on" lines within 10 s.
     pub fn start(root: &Path, extra_args: &[&str]) -> Server {
+        Server::start_env(root, extra_args, &[])
+    }
+
+    /// `start` with extra environment variables for the server process.
+    pub fn start_env(root: &Path, extra_args: &[&str], envs: &[(&str, &str)]) -> Server {
         if let Ok(external) = env::var("IT_EXTERNAL_SERVER") {
             return Server::external(&external, root, extra_args);
         }
@@ -118,6 +123,7 @@ impl Server {
             cmd.args(["--workers", "2"]);
         }
         cmd.args(extra_args);
+        cmd.envs(envs.iter().copied());
         let expected = listen_args(extra_args).len().max(1);
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));

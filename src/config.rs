@@ -1,7 +1,7 @@
 //! Command-line flags (clap derive) and the validated `Config` built from them.
 
 use crate::limits;
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -9,15 +9,36 @@ use std::time::Duration;
 
 /// mirrorftpd: an FTP server for large public mirror trees.
 ///
-/// Serves --root read-only to anonymous users (USER anonymous or ftp, any
-/// password) over plain FTP, with one event-loop thread per core and
-/// zero-copy downloads.
+/// Without a subcommand it serves --root read-only to anonymous users (USER
+/// anonymous or ftp, any password) over plain FTP, with one event-loop thread
+/// per core and zero-copy downloads.
 #[derive(Parser, Debug)]
 #[command(name = "mirrorftpd", version, about, long_about = None)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: Flags,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Load generator: drive many FTP sessions against a server and report
+    /// throughput, transfers/s, latency percentiles and errors.
+    Bench(crate::bench::BenchArgs),
+    /// Print an Argon2id hash of a password for the --users file (asked twice
+    /// on a terminal, without echo; otherwise read from the first line of
+    /// standard input).
+    Passwd(crate::auth::passwd::PasswdArgs),
+}
+
+/// The server's flags.
+#[derive(Args, Debug)]
 pub struct Flags {
     /// Directory served as the FTP root (every path resolves inside it).
-    #[arg(long, value_name = "DIR")]
-    pub root: PathBuf,
+    #[arg(long, value_name = "DIR", required = true)]
+    pub root: Option<PathBuf>,
 
     /// Control address to listen on; repeat for several (IPv4 and IPv6).
     /// [default: 0.0.0.0:2121 and [::]:2121]
@@ -100,6 +121,57 @@ pub struct Flags {
     /// Log nothing but errors on stderr.
     #[arg(long)]
     pub quiet: bool,
+
+    /// Accounts file: one `name:hash:home:permissions` a line (see README).
+    #[arg(long, value_name = "FILE")]
+    pub users: Option<PathBuf>,
+
+    /// Per-folder permission rules: `WHO PERMS FOLDER` a line (see README).
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+
+    /// Names matching this glob (`*`, `?`) are invisible and unreachable,
+    /// e.g. rsync's temp files; repeatable.
+    #[arg(long = "deny", value_name = "PATTERN")]
+    pub deny: Vec<String>,
+
+    /// Refuse anonymous logins (USER anonymous / ftp).
+    #[arg(long)]
+    pub no_anonymous: bool,
+
+    /// Failed logins from one IP within --ban-window before that IP is
+    /// refused (421 on connect) for --ban-time; 0 disables.
+    #[arg(long, value_name = "N", default_value_t = limits::DEFAULT_BAN_AFTER)]
+    pub ban_after: u32,
+
+    /// Window in seconds over which failed logins are counted for --ban-after.
+    #[arg(long, value_name = "SECS", default_value_t = limits::DEFAULT_BAN_WINDOW_SECS)]
+    pub ban_window: u64,
+
+    /// Seconds a banned IP is refused.
+    #[arg(long, value_name = "SECS", default_value_t = limits::DEFAULT_BAN_TIME_SECS)]
+    pub ban_time: u64,
+
+    /// Failed logins one session may make before it is closed with 421.
+    #[arg(long, value_name = "N", default_value_t = limits::DEFAULT_MAX_LOGIN_ATTEMPTS)]
+    pub max_login_attempts: u32,
+
+    /// Write uploads to a hidden temporary name (`.NAME.part`) and rename on
+    /// success, so readers never see a half-written file.
+    #[arg(long)]
+    pub atomic_uploads: bool,
+
+    /// fsync every upload before replying 226.
+    #[arg(long)]
+    pub fsync_uploads: bool,
+
+    /// File-creation mask for uploads and new directories (octal).
+    #[arg(long, value_name = "OCTAL", default_value = "022")]
+    pub umask: String,
+
+    /// Helper threads for password verification (kept off the event loops).
+    #[arg(long, value_name = "N", default_value_t = limits::DEFAULT_AUTH_THREADS)]
+    pub auth_threads: usize,
 }
 
 /// A port range for passive listeners.
@@ -153,6 +225,18 @@ pub struct Config {
     pub allow_foreign_port: bool,
     pub allow_foreign_pasv: bool,
     pub quiet: bool,
+    pub users: Option<PathBuf>,
+    pub rules: Option<PathBuf>,
+    pub deny: Vec<String>,
+    pub anonymous: bool,
+    pub ban_after: u32,
+    pub ban_window: Duration,
+    pub ban_time: Duration,
+    pub max_login_attempts: u32,
+    pub atomic_uploads: bool,
+    pub fsync_uploads: bool,
+    pub umask: u32,
+    pub auth_threads: usize,
 }
 
 #[derive(Debug)]
@@ -185,10 +269,12 @@ pub fn parse_port_range(s: &str) -> Result<PortRange, ConfigError> {
 
 impl Config {
     pub fn from_flags(f: Flags) -> Result<Config, ConfigError> {
-        let meta = std::fs::metadata(&f.root)
-            .map_err(|e| ConfigError(format!("--root {}: {e}", f.root.display())))?;
+        let Some(root) = f.root else {
+            return err("--root DIR is required".into());
+        };
+        let meta = std::fs::metadata(&root).map_err(|e| ConfigError(format!("--root {}: {e}", root.display())))?;
         if !meta.is_dir() {
-            return err(format!("--root {}: not a directory", f.root.display()));
+            return err(format!("--root {}: not a directory", root.display()));
         }
         let listen_is_default = f.listen.is_empty();
         let listen = if listen_is_default {
@@ -219,11 +305,21 @@ impl Config {
         if f.idle_timeout == 0 || f.data_timeout == 0 || f.login_timeout == 0 {
             return err("timeouts must be at least 1 second".into());
         }
+        let umask = u32::from_str_radix(f.umask.trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|m| *m <= 0o777)
+            .ok_or_else(|| ConfigError(format!("--umask {:?}: an octal mode 000-777 is expected", f.umask)))?;
+        if f.max_login_attempts == 0 {
+            return err("--max-login-attempts must be at least 1".into());
+        }
+        if f.auth_threads == 0 || f.auth_threads > 64 {
+            return err("--auth-threads must be 1-64".into());
+        }
         if f.backlog < 1 {
             return err("--backlog must be at least 1".into());
         }
         Ok(Config {
-            root: f.root,
+            root,
             listen,
             listen_is_default,
             workers,
@@ -243,6 +339,18 @@ impl Config {
             allow_foreign_port: f.allow_foreign_port,
             allow_foreign_pasv: f.allow_foreign_pasv,
             quiet: f.quiet,
+            users: f.users,
+            rules: f.rules,
+            deny: f.deny,
+            anonymous: !f.no_anonymous,
+            ban_after: f.ban_after,
+            ban_window: Duration::from_secs(f.ban_window),
+            ban_time: Duration::from_secs(f.ban_time),
+            max_login_attempts: f.max_login_attempts,
+            atomic_uploads: f.atomic_uploads,
+            fsync_uploads: f.fsync_uploads,
+            umask,
+            auth_threads: f.auth_threads,
         })
     }
 }

@@ -1,11 +1,14 @@
 //! mirrorftpd: an FTP server for large public mirror trees. One mio reactor
 //! per core, hand-written session state machines in a slab, zero-copy RETR.
 
+pub mod auth;
+pub mod bench;
 pub mod config;
 pub mod fs;
 pub mod io;
 pub mod limits;
 pub mod log;
+pub mod pool;
 pub mod proto;
 pub mod session;
 pub mod worker;

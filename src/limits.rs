@@ -19,6 +19,9 @@ pub const SEND_BUDGET_PER_TURN: u64 = 8 << 20;
 pub const SENDFILE_CHUNK: usize = 4 << 20;
 /// Buffer for the read+write fallback and for ASCII conversion.
 pub const COPY_BUF: usize = 64 << 10;
+/// The one buffer of an upload: socket reads land here, then a positioned
+/// write puts them in the file.
+pub const UPLOAD_BUF: usize = 256 << 10;
 /// Soft size of one listing chunk written to the data socket.
 pub const LIST_CHUNK: usize = 64 << 10;
 /// Control-channel reads per turn (each up to MAX_LINE bytes) before yielding.
@@ -44,3 +47,19 @@ pub const DEFAULT_BACKLOG: i32 = 1024;
 /// 0 means: leave the kernel's autotuning alone.
 pub const DEFAULT_SNDBUF: usize = 0;
 pub const DEFAULT_RCVBUF: usize = 0;
+
+pub const DEFAULT_BAN_AFTER: u32 = 10;
+pub const DEFAULT_BAN_WINDOW_SECS: u64 = 600;
+pub const DEFAULT_BAN_TIME_SECS: u64 = 900;
+pub const DEFAULT_MAX_LOGIN_ATTEMPTS: u32 = 3;
+pub const DEFAULT_AUTH_THREADS: usize = 2;
+/// The delay before "530 Login incorrect" after the Nth failure of a session
+/// is LOGIN_DELAY_BASE * 2^(N-1), capped at LOGIN_DELAY_MAX.
+pub const LOGIN_DELAY_BASE: Duration = Duration::from_millis(500);
+pub const LOGIN_DELAY_MAX: Duration = Duration::from_secs(8);
+/// Login requests queued for the helper threads; beyond it logins get 421.
+pub const AUTH_QUEUE: usize = 4096;
+/// Tries at a unique name for STOU.
+pub const STOU_TRIES: u32 = 100;
+/// Addresses remembered for --ban-after before stale ones are swept.
+pub const MAX_TRACKED_IPS: usize = 100_000;

@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use clap::Parser;
 
-use mirrorftpd::config::{Config, Flags};
+use mirrorftpd::auth::access::Auth;
+use mirrorftpd::config::{Cli, Command, Config, Flags};
 use mirrorftpd::io::sys;
+use mirrorftpd::pool::Pool;
 use mirrorftpd::worker::{Shared, Worker};
 
 fn main() -> ExitCode {
@@ -21,11 +23,27 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let config = Config::from_flags(Flags::parse())?;
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Bench(args)) => mirrorftpd::bench::run(args),
+        Some(Command::Passwd(args)) => mirrorftpd::auth::passwd::run(args),
+        None => serve(cli.serve),
+    }
+}
+
+fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let config = Config::from_flags(flags)?;
     mirrorftpd::log::set_quiet(config.quiet);
     // Only the main thread takes signals; workers inherit the blocked mask.
     sys::block_signals()?;
-    let shared = Arc::new(Shared::new(config));
+    // A file-size limit (RLIMIT_FSIZE) must give EFBIG to the upload, not
+    // kill the server with SIGXFSZ.
+    sys::ignore_sigxfsz()?;
+    let auth = Arc::new(Auth::load(&config)?);
+    // Uploads and new directories get 0666/0777 minus this mask.
+    mirrorftpd::io::fsys::set_umask(config.umask);
+    let pool = Pool::start(config.auth_threads, auth.clone(), config.deny_dotfiles)?;
+    let shared = Arc::new(Shared::new(config, auth, pool));
     let cfg = &shared.config;
 
     // Worker 0 binds first so that port 0 resolves to one port, which the
@@ -64,10 +82,7 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
         let sig = sys::wait_signal()?;
         match sig {
             libc::SIGTERM | libc::SIGINT => {
-                mirrorftpd::log::info(format_args!(
-                    "signal {sig}: exiting ({} sessions open)",
-                    shared.session_count()
-                ));
+                mirrorftpd::log::info(format_args!("signal {sig}: exiting ({} sessions open)", shared.session_count()));
                 return Ok(ExitCode::SUCCESS);
             }
             _ => mirrorftpd::log::info(format_args!("signal {sig}: nothing to reload yet")),

@@ -10,14 +10,18 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use std::sync::mpsc::{self, Receiver, Sender};
+
 use mio::net::TcpListener;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
+use crate::auth::access::Auth;
 use crate::config::Config;
 use crate::fs::jail::Jail;
 use crate::io::net;
 use crate::limits;
+use crate::pool::{LoginVerdict, Pool};
 use crate::session::{Cx, Outcome, Session};
 
 /// Which socket of a session an event is for (the low 2 bits of a token).
@@ -30,6 +34,8 @@ pub enum Role {
 
 /// Tokens with this role belong to the worker's control listeners.
 const ROLE_SERVER: usize = 3;
+/// The token of the worker's waker (login verdicts from the helper threads).
+const WAKER: Token = Token(usize::MAX);
 const GEN_BITS: u32 = 14;
 const GEN_MASK: usize = (1 << GEN_BITS) - 1;
 const KEY_SHIFT: u32 = GEN_BITS + 2;
@@ -52,22 +58,85 @@ fn decode(t: Token) -> (usize, u16, usize) {
     (t.0 >> KEY_SHIFT, ((t.0 >> 2) & GEN_MASK) as u16, t.0 & 3)
 }
 
-/// Facts shared by all workers, touched only at accept and close (and
-/// counters as atomics).
+/// Failed logins from one address, for --ban-after.
+struct Failures {
+    count: u32,
+    window_start: Instant,
+    banned_until: Option<Instant>,
+}
+
+/// Facts shared by all workers, touched only at accept, close and failed
+/// logins (and counters as atomics); never on the per-event path.
 pub struct Shared {
     pub config: Config,
+    pub auth: Arc<Auth>,
+    pub pool: Pool,
     sessions: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
+    failures: Mutex<HashMap<IpAddr, Failures>>,
     next_session: AtomicU64,
 }
 
 impl Shared {
-    pub fn new(config: Config) -> Shared {
-        Shared { config, sessions: AtomicUsize::new(0), per_ip: Mutex::new(HashMap::new()), next_session: AtomicU64::new(1) }
+    pub fn new(config: Config, auth: Arc<Auth>, pool: Pool) -> Shared {
+        Shared {
+            config,
+            auth,
+            pool,
+            sessions: AtomicUsize::new(0),
+            per_ip: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+            next_session: AtomicU64::new(1),
+        }
+    }
+
+    /// Records a failed login from `ip`; true when the address is now banned.
+    pub fn login_failed(&self, ip: IpAddr, now: Instant) -> bool {
+        let cfg = &self.config;
+        if cfg.ban_after == 0 {
+            return false;
+        }
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() > limits::MAX_TRACKED_IPS {
+            map.retain(|_, f| f.banned_until.is_some_and(|u| u > now) || now < f.window_start + cfg.ban_window);
+        }
+        let f = map.entry(ip).or_insert(Failures { count: 0, window_start: now, banned_until: None });
+        if now >= f.window_start + cfg.ban_window {
+            f.count = 0;
+            f.window_start = now;
+        }
+        f.count += 1;
+        if f.count >= cfg.ban_after {
+            f.banned_until = Some(now + cfg.ban_time);
+            f.count = 0;
+            f.window_start = now;
+            crate::log::warn(format_args!(
+                "banning {ip} for {} s after {} failed logins",
+                cfg.ban_time.as_secs(),
+                cfg.ban_after
+            ));
+            return true;
+        }
+        false
+    }
+
+    fn banned(&self, ip: IpAddr, now: Instant) -> bool {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        match map.get(&ip).and_then(|f| f.banned_until) {
+            Some(until) if now < until => true,
+            Some(_) => {
+                map.remove(&ip);
+                false
+            }
+            None => false,
+        }
     }
 
     /// Counts a new session from `ip`, or says which limit refuses it.
-    fn admit(&self, ip: IpAddr) -> Result<u64, &'static str> {
+    fn admit(&self, ip: IpAddr, now: Instant) -> Result<u64, &'static str> {
+        if self.banned(ip, now) {
+            return Err("Too many failed logins from your address; try again later.");
+        }
         let mut map = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
         if self.sessions.load(Ordering::Relaxed) >= self.config.max_clients {
             return Err("Too many users, try again later.");
@@ -114,6 +183,9 @@ pub struct Worker {
     pasv_range: Option<(u16, u16)>,
     pasv_cursor: u16,
     line: Vec<u8>,
+    waker: Arc<Waker>,
+    verdict_tx: Sender<LoginVerdict>,
+    verdict_rx: Receiver<LoginVerdict>,
 }
 
 impl Worker {
@@ -137,7 +209,12 @@ impl Worker {
             (s.low, s.high)
         });
         let n = listeners.len();
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (verdict_tx, verdict_rx) = mpsc::channel();
         Ok(Worker {
+            waker,
+            verdict_tx,
+            verdict_rx,
             id,
             poll,
             listeners,
@@ -176,6 +253,10 @@ impl Worker {
             to_drive.clear();
             to_drive.append(&mut self.run_queue);
             for ev in events.iter() {
+                if ev.token() == WAKER {
+                    self.take_verdicts(now, &mut to_drive);
+                    continue;
+                }
                 let (key, generation, role) = decode(ev.token());
                 if role == ROLE_SERVER {
                     if let Some(p) = self.accept_pending.get_mut(key) {
@@ -204,6 +285,18 @@ impl Worker {
             for i in 0..to_drive.len() {
                 self.drive(to_drive[i], now);
             }
+        }
+    }
+
+    /// Hands login verdicts from the helper threads to their sessions.
+    fn take_verdicts(&mut self, now: Instant, to_drive: &mut Vec<Slot>) {
+        while let Ok(v) = self.verdict_rx.try_recv() {
+            let Some(s) = self.sessions.get_mut(v.slot.key) else { continue };
+            if s.generation != v.slot.generation {
+                continue; // the session is gone; its slot was reused
+            }
+            s.login_verdict(v.access, &self.shared, now);
+            to_drive.push(v.slot);
         }
     }
 
@@ -239,12 +332,15 @@ impl Worker {
                     registry: self.poll.registry(),
                     slot,
                     cfg: &self.shared.config,
+                    shared: &self.shared,
                     jail: &self.jail,
                     now,
                     pasv_range: self.pasv_range,
                     pasv_cursor: &mut self.pasv_cursor,
                     line: &mut self.line,
                     worker: self.id,
+                    waker: &self.waker,
+                    verdicts: &self.verdict_tx,
                 };
                 s.on_timeout(&mut cx);
                 to_drive.push(slot);
@@ -301,7 +397,7 @@ impl Worker {
 
     fn admit(&mut self, mut stream: mio::net::TcpStream, peer: SocketAddr, now: Instant) -> Option<Slot> {
         let ip = net::canonical_ip(peer.ip());
-        let id = match self.shared.admit(ip) {
+        let id = match self.shared.admit(ip, now) {
             Ok(id) => id,
             Err(why) => {
                 let _ = stream.write(format!("421 {why}\r\n").as_bytes());
@@ -322,7 +418,9 @@ impl Worker {
         let generation = self.next_gen;
         self.next_gen = (self.next_gen + 1) & GEN_MASK as u16;
         let slot = Slot { key: entry.key(), generation };
-        if let Err(e) = self.poll.registry().register(&mut stream, slot.token(Role::Ctrl), Interest::READABLE | Interest::WRITABLE) {
+        if let Err(e) =
+            self.poll.registry().register(&mut stream, slot.token(Role::Ctrl), Interest::READABLE | Interest::WRITABLE)
+        {
             crate::log::warn(format_args!("register {peer}: {e}"));
             self.shared.release(ip);
             return None;
@@ -341,12 +439,15 @@ impl Worker {
             registry: self.poll.registry(),
             slot,
             cfg: &self.shared.config,
+            shared: &self.shared,
             jail: &self.jail,
             now,
             pasv_range: self.pasv_range,
             pasv_cursor: &mut self.pasv_cursor,
             line: &mut self.line,
             worker: self.id,
+            waker: &self.waker,
+            verdicts: &self.verdict_tx,
         };
         s.queued = false;
         match s.drive(&mut cx) {

@@ -85,6 +85,16 @@ pub enum FsError {
     /// The path would leave the root. Shown to clients exactly like `NotFound`.
     Escape,
     BadName,
+    /// The name is taken (MKD, STOU).
+    Exists,
+    /// RMD of a directory that still has entries.
+    NotEmpty,
+    /// A rename across file systems.
+    CrossDevice,
+    /// ENOSPC: the file system is full.
+    NoSpace,
+    /// EDQUOT/EFBIG: a quota or file-size limit.
+    Quota,
     Io(io::Error),
 }
 
@@ -96,6 +106,11 @@ impl fmt::Display for FsError {
             FsError::NotADirectory => "Not a directory",
             FsError::NotAFile => "Not a plain file",
             FsError::BadName => "File name not allowed",
+            FsError::Exists => "File exists",
+            FsError::NotEmpty => "Directory not empty",
+            FsError::CrossDevice => "Cannot rename across file systems",
+            FsError::NoSpace => "No space left on device",
+            FsError::Quota => "Storage quota or file size limit exceeded",
             FsError::Io(_) => "Local file system error",
         })
     }
@@ -118,6 +133,9 @@ impl From<io::Error> for FsError {
             Some(libc::ENOTDIR) => FsError::NotADirectory,
             Some(libc::EXDEV | libc::ELOOP) => FsError::Escape,
             Some(libc::ENAMETOOLONG) => FsError::BadName,
+            Some(libc::ENOSPC) => FsError::NoSpace,
+            Some(libc::EDQUOT | libc::EFBIG) => FsError::Quota,
+            Some(libc::EROFS) => FsError::Denied,
             _ => FsError::Io(e),
         }
     }
@@ -169,33 +187,19 @@ impl Jail {
         let mode = if force_walk {
             Resolve::Walk
         } else {
-            match fsys::openat2(
-                root.as_fd(),
-                c".",
-                libc::O_PATH | libc::O_CLOEXEC,
-                0,
-                RESOLVE,
-            ) {
+            match fsys::openat2(root.as_fd(), c".", libc::O_PATH | libc::O_CLOEXEC, 0, RESOLVE) {
                 // ENOSYS: old kernel; EPERM: a seccomp filter that does not know the call.
                 Err(e) if is_errno(&e, libc::ENOSYS) || is_errno(&e, libc::EPERM) => Resolve::Walk,
                 Err(e) => return Err(e),
                 Ok(_) => Resolve::Openat2,
             }
         };
-        Ok(Jail {
-            root,
-            deny_dotfiles,
-            mode,
-        })
+        Ok(Jail { root, deny_dotfiles, mode })
     }
 
     /// A second handle on the same root (the fd is duplicated).
     pub fn try_clone(&self) -> io::Result<Jail> {
-        Ok(Jail {
-            root: self.root.try_clone()?,
-            deny_dotfiles: self.deny_dotfiles,
-            mode: self.mode,
-        })
+        Ok(Jail { root: self.root.try_clone()?, deny_dotfiles: self.deny_dotfiles, mode: self.mode })
     }
 
     /// Whether resolution uses `openat2` (false: the fd-relative walk).
@@ -261,7 +265,7 @@ impl Jail {
 
     /// Opens `p` with `flags` (plus `O_CLOEXEC`), never leaving the root. `deny_dotfiles` is
     /// checked on the client's path; symlink targets are the operator's and are not checked.
-    fn resolve(&self, p: &VPath, flags: i32, follow_last: bool) -> Result<OwnedFd, FsError> {
+    pub(crate) fn resolve(&self, p: &VPath, flags: i32, follow_last: bool) -> Result<OwnedFd, FsError> {
         if self.deny_dotfiles && p.components().any(|c| self.is_hidden_name(c)) {
             return Err(FsError::NotFound);
         }
@@ -325,12 +329,7 @@ impl Jail {
                     Err(e) => return Err(e.into()),
                 }
             }
-            let fd = fsys::openat(
-                cur,
-                &name,
-                libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                0,
-            )?;
+            let fd = fsys::openat(cur, &name, libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC, 0)?;
             let st = fsys::fstat(fd.as_fd())?;
             let kind = st.st_mode & libc::S_IFMT;
             if kind == libc::S_IFLNK && (!last || follow_last) {
@@ -405,9 +404,7 @@ mod tests {
         t.symlink(b"nothing-here", b"root/dangling");
         t.symlink(b"file.txt", b"root/pub/alias");
         std::os::unix::net::UnixListener::bind(t.at(b"root/sock")).expect("bind socket");
-        let _ = std::process::Command::new("mkfifo")
-            .arg(t.at(b"root/fifo"))
-            .status();
+        let _ = std::process::Command::new("mkfifo").arg(t.at(b"root/fifo")).status();
         t
     }
 
@@ -458,14 +455,8 @@ mod tests {
             assert_eq!(read(j, b"/pub/alias"), b"hello");
             assert_eq!(read(j, b"/pub/up/1.0/README"), b"1.0");
             assert_eq!(j.stat(&vp(b"/current")).expect("stat").kind, FileKind::Dir);
-            assert_eq!(
-                j.lstat(&vp(b"/current")).expect("lstat").kind,
-                FileKind::Symlink
-            );
-            assert_eq!(
-                j.lstat(&vp(b"/current/README")).expect("lstat").kind,
-                FileKind::File
-            );
+            assert_eq!(j.lstat(&vp(b"/current")).expect("lstat").kind, FileKind::Symlink);
+            assert_eq!(j.lstat(&vp(b"/current/README")).expect("lstat").kind, FileKind::File);
             assert!(j.open_dir(&vp(b"/current")).is_ok());
         });
     }
@@ -484,22 +475,14 @@ mod tests {
                 b"/pub/sib",
                 b"/out/secret",
             ] {
-                assert_eq!(
-                    err(j.stat(&vp(p))),
-                    "Escape",
-                    "{}",
-                    String::from_utf8_lossy(p)
-                );
+                assert_eq!(err(j.stat(&vp(p))), "Escape", "{}", String::from_utf8_lossy(p));
                 assert_eq!(err(j.open_file(&vp(p))), "Escape");
                 assert!(!j.is_dir(&vp(p)));
             }
             assert_eq!(err(j.open_dir(&vp(b"/abs"))), "Escape");
             assert_eq!(err(j.stat(&vp(b"/loop1"))), "Escape");
             // The link itself is visible; only following it is refused.
-            assert_eq!(
-                j.lstat(&vp(b"/abs")).expect("lstat").kind,
-                FileKind::Symlink
-            );
+            assert_eq!(j.lstat(&vp(b"/abs")).expect("lstat").kind, FileKind::Symlink);
             // `..` in the client's path is clamped lexically before the jail sees it.
             assert_eq!(err(j.stat(&vp(b"/../../outside/secret"))), "NotFound");
             assert_eq!(err(j.stat(&vp(b"/../../../etc/passwd"))), "NotFound");

@@ -45,8 +45,10 @@ pub struct ListOptions {
     pub file_perm: &'static str,
     /// MLSD `perm` fact for directories, e.g. `"el"`.
     pub dir_perm: &'static str,
-    /// Extra names to leave out (denied patterns; [`hide_dotfiles`] under `deny_dotfiles`).
+    /// Extra names to leave out ([`hide_dotfiles`] under `deny_dotfiles`).
     pub hide: fn(&[u8]) -> bool,
+    /// `--deny` patterns: matching names are invisible.
+    pub deny: Option<std::sync::Arc<crate::auth::rules::Deny>>,
 }
 
 impl ListOptions {
@@ -61,6 +63,7 @@ impl ListOptions {
             file_perm: "r",
             dir_perm: "el",
             hide: hide_nothing,
+            deny: None,
         }
     }
 }
@@ -77,12 +80,7 @@ pub struct Lister {
 impl Lister {
     /// Lists the directory open on `dir` (from [`Jail::open_dir`]).
     pub fn new(dir: OwnedFd, opts: ListOptions) -> io::Result<Lister> {
-        Ok(Lister {
-            dir: DirStream::new(dir, DIRENT_BUF),
-            opts,
-            jail: None,
-            link: vec![0; MAX_LINK_SHOWN],
-        })
+        Ok(Lister { dir: DirStream::new(dir, DIRENT_BUF), opts, jail: None, link: vec![0; MAX_LINK_SHOWN] })
     }
 
     /// Lets MLSD follow symlinks anywhere inside the jail (`dir` is the listed directory's
@@ -116,12 +114,10 @@ fn wanted(opts: &ListOptions, name: &[u8]) -> bool {
     if name[0] == b'.' && !(opts.flags.all && opts.format != ListFormat::Mlsd) {
         return false;
     }
-    if (opts.hide)(name) {
+    if (opts.hide)(name) || opts.deny.as_ref().is_some_and(|d| d.hides_name(name)) {
         return false;
     }
-    opts.pattern
-        .as_deref()
-        .is_none_or(|p| glob::matches(p, name))
+    opts.pattern.as_deref().is_none_or(|p| glob::matches(p, name))
 }
 
 /// One entry's line; entries that vanished or cannot be described are skipped.
@@ -144,9 +140,7 @@ fn push_entry(
     let mut st = Stat::from_libc(&st);
     if opts.format != ListFormat::Mlsd {
         let target = match st.kind {
-            FileKind::Symlink => fsys::readlinkat(dir, cname, link)
-                .ok()
-                .and_then(|n| link.get(..n)),
+            FileKind::Symlink => fsys::readlinkat(dir, cname, link).ok().and_then(|n| link.get(..n)),
             _ => None,
         };
         push_list_line(out, name, &st, target, opts.now, opts.local_time);
@@ -186,11 +180,7 @@ pub fn sanitize_name(name: &[u8]) -> Cow<'_, [u8]> {
     if memchr::memchr2(b'\r', b'\n', name).is_none() {
         return Cow::Borrowed(name);
     }
-    Cow::Owned(
-        name.iter()
-            .map(|&b| if b == b'\r' || b == b'\n' { b'?' } else { b })
-            .collect(),
-    )
+    Cow::Owned(name.iter().map(|&b| if b == b'\r' || b == b'\n' { b'?' } else { b }).collect())
 }
 
 /// An NLST line: the bare name.
@@ -235,11 +225,7 @@ fn push_mode(out: &mut Vec<u8>, mode: u32) {
         libc::S_IFSOCK => b's',
         _ => b'-',
     });
-    for (shift, special, set) in [
-        (6, libc::S_ISUID, b's'),
-        (3, libc::S_ISGID, b's'),
-        (0, libc::S_ISVTX, b't'),
-    ] {
+    for (shift, special, set) in [(6, libc::S_ISUID, b's'), (3, libc::S_ISGID, b's'), (0, libc::S_ISVTX, b't')] {
         let bits = (mode >> shift) & 7;
         out.push(if bits & 4 != 0 { b'r' } else { b'-' });
         out.push(if bits & 2 != 0 { b'w' } else { b'-' });
@@ -283,11 +269,7 @@ pub fn push_mlsx_facts(
         out.push(b';');
     }
     out.extend_from_slice(b"modify=");
-    let p = if local_time {
-        time::local_parts(st.mtime)
-    } else {
-        time::utc_parts(st.mtime)
-    };
+    let p = if local_time { time::local_parts(st.mtime) } else { time::utc_parts(st.mtime) };
     time::push_mdtm(out, &p);
     out.push(b';');
     let perm = match st.kind {
@@ -302,11 +284,7 @@ pub fn push_mlsx_facts(
     }
     // Writing into a Vec cannot fail.
     let mode = st.mode & 0o7777;
-    let _ = write!(
-        out,
-        "unique={:x}-{:x};UNIX.mode={mode:04o}; ",
-        st.dev, st.ino
-    );
+    let _ = write!(out, "unique={:x}-{:x};UNIX.mode={mode:04o}; ", st.dev, st.ino);
 }
 
 /// One line for LIST/NLST/MLST of a single path (`name` as the client should see it).
@@ -413,9 +391,7 @@ mod tests {
         let p = time::utc_parts(now - 7200);
         let mon = String::from_utf8_lossy(time::MONTHS[p.month as usize - 1]);
         let (day, hh, mm) = (p.day, p.hour, p.min);
-        let want = format!(
-            "-rw-r--r--    1 ftp      ftp        5368709120 {mon} {day:>2} {hh:02}:{mm:02} big.iso"
-        );
+        let want = format!("-rw-r--r--    1 ftp      ftp        5368709120 {mon} {day:>2} {hh:02}:{mm:02} big.iso");
         assert_eq!(find(&l, b" big.iso"), want.as_bytes());
         let link = find(&l, b" link -> file.txt");
         assert!(link.starts_with(b"lrwxrwxrwx    1 ftp      ftp      "));
@@ -441,14 +417,7 @@ mod tests {
             o.pattern = pattern.map(<[u8]>::to_vec);
             o
         };
-        let want = bytes(&[
-            b"abs",
-            b"big.iso",
-            b"caf\xe9",
-            b"dangling",
-            b"file.txt",
-            b"link",
-        ]);
+        let want = bytes(&[b"abs", b"big.iso", b"caf\xe9", b"dangling", b"file.txt", b"link"]);
         let mut want = [want, bytes(&[b"new?line", b"sub", b"uplink"])].concat();
         assert_eq!(list(&t, opts(false, None)), want);
         let mut hidden = opts(true, None);
@@ -457,14 +426,7 @@ mod tests {
         want.insert(0, b".hidden".to_vec());
         assert_eq!(list(&t, opts(true, None)), want);
         let got = list(&t, opts(true, Some(b"*i*")));
-        let w = bytes(&[
-            b"big.iso",
-            b"dangling",
-            b"file.txt",
-            b"link",
-            b"new?line",
-            b"uplink",
-        ]);
+        let w = bytes(&[b"big.iso", b"dangling", b"file.txt", b"link", b"new?line", b"uplink"]);
         assert_eq!(got, w);
         assert_eq!(list(&t, opts(true, Some(b".h*"))), bytes(&[b".hidden"]));
         let mut long = opts(false, Some(b"file.txt"));
@@ -483,10 +445,7 @@ mod tests {
             m.dev(),
             m.ino()
         );
-        assert_eq!(
-            find(&l, b" file.txt"),
-            format!("{facts}file.txt").as_bytes()
-        );
+        assert_eq!(find(&l, b" file.txt"), format!("{facts}file.txt").as_bytes());
         // The symlink shows its target's facts under its own name.
         assert_eq!(find(&l, b" link"), format!("{facts}link").as_bytes());
         let sub = find(&l, b"; sub");
@@ -514,17 +473,7 @@ mod tests {
     fn single_entries_and_mode_letters() {
         let mode = libc::S_IFREG | 0o4755;
         let (dev, ino) = (0x803, 0xabc);
-        let st = Stat {
-            kind: FileKind::File,
-            size: 42,
-            mtime: OLD,
-            mode,
-            nlink: 1,
-            uid: 0,
-            gid: 0,
-            dev,
-            ino,
-        };
+        let st = Stat { kind: FileKind::File, size: 42, mtime: OLD, mode, nlink: 1, uid: 0, gid: 0, dev, ino };
         let opts = ListOptions::new(ListFormat::List, OLD + 60);
         let one = |format, name: &[u8], st: &Stat| {
             let mut out = Vec::new();
@@ -536,21 +485,13 @@ mod tests {
         let want = "type=file;size=42;modify=20010102010000;perm=r;unique=803-abc;UNIX.mode=4755; /x/a\r\n";
         assert_eq!(one(ListFormat::Mlsd, b"/x/a", &st), want.as_bytes());
         assert_eq!(one(ListFormat::Nlst, b"a", &st), b"a\r\n");
-        let dir = Stat {
-            kind: FileKind::Dir,
-            mode: libc::S_IFDIR | 0o1777,
-            ..st.clone()
-        };
+        let dir = Stat { kind: FileKind::Dir, mode: libc::S_IFDIR | 0o1777, ..st.clone() };
         let mut out = Vec::new();
         push_mlsx_facts(&mut out, &dir, Some("cdir"), "r", "el", false);
         let want = "type=cdir;modify=20010102010000;perm=el;unique=803-abc;UNIX.mode=1777; ";
         assert_eq!(out, want.as_bytes());
         assert!(one(ListFormat::List, b"tmp", &dir).starts_with(b"drwxrwxrwt "));
-        let fifo = Stat {
-            kind: FileKind::Other,
-            mode: libc::S_IFIFO | 0o2640,
-            ..st
-        };
+        let fifo = Stat { kind: FileKind::Other, mode: libc::S_IFIFO | 0o2640, ..st };
         assert!(one(ListFormat::List, b"p", &fifo).starts_with(b"prw-r-S--- "));
         assert!(one(ListFormat::Mlsd, b"p", &fifo).starts_with(b"type=OS.unix=fifo;modify="));
         assert!(matches!(sanitize_name(b"plain"), Cow::Borrowed(_)));
@@ -577,11 +518,7 @@ mod tests {
                 let mut out = Vec::new();
                 done = lister.fill(&mut out, soft_max).expect("fill");
                 calls += 1;
-                assert!(
-                    out.len() < soft_max + longest_line,
-                    "{format:?} {}",
-                    out.len()
-                );
+                assert!(out.len() < soft_max + longest_line, "{format:?} {}", out.len());
                 for l in lines(&out) {
                     let name = l.rsplit(|&b| b == b' ').next().expect("name");
                     assert!(got.insert(name.to_vec()), "duplicate");

@@ -8,6 +8,7 @@ pub mod jail;
 pub mod listing;
 pub mod time;
 pub mod vpath;
+pub mod write;
 
 pub use jail::{FileKind, FsError, Jail, Stat};
 pub use vpath::{PathError, VPath};
@@ -27,9 +28,8 @@ pub(crate) mod testdir {
 
     impl TempDir {
         pub fn new(tag: &str) -> TempDir {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.subsec_nanos());
+            let nanos =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
             let n = NEXT.fetch_add(1, Ordering::Relaxed);
             let name = format!("mirrorftpd-{tag}-{}-{n}-{nanos}", std::process::id());
             let path = std::env::temp_dir().join(name);

@@ -50,14 +50,7 @@ pub fn utc_parts(secs: i64) -> Parts {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400) as u32;
     let (year, month, day) = civil_from_days(days);
-    Parts {
-        year,
-        month,
-        day,
-        hour: rem / 3600,
-        min: rem / 60 % 60,
-        sec: rem % 60,
-    }
+    Parts { year, month, day, hour: rem / 3600, min: rem / 60 % 60, sec: rem % 60 }
 }
 
 /// Local calendar fields of `secs` (the process's `TZ`); UTC if the C library cannot say.
@@ -80,23 +73,9 @@ pub fn local_parts(secs: i64) -> Parts {
 /// representable, so the field always has exactly 14 digits.
 pub fn push_mdtm(out: &mut Vec<u8>, p: &Parts) {
     let p = if p.year < 0 {
-        Parts {
-            year: 0,
-            month: 1,
-            day: 1,
-            hour: 0,
-            min: 0,
-            sec: 0,
-        }
+        Parts { year: 0, month: 1, day: 1, hour: 0, min: 0, sec: 0 }
     } else if p.year > 9999 {
-        Parts {
-            year: 9999,
-            month: 12,
-            day: 31,
-            hour: 23,
-            min: 59,
-            sec: 59,
-        }
+        Parts { year: 9999, month: 12, day: 31, hour: 23, min: 59, sec: 59 }
     } else {
         *p
     };
@@ -152,11 +131,7 @@ pub fn parse_mdtm(s: &[u8]) -> Option<i64> {
     {
         return None;
     }
-    let num = |a: usize, b: usize| {
-        digits[a..b]
-            .iter()
-            .fold(0u32, |acc, &d| acc * 10 + u32::from(d - b'0'))
-    };
+    let num = |a: usize, b: usize| digits[a..b].iter().fold(0u32, |acc, &d| acc * 10 + u32::from(d - b'0'));
     let (year, month, day) = (i64::from(num(0, 4)), num(4, 6), num(6, 8));
     let (hour, min, sec) = (num(8, 10), num(10, 12), num(12, 14));
     if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
@@ -170,9 +145,8 @@ pub fn parse_mdtm(s: &[u8]) -> Option<i64> {
 }
 
 /// English month abbreviations, as `ls` prints them.
-pub const MONTHS: [&[u8; 3]; 12] = [
-    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
-];
+pub const MONTHS: [&[u8; 3]; 12] =
+    [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"];
 /// An `ls` date shows `HH:MM` if the time is younger than this (about six months)...
 pub const RECENT_SECS: i64 = 15_552_000;
 /// ...and not further in the future than this; otherwise it shows the year.
@@ -181,18 +155,13 @@ pub const FUTURE_SLACK_SECS: i64 = 3600;
 /// Appends the `ls -l` date of `mtime`: `Mon DD HH:MM` when recent relative to `now`,
 /// `Mon DD  YYYY` otherwise (day space-padded to two columns; years before 0 print as 0).
 pub fn push_ls_date(out: &mut Vec<u8>, mtime: i64, now: i64, local_time: bool) {
-    let p = if local_time {
-        local_parts(mtime)
-    } else {
-        utc_parts(mtime)
-    };
+    let p = if local_time { local_parts(mtime) } else { utc_parts(mtime) };
     let month = usize::try_from(p.month).map_or(0, |m| m.clamp(1, 12) - 1);
     out.extend_from_slice(MONTHS[month]);
     out.push(b' ');
     push_right(out, u64::from(p.day), 2);
     out.push(b' ');
-    let recent =
-        mtime > now.saturating_sub(RECENT_SECS) && mtime <= now.saturating_add(FUTURE_SLACK_SECS);
+    let recent = mtime > now.saturating_sub(RECENT_SECS) && mtime <= now.saturating_add(FUTURE_SLACK_SECS);
     if recent {
         push_num(out, u64::from(p.hour), 2);
         out.push(b':');
@@ -329,13 +298,6 @@ mod tests {
         push_num(&mut v, 7, 2);
         push_num(&mut v, 12345, 2);
         push_num(&mut v, u64::MAX, 0);
-        assert_eq!(
-            v,
-            b"0712345"
-                .iter()
-                .copied()
-                .chain(u64::MAX.to_string().bytes())
-                .collect::<Vec<_>>()
-        );
+        assert_eq!(v, b"0712345".iter().copied().chain(u64::MAX.to_string().bytes()).collect::<Vec<_>>());
     }
 }

@@ -124,13 +124,7 @@ mod tests {
     use super::*;
 
     fn j(base: &[u8], arg: &[u8]) -> Vec<u8> {
-        VPath::root()
-            .join(base)
-            .expect("base")
-            .join(arg)
-            .expect("join")
-            .as_bytes()
-            .to_vec()
+        VPath::root().join(base).expect("base").join(arg).expect("join").as_bytes().to_vec()
     }
 
     #[test]
@@ -198,10 +192,7 @@ mod tests {
         assert_eq!(r.parent(), VPath::root());
         assert_eq!(r.file_name(), b"");
         assert_eq!(r.relative(), b".");
-        assert_eq!(
-            p.components().collect::<Vec<_>>(),
-            vec![&b"a"[..], b"b", b"c"]
-        );
+        assert_eq!(p.components().collect::<Vec<_>>(), vec![&b"a"[..], b"b", b"c"]);
         assert_eq!(r.components().count(), 0);
     }
 }

@@ -49,13 +49,7 @@ fn owned(fd: libc::c_long) -> io::Result<OwnedFd> {
 }
 
 /// `openat2(2)`: opens `path` relative to `dir` with the given `RESOLVE_*` restrictions.
-pub fn openat2(
-    dir: BorrowedFd<'_>,
-    path: &CStr,
-    flags: i32,
-    mode: u32,
-    resolve: u64,
-) -> io::Result<OwnedFd> {
+pub fn openat2(dir: BorrowedFd<'_>, path: &CStr, flags: i32, mode: u32, resolve: u64) -> io::Result<OwnedFd> {
     let how = OpenHow {
         // Flags are a bit set; reinterpreting the sign bit is what the kernel expects.
         flags: u64::from(flags as u32),
@@ -116,12 +110,7 @@ pub fn readlinkat(dir: BorrowedFd<'_>, name: &CStr, buf: &mut [u8]) -> io::Resul
     let n = syscall!(
         // SAFETY: `name` is NUL-terminated; the kernel writes at most `buf.len()` bytes to `buf`.
         unsafe {
-            libc::readlinkat(
-                dir.as_raw_fd(),
-                name.as_ptr(),
-                buf.as_mut_ptr().cast::<libc::c_char>(),
-                buf.len(),
-            )
+            libc::readlinkat(dir.as_raw_fd(), name.as_ptr(), buf.as_mut_ptr().cast::<libc::c_char>(), buf.len())
         }
     )?;
     usize::try_from(n).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
@@ -131,14 +120,7 @@ pub fn readlinkat(dir: BorrowedFd<'_>, name: &CStr, buf: &mut [u8]) -> io::Resul
 pub fn getdents64(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     let n = syscall!(
         // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`.
-        unsafe {
-            libc::syscall(
-                libc::SYS_getdents64,
-                fd.as_raw_fd(),
-                buf.as_mut_ptr(),
-                buf.len(),
-            )
-        }
+        unsafe { libc::syscall(libc::SYS_getdents64, fd.as_raw_fd(), buf.as_mut_ptr(), buf.len(),) }
     )?;
     usize::try_from(n).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
@@ -195,13 +177,7 @@ impl DirStream {
     /// Reads the directory open on `fd`, `buf_size` bytes of records at a time.
     pub fn new(fd: OwnedFd, buf_size: usize) -> DirStream {
         let buf = vec![0; buf_size.max(1024)].into_boxed_slice();
-        DirStream {
-            fd,
-            buf,
-            pos: 0,
-            end: 0,
-            eof: false,
-        }
+        DirStream { fd, buf, pos: 0, end: 0, eof: false }
     }
 
     /// The directory fd, with the next entry's name (`.` and `..` included); `None` at the end.
@@ -286,4 +262,70 @@ mod tests {
         assert_eq!(got, want);
         std::fs::remove_dir_all(&dir).expect("rm");
     }
+}
+
+// ---- writes: uploads and file management ----
+
+/// `mkdirat(2)`.
+pub fn mkdirat(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<()> {
+    // SAFETY: `name` is NUL-terminated and `dir` a live descriptor.
+    syscall!(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode as libc::mode_t) })?;
+    Ok(())
+}
+
+/// `unlinkat(2)`; `libc::AT_REMOVEDIR` in `flags` removes an empty directory.
+pub fn unlinkat(dir: BorrowedFd<'_>, name: &CStr, flags: i32) -> io::Result<()> {
+    // SAFETY: `name` is NUL-terminated and `dir` a live descriptor.
+    syscall!(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) })?;
+    Ok(())
+}
+
+/// `renameat2(2)`; `flags` may hold `RENAME_NOREPLACE`.
+pub fn renameat2(
+    from_dir: BorrowedFd<'_>,
+    from: &CStr,
+    to_dir: BorrowedFd<'_>,
+    to: &CStr,
+    flags: u32,
+) -> io::Result<()> {
+    syscall!(
+        // SAFETY: both names are NUL-terminated and both descriptors live.
+        unsafe { libc::renameat2(from_dir.as_raw_fd(), from.as_ptr(), to_dir.as_raw_fd(), to.as_ptr(), flags) }
+    )?;
+    Ok(())
+}
+
+/// Sets the modification time (and leaves the access time) of an open file.
+pub fn set_mtime(fd: BorrowedFd<'_>, secs: i64) -> io::Result<()> {
+    let times = [
+        libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_OMIT },
+        libc::timespec { tv_sec: secs as libc::time_t, tv_nsec: 0 },
+    ];
+    // SAFETY: `times` is an array of two timespecs as futimens expects.
+    syscall!(unsafe { libc::futimens(fd.as_raw_fd(), times.as_ptr()) })?;
+    Ok(())
+}
+
+/// `fchmod(2)` on an open descriptor.
+pub fn fchmod(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
+    // SAFETY: `fd` is a live descriptor.
+    syscall!(unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) })?;
+    Ok(())
+}
+
+/// `flock(2)` with `LOCK_EX | LOCK_NB`: `Ok(false)` when another open file
+/// description (another upload, here or in another process) holds it.
+pub fn try_lock_exclusive(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    // SAFETY: `fd` is a live descriptor.
+    match syscall!(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Sets the process umask, returning the previous one.
+pub fn set_umask(mask: u32) -> u32 {
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(mask as libc::mode_t) as u32 }
 }

@@ -80,3 +80,98 @@ pub fn nofile_limit() -> u64 {
     let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) };
     if rc != 0 { 0 } else { r.rlim_cur }
 }
+
+/// Raises the soft limit on open files to the hard limit. Returns the new
+/// (soft, hard) pair; the soft limit is left alone when already at the top.
+pub fn raise_nofile_limit() -> io::Result<(u64, u64)> {
+    // SAFETY: an all-zero rlimit is a valid value to initialise.
+    let mut r: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: `r` is a writable rlimit.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if r.rlim_cur < r.rlim_max {
+        let raised = libc::rlimit { rlim_cur: r.rlim_max, rlim_max: r.rlim_max };
+        // SAFETY: `raised` is a valid rlimit read by the call.
+        let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        r = raised;
+    }
+    Ok((r.rlim_cur, r.rlim_max))
+}
+
+/// Receives and drops up to `len` bytes from the TCP socket `fd` without
+/// copying them to user space (`recv` with MSG_TRUNC: on TCP, Linux discards
+/// the data and returns how much it was). EINTR is retried; `Ok(0)` is EOF.
+/// Only for TCP sockets: on other protocols the kernel would try to copy to
+/// the null buffer and fail with EFAULT.
+pub fn recv_discard(fd: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
+    loop {
+        // SAFETY: `fd` is valid for the call (borrowed). The buffer pointer is
+        // null: with MSG_TRUNC on a TCP socket the kernel never writes through
+        // it, and on anything else it reports EFAULT rather than writing.
+        let n = unsafe { libc::recv(fd.as_raw_fd(), std::ptr::null_mut(), len, libc::MSG_TRUNC) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// CPU time (user + system) the whole process has used so far.
+pub fn process_cpu_time() -> io::Result<std::time::Duration> {
+    // SAFETY: an all-zero rusage is a valid value to initialise.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a writable rusage.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let tv = |t: libc::timeval| std::time::Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
+    Ok(tv(u.ru_utime) + tv(u.ru_stime))
+}
+
+/// The terminal attributes of `fd` (`tcgetattr`); fails with ENOTTY on a non-terminal.
+pub fn tc_getattr(fd: BorrowedFd<'_>) -> io::Result<libc::termios> {
+    // SAFETY: an all-zero termios is a valid value to initialise; tcgetattr overwrites it.
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: `fd` is valid for the call (borrowed) and `t` is a writable termios.
+    let rc = unsafe { libc::tcgetattr(fd.as_raw_fd(), &mut t) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(t)
+}
+
+/// Sets the terminal attributes of `fd` after the pending output is written, discarding
+/// unread input (`tcsetattr` with TCSAFLUSH, as getpass does). EINTR is retried.
+pub fn tc_setattr(fd: BorrowedFd<'_>, t: &libc::termios) -> io::Result<()> {
+    loop {
+        // SAFETY: `fd` is valid for the call (borrowed) and `t` points to a valid termios.
+        let rc = unsafe { libc::tcsetattr(fd.as_raw_fd(), libc::TCSAFLUSH, t) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Ignores SIGXFSZ so that writing past RLIMIT_FSIZE fails with EFBIG
+/// instead of killing the process.
+pub fn ignore_sigxfsz() -> io::Result<()> {
+    // SAFETY: installing SIG_IGN for a valid signal number has no other effect.
+    let prev = unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    if prev == libc::SIG_ERR {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -34,10 +34,7 @@ pub fn parse_port(arg: &[u8]) -> Option<SocketAddrV4> {
     if port == 0 {
         return None;
     }
-    Some(SocketAddrV4::new(
-        Ipv4Addr::new(f[0], f[1], f[2], f[3]),
-        port,
-    ))
+    Some(SocketAddrV4::new(Ipv4Addr::new(f[0], f[1], f[2], f[3]), port))
 }
 
 /// Parses an EPRT argument (RFC 2428) `<d>proto<d>address<d>port<d>`, where `<d>` is the first
@@ -53,21 +50,11 @@ pub fn parse_eprt(arg: &[u8]) -> Option<SocketAddr> {
     if !tail.is_empty() || parts.next().is_some() {
         return None;
     }
-    let port = parse_u64(port)
-        .and_then(|p| u16::try_from(p).ok())
-        .filter(|&p| p != 0)?;
+    let port = parse_u64(port).and_then(|p| u16::try_from(p).ok()).filter(|&p| p != 0)?;
     let host = std::str::from_utf8(host).ok()?;
     match proto {
-        b"1" => Some(SocketAddr::V4(SocketAddrV4::new(
-            host.parse::<Ipv4Addr>().ok()?,
-            port,
-        ))),
-        b"2" => Some(SocketAddr::V6(SocketAddrV6::new(
-            host.parse::<Ipv6Addr>().ok()?,
-            port,
-            0,
-            0,
-        ))),
+        b"1" => Some(SocketAddr::V4(SocketAddrV4::new(host.parse::<Ipv4Addr>().ok()?, port))),
+        b"2" => Some(SocketAddr::V6(SocketAddrV6::new(host.parse::<Ipv6Addr>().ok()?, port, 0, 0))),
         _ => None,
     }
 }
@@ -164,18 +151,7 @@ mod tests {
         assert_eq!(parse_u64(b"18446744073709551615"), Some(u64::MAX));
         assert_eq!(parse_u64(b"18446744073709551616"), None);
         assert_eq!(parse_u64(b"99999999999999999999999"), None);
-        for bad in [
-            &b""[..],
-            b"-1",
-            b"+1",
-            b" 1",
-            b"1 ",
-            b"1a",
-            b"0x10",
-            b"\0",
-            b"\xff",
-            b"1\x00",
-        ] {
+        for bad in [&b""[..], b"-1", b"+1", b" 1", b"1 ", b"1a", b"0x10", b"\0", b"\xff", b"1\x00"] {
             assert_eq!(parse_u64(bad), None, "{bad:?}");
         }
         assert_eq!(parse_u64(&[b'9'; 100_000]), None);
@@ -184,18 +160,9 @@ mod tests {
 
     #[test]
     fn port_valid() {
-        assert_eq!(
-            parse_port(b"192,168,1,2,4,1"),
-            Some("192.168.1.2:1025".parse().unwrap())
-        );
-        assert_eq!(
-            parse_port(b"127,0,0,1,255,255"),
-            Some("127.0.0.1:65535".parse().unwrap())
-        );
-        assert_eq!(
-            parse_port(b"10,0,0,001,0,21"),
-            Some("10.0.0.1:21".parse().unwrap())
-        );
+        assert_eq!(parse_port(b"192,168,1,2,4,1"), Some("192.168.1.2:1025".parse().unwrap()));
+        assert_eq!(parse_port(b"127,0,0,1,255,255"), Some("127.0.0.1:65535".parse().unwrap()));
+        assert_eq!(parse_port(b"10,0,0,001,0,21"), Some("10.0.0.1:21".parse().unwrap()));
     }
 
     #[test]
@@ -228,26 +195,14 @@ mod tests {
 
     #[test]
     fn eprt_valid() {
-        assert_eq!(
-            parse_eprt(b"|1|132.235.1.2|6275|"),
-            Some("132.235.1.2:6275".parse().unwrap())
-        );
+        assert_eq!(parse_eprt(b"|1|132.235.1.2|6275|"), Some("132.235.1.2:6275".parse().unwrap()));
         assert_eq!(
             parse_eprt(b"|2|1080::8:800:200C:417A|5282|"),
             Some("[1080::8:800:200c:417a]:5282".parse().unwrap())
         );
-        assert_eq!(
-            parse_eprt(b"|2|::1|65535|"),
-            Some("[::1]:65535".parse().unwrap())
-        );
-        assert_eq!(
-            parse_eprt(b"!1!10.0.0.1!21!"),
-            Some("10.0.0.1:21".parse().unwrap())
-        );
-        assert_eq!(
-            parse_eprt(b"~2~::ffff:1.2.3.4~21~"),
-            Some("[::ffff:1.2.3.4]:21".parse().unwrap())
-        );
+        assert_eq!(parse_eprt(b"|2|::1|65535|"), Some("[::1]:65535".parse().unwrap()));
+        assert_eq!(parse_eprt(b"!1!10.0.0.1!21!"), Some("10.0.0.1:21".parse().unwrap()));
+        assert_eq!(parse_eprt(b"~2~::ffff:1.2.3.4~21~"), Some("[::ffff:1.2.3.4]:21".parse().unwrap()));
     }
 
     #[test]
@@ -311,10 +266,7 @@ mod tests {
             push_pasv_text(&mut out, ip, port);
             let open = out.iter().position(|&b| b == b'(').unwrap();
             let close = out.iter().position(|&b| b == b')').unwrap();
-            assert_eq!(
-                parse_port(&out[open + 1..close]),
-                Some(SocketAddrV4::new(ip, port))
-            );
+            assert_eq!(parse_port(&out[open + 1..close]), Some(SocketAddrV4::new(ip, port)));
         }
     }
 
@@ -325,17 +277,7 @@ mod tests {
         assert_eq!(parse_epsv(b"aLl"), Some(EpsvArg::All));
         assert_eq!(parse_epsv(b"1"), Some(EpsvArg::Proto(1)));
         assert_eq!(parse_epsv(b"2"), Some(EpsvArg::Proto(2)));
-        for bad in [
-            &b"3"[..],
-            b"0",
-            b"01",
-            b"ALL ",
-            b" ALL",
-            b"ALLX",
-            b"\xff",
-            b"\0",
-            b"12",
-        ] {
+        for bad in [&b"3"[..], b"0", b"01", b"ALL ", b" ALL", b"ALLX", b"\xff", b"\0", b"12"] {
             assert_eq!(parse_epsv(bad), None, "{bad:?}");
         }
     }

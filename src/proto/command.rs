@@ -52,14 +52,7 @@ const fn row(
     needs_login: bool,
     help: &'static str,
 ) -> VerbInfo {
-    VerbInfo {
-        verb,
-        name,
-        aliases,
-        arg,
-        needs_login,
-        help,
-    }
+    VerbInfo { verb, name, aliases, arg, needs_login, help }
 }
 
 #[rustfmt::skip]
@@ -124,10 +117,7 @@ const TABLE: [VerbInfo; 47] = [
 const _: () = {
     let mut i = 0;
     while i < TABLE.len() {
-        assert!(
-            TABLE[i].verb as usize == i,
-            "TABLE rows must follow the Verb order"
-        );
+        assert!(TABLE[i].verb as usize == i, "TABLE rows must follow the Verb order");
         i += 1;
     }
 };
@@ -240,10 +230,7 @@ impl std::error::Error for ParseError {}
 /// Verbs whose argument, when it is only spaces, is dropped: real clients send `PASV ` and the like.
 fn tolerates_blank_arg(v: Verb) -> bool {
     use Verb::*;
-    matches!(
-        v,
-        Pasv | Epsv | Feat | Noop | Pwd | Cdup | Syst | Quit | Abor
-    )
+    matches!(v, Pasv | Epsv | Feat | Noop | Pwd | Cdup | Syst | Quit | Abor)
 }
 
 /// Parses one line given without its LF (a trailing CR is dropped too).
@@ -273,10 +260,7 @@ pub fn parse(line: &[u8]) -> Result<Command<'_>, ParseError> {
 /// Commands that change the file tree; refused on a read-only server.
 pub fn is_write_verb(v: Verb) -> bool {
     use Verb::*;
-    matches!(
-        v,
-        Stor | Stou | Appe | Dele | Mkd | Rmd | Rnfr | Rnto | Mfmt
-    )
+    matches!(v, Stor | Stou | Appe | Dele | Mkd | Rmd | Rnfr | Rnto | Mfmt)
 }
 
 const IAC: u8 = 255;
@@ -356,10 +340,7 @@ mod tests {
             assert_eq!(row.verb as usize, i);
             assert_eq!(info(row.verb).name, row.name);
             assert_eq!(lookup(row.name.as_bytes()), Some(row.verb), "{}", row.name);
-            assert_eq!(
-                lookup(row.name.to_ascii_lowercase().as_bytes()),
-                Some(row.verb)
-            );
+            assert_eq!(lookup(row.name.to_ascii_lowercase().as_bytes()), Some(row.verb));
             for alias in row.aliases {
                 assert_eq!(lookup(alias.as_bytes()), Some(row.verb), "{alias}");
             }
@@ -396,10 +377,7 @@ mod tests {
     #[test]
     fn parse_basic_commands() {
         assert_eq!(parse(b"USER anonymous"), ok(Verb::User, b"anonymous"));
-        assert_eq!(
-            parse(b"retr /pub/a b.iso\r"),
-            ok(Verb::Retr, b"/pub/a b.iso")
-        );
+        assert_eq!(parse(b"retr /pub/a b.iso\r"), ok(Verb::Retr, b"/pub/a b.iso"));
         assert_eq!(parse(b"PWD"), ok(Verb::Pwd, b""));
         assert_eq!(parse(b"LIST"), ok(Verb::List, b""));
         assert_eq!(parse(b"LIST "), ok(Verb::List, b""));
@@ -444,10 +422,8 @@ mod tests {
 
     #[test]
     fn parse_is_lenient_with_blank_args_where_clients_send_them() {
-        let lines: [&[u8]; 10] = [
-            b"PASV ", b"PASV   ", b"EPSV  ", b"FEAT ", b"NOOP ", b"PWD ", b"CDUP  ", b"SYST ",
-            b"QUIT ", b"ABOR \r",
-        ];
+        let lines: [&[u8]; 10] =
+            [b"PASV ", b"PASV   ", b"EPSV  ", b"FEAT ", b"NOOP ", b"PWD ", b"CDUP  ", b"SYST ", b"QUIT ", b"ABOR \r"];
         for line in lines {
             assert_eq!(arg_of(line), Some(&b""[..]), "{line:?}");
         }
@@ -465,36 +441,20 @@ mod tests {
     #[test]
     fn login_and_write_classes() {
         use Verb::*;
-        for v in [
-            User, Pass, Acct, Quit, Feat, Syst, Help, Noop, Opts, Auth, Pbsz, Prot, Host,
-        ] {
+        for v in [User, Pass, Acct, Quit, Feat, Syst, Help, Noop, Opts, Auth, Pbsz, Prot, Host] {
             assert!(!info(v).needs_login, "{v:?}");
         }
-        let need: Vec<Verb> = VERBS
-            .iter()
-            .map(|r| r.verb)
-            .filter(|&v| info(v).needs_login)
-            .collect();
+        let need: Vec<Verb> = VERBS.iter().map(|r| r.verb).filter(|&v| info(v).needs_login).collect();
         assert_eq!(need.len(), VERBS.len() - 13);
         assert!(need.contains(&Stat) && need.contains(&Retr) && need.contains(&Rein));
-        let writes: Vec<Verb> = VERBS
-            .iter()
-            .map(|r| r.verb)
-            .filter(|&v| is_write_verb(v))
-            .collect();
+        let writes: Vec<Verb> = VERBS.iter().map(|r| r.verb).filter(|&v| is_write_verb(v)).collect();
         assert_eq!(writes, [Stor, Stou, Appe, Rnfr, Rnto, Dele, Rmd, Mkd, Mfmt]);
     }
 
     #[test]
     fn parse_error_display() {
-        assert_eq!(
-            ParseError::MissingArg(Verb::Cwd).to_string(),
-            "CWD needs an argument"
-        );
-        assert_eq!(
-            ParseError::UnexpectedArg(Verb::Pasv).to_string(),
-            "PASV takes no argument"
-        );
+        assert_eq!(ParseError::MissingArg(Verb::Cwd).to_string(), "CWD needs an argument");
+        assert_eq!(ParseError::UnexpectedArg(Verb::Pasv).to_string(), "PASV takes no argument");
         assert_eq!(ParseError::Unknown.to_string(), "unknown command");
     }
 
@@ -531,10 +491,7 @@ mod tests {
         // A bare 0xF2 in text, or with nothing removed before it, stays.
         assert_eq!(strip(b"\xf2ABOR"), b"\xf2ABOR");
         assert_eq!(strip(b"RETR \xff\xf1\xf2"), b"RETR \xf2");
-        assert_eq!(
-            parse(&strip(b"\xff\xf4\xf2ABOR\r")).map(|c| c.verb),
-            Ok(Verb::Abor)
-        );
+        assert_eq!(parse(&strip(b"\xff\xf4\xf2ABOR\r")).map(|c| c.verb), Ok(Verb::Abor));
     }
 
     #[test]
@@ -557,11 +514,7 @@ mod tests {
             let mut line: Vec<u8> = (0..len)
                 .map(|i| {
                     let r = x.rotate_left(i as u32 * 5);
-                    if r & 1 == 0 {
-                        alphabet[(r >> 1) as usize % alphabet.len()]
-                    } else {
-                        (r >> 8) as u8
-                    }
+                    if r & 1 == 0 { alphabet[(r >> 1) as usize % alphabet.len()] } else { (r >> 8) as u8 }
                 })
                 .collect();
             let n = strip_telnet(&mut line);

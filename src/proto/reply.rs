@@ -67,11 +67,7 @@ pub const BAD_REST_OFFSET: u16 = 554;
 
 /// Appends `code` as exactly three digits (a code above 999 keeps its last three).
 fn push_code(out: &mut Vec<u8>, code: u16) {
-    out.extend_from_slice(&[
-        b'0' + (code / 100 % 10) as u8,
-        b'0' + (code / 10 % 10) as u8,
-        b'0' + (code % 10) as u8,
-    ]);
+    out.extend_from_slice(&[b'0' + (code / 100 % 10) as u8, b'0' + (code / 10 % 10) as u8, b'0' + (code % 10) as u8]);
 }
 
 /// Appends `text` with LF turned into NUL and CR into a space.
@@ -175,10 +171,7 @@ mod tests {
 
     #[test]
     fn single_line() {
-        assert_eq!(
-            one(TRANSFER_OK, b"Transfer complete."),
-            b"226 Transfer complete.\r\n"
-        );
+        assert_eq!(one(TRANSFER_OK, b"Transfer complete."), b"226 Transfer complete.\r\n");
         assert_eq!(one(COMMAND_OK, b""), b"200 \r\n");
         assert_eq!(one(5, b"x"), b"005 x\r\n");
         assert_eq!(one(u16::MAX, b"x"), b"535 x\r\n");
@@ -195,13 +188,7 @@ mod tests {
     #[test]
     fn multi_line_shape() {
         let mut out = Vec::new();
-        push_multi(
-            &mut out,
-            SYSTEM_STATUS,
-            b"Features:",
-            &[b"MDTM", b"SIZE"],
-            b"End",
-        );
+        push_multi(&mut out, SYSTEM_STATUS, b"Features:", &[b"MDTM", b"SIZE"], b"End");
         assert_eq!(out, b"211-Features:\r\n MDTM\r\n SIZE\r\n211 End\r\n");
         let mut out = Vec::new();
         push_multi(&mut out, HELP, b"a", &[], b"b");
@@ -211,13 +198,7 @@ mod tests {
     #[test]
     fn multi_line_hostile_lines_cannot_end_the_reply() {
         let mut out = Vec::new();
-        push_multi(
-            &mut out,
-            DIRECTORY_STATUS,
-            b"x\r\n212 fake",
-            &[b"212 done", b"\n530 x\r", b""],
-            b"end\n",
-        );
+        push_multi(&mut out, DIRECTORY_STATUS, b"x\r\n212 fake", &[b"212 done", b"\n530 x\r", b""], b"end\n");
         let got = lines(&out);
         assert_eq!(got.len(), 5);
         assert_eq!(got[0], b"212-x \x00212 fake");
@@ -237,13 +218,7 @@ mod tests {
         m.line(b"one").line(b"two\n");
         m.end(b"End of status");
         let mut b = Vec::new();
-        push_multi(
-            &mut b,
-            FILE_STATUS,
-            b"Status of x:",
-            &[b"one", b"two\n"],
-            b"End of status",
-        );
+        push_multi(&mut b, FILE_STATUS, b"Status of x:", &[b"one", b"two\n"], b"End of status");
         assert_eq!(a, b);
     }
 

@@ -103,7 +103,10 @@ impl Session {
     fn set_active(&mut self, to: SocketAddr, cx: &mut Cx<'_>) {
         let target = SocketAddr::new(net::canonical_ip(to.ip()), to.port());
         if !cx.cfg.allow_foreign_port && (target.ip() != self.peer.ip() || target.port() < MIN_ACTIVE_PORT) {
-            crate::log::warn(format_args!("session {}: refused active target {target} (client is {})", self.id, self.peer));
+            crate::log::warn(format_args!(
+                "session {}: refused active target {target} (client is {})",
+                self.id, self.peer
+            ));
             return self.reply(
                 reply::NOT_IMPLEMENTED_PARAM,
                 "Refused: data connections go only to your own address on a port >= 1024.",

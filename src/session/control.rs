@@ -6,20 +6,20 @@ use crate::proto::command::{self, ParseError, Verb};
 use crate::proto::reply;
 
 use super::transfer::Job;
+use super::upload::Put;
 use super::{CtrlState, Cx, Session};
+use crate::auth::access::Access;
+use crate::pool::LoginJob;
 
 /// Commands executed while a transfer owns the data channel; any other
 /// command waits until the transfer ends.
 pub fn allowed_during_transfer(line: &[u8]) -> bool {
-    matches!(
-        command::parse(line).map(|c| c.verb),
-        Ok(Verb::Abor | Verb::Stat | Verb::Noop | Verb::Quit)
-    )
+    matches!(command::parse(line).map(|c| c.verb), Ok(Verb::Abor | Verb::Stat | Verb::Noop | Verb::Quit))
 }
 
 /// Verbs that are parsed but not offered (yet): kept out of HELP and FEAT.
 fn offered(v: Verb) -> bool {
-    !command::is_write_verb(v) && !matches!(v, Verb::Smnt | Verb::Auth | Verb::Pbsz | Verb::Prot | Verb::Ccc | Verb::Host)
+    !matches!(v, Verb::Smnt | Verb::Auth | Verb::Pbsz | Verb::Prot | Verb::Ccc | Verb::Host)
 }
 
 /// Names accepted for the anonymous account.
@@ -31,6 +31,7 @@ const FEATURES: &[&[u8]] = &[
     b"EPRT",
     b"EPSV",
     b"MDTM",
+    b"MFMT",
     b"MLST type*;size*;modify*;perm*;unique*;UNIX.mode*;",
     b"PASV",
     b"REST STREAM",
@@ -44,7 +45,9 @@ impl Session {
         let cmd = match command::parse(line) {
             Ok(c) => c,
             Err(ParseError::Empty) => return self.protocol_error(reply::SYNTAX_ERROR, "Empty command.", cx),
-            Err(ParseError::Unknown) => return self.protocol_error(reply::NOT_IMPLEMENTED, "Command not implemented.", cx),
+            Err(ParseError::Unknown) => {
+                return self.protocol_error(reply::NOT_IMPLEMENTED, "Command not implemented.", cx);
+            }
             Err(ParseError::MissingArg(_) | ParseError::UnexpectedArg(_)) => {
                 return self.protocol_error(reply::BAD_ARGUMENTS, "Syntax error in parameters or arguments.", cx);
             }
@@ -54,19 +57,23 @@ impl Session {
             return self.reply(reply::NOT_LOGGED_IN, "Please login with USER and PASS.");
         }
         let arg = cmd.arg;
+        // RNTO must come right after RNFR.
+        let rename_from = self.rename_from.take();
         if cmd.verb != Verb::Rest {
             // REST applies only to the command right after it.
-            if !matches!(cmd.verb, Verb::Retr | Verb::Stat | Verb::Noop | Verb::Abor) {
+            if !matches!(cmd.verb, Verb::Retr | Verb::Stor | Verb::Stat | Verb::Noop | Verb::Abor) {
                 self.rest = 0;
             }
         }
         match cmd.verb {
             Verb::User => self.cmd_user(arg, cx),
-            Verb::Pass => self.cmd_pass(cx),
+            Verb::Pass => self.cmd_pass(arg, cx),
             Verb::Acct => self.reply(reply::NOT_IMPLEMENTED, "ACCT not needed: no accounts here."),
             Verb::Rein => {
                 self.data.reset(cx.registry);
                 self.state = CtrlState::NeedUser;
+                self.access = Access::anonymous();
+                self.user_name.clear();
                 self.cwd = crate::fs::vpath::VPath::root();
                 self.ttype = TransferType::Ascii;
                 self.rest = 0;
@@ -126,7 +133,7 @@ impl Session {
             Verb::Help => self.cmd_help(arg),
             Verb::Noop => self.reply(reply::COMMAND_OK, "NOOP ok."),
             Verb::Allo => self.reply(reply::NOT_IMPLEMENTED_SUPERFLUOUS, "ALLO command ignored."),
-            Verb::Site => self.cmd_site(arg),
+            Verb::Site => self.cmd_site(arg, cx),
             Verb::Feat => {
                 let out = self.out();
                 let mut m = reply::Multi::begin(out, reply::SYSTEM_STATUS, b"Features:");
@@ -138,39 +145,71 @@ impl Session {
             Verb::Opts => self.cmd_opts(arg),
             Verb::Size => self.cmd_size(arg, cx),
             Verb::Mdtm => self.cmd_mdtm(arg, cx),
-            Verb::Stor | Verb::Stou | Verb::Appe | Verb::Dele | Verb::Mkd | Verb::Rmd | Verb::Rnfr | Verb::Rnto | Verb::Mfmt => {
-                self.reply(reply::FILE_UNAVAILABLE, "Permission denied: this server is read-only for anonymous users.")
-            }
+            Verb::Stor => self.cmd_put(Put::Stor, arg, cx),
+            Verb::Appe => self.cmd_put(Put::Appe, arg, cx),
+            Verb::Stou => self.cmd_put(Put::Stou, arg, cx),
+            Verb::Dele => self.cmd_dele(arg, cx),
+            Verb::Mkd => self.cmd_mkd(arg, cx),
+            Verb::Rmd => self.cmd_rmd(arg, cx),
+            Verb::Rnfr => self.cmd_rnfr(arg, cx),
+            Verb::Rnto => self.cmd_rnto(arg, rename_from, cx),
+            Verb::Mfmt => self.cmd_mfmt(arg, cx),
             Verb::Smnt | Verb::Auth | Verb::Pbsz | Verb::Prot | Verb::Ccc | Verb::Host => {
                 self.reply(reply::NOT_IMPLEMENTED, "Command not implemented.")
             }
         }
     }
 
-    fn cmd_user(&mut self, name: &[u8], _cx: &mut Cx<'_>) {
+    fn cmd_user(&mut self, name: &[u8], cx: &mut Cx<'_>) {
         if let CtrlState::LoggedIn { .. } = self.state {
             return self.reply(reply::NOT_LOGGED_IN, "Already logged in; cannot change user.");
         }
-        if is_anonymous(name) {
+        if is_anonymous(name) && cx.cfg.anonymous {
             self.state = CtrlState::NeedPass { user: "anonymous".into() };
             self.user_name = "anonymous".into();
-            self.reply(reply::NEED_PASSWORD, "Anonymous login ok, send your e-mail address as password.");
-        } else {
-            self.state = CtrlState::NeedUser;
-            self.reply(reply::NOT_LOGGED_IN, "This server accepts anonymous logins only.");
+            return self.reply(reply::NEED_PASSWORD, "Anonymous login ok, send your e-mail address as password.");
         }
+        if cx.shared.auth.users.is_empty() {
+            self.state = CtrlState::NeedUser;
+            return self.reply(reply::NOT_LOGGED_IN, "This server accepts anonymous logins only.");
+        }
+        // Every other name, known or not, gets the same answer.
+        let user = String::from_utf8_lossy(name).into_owned();
+        self.user_name = user.clone();
+        self.state = CtrlState::NeedPass { user };
+        self.reply(reply::NEED_PASSWORD, "Please specify the password.");
     }
 
-    fn cmd_pass(&mut self, cx: &mut Cx<'_>) {
-        match &self.state {
-            CtrlState::NeedPass { user } => {
-                let user = user.clone();
-                crate::log::info(format_args!("session {} login {} from {} (worker {})", self.id, user, self.peer, cx.worker));
-                self.state = CtrlState::LoggedIn { user };
-                self.reply(reply::LOGGED_IN, "Login successful.");
+    fn cmd_pass(&mut self, password: &[u8], cx: &mut Cx<'_>) {
+        let user = match &self.state {
+            CtrlState::NeedPass { user } => user.clone(),
+            CtrlState::LoggedIn { .. } => return self.reply(reply::BAD_SEQUENCE, "Already logged in."),
+            _ => return self.reply(reply::BAD_SEQUENCE, "Login with USER first."),
+        };
+        if user == "anonymous" && cx.cfg.anonymous {
+            crate::log::info(format_args!(
+                "session {} login anonymous from {} (worker {})",
+                self.id, self.peer, cx.worker
+            ));
+            self.access = Access::anonymous();
+            self.state = CtrlState::LoggedIn { user };
+            return self.reply(reply::LOGGED_IN, "Login successful.");
+        }
+        // Hashing takes tens of milliseconds: a helper thread does it and
+        // the verdict comes back through the worker's waker.
+        let job = LoginJob {
+            slot: cx.slot,
+            user: user.clone(),
+            password: password.to_vec(),
+            done: cx.verdicts.clone(),
+            waker: cx.waker.clone(),
+        };
+        match cx.shared.pool.submit(job) {
+            Ok(()) => self.state = CtrlState::Verifying { user },
+            Err(mut job) => {
+                job.password.iter_mut().for_each(|b| *b = 0);
+                self.close_with(reply::SERVICE_UNAVAILABLE, "Server busy, try again later.", cx.now);
             }
-            CtrlState::LoggedIn { .. } => self.reply(reply::BAD_SEQUENCE, "Already logged in."),
-            _ => self.reply(reply::BAD_SEQUENCE, "Login with USER first."),
         }
     }
 
@@ -212,9 +251,20 @@ impl Session {
                     r.pos - r.start,
                     r.end - r.start
                 ),
-                Job::List(l) => format!("Listing {}: {} bytes sent", String::from_utf8_lossy(l.path.as_bytes()), l.sent),
+                Job::List(l) => {
+                    format!("Listing {}: {} bytes sent", String::from_utf8_lossy(l.path.as_bytes()), l.sent)
+                }
+                Job::Stor(u) => {
+                    format!("Receiving {}: {} bytes received", String::from_utf8_lossy(u.path.as_bytes()), u.received)
+                }
             };
-            reply::push_multi(self.out(), reply::FILE_STATUS, b"Status of the transfer:", &[line.as_bytes()], b"End of status.");
+            reply::push_multi(
+                self.out(),
+                reply::FILE_STATUS,
+                b"Status of the transfer:",
+                &[line.as_bytes()],
+                b"End of status.",
+            );
             return;
         }
         if !arg.is_empty() {
@@ -259,13 +309,14 @@ impl Session {
         }
     }
 
-    fn cmd_site(&mut self, arg: &[u8]) {
+    fn cmd_site(&mut self, arg: &[u8], cx: &mut Cx<'_>) {
         let word_end = arg.iter().position(|&b| b == b' ').unwrap_or(arg.len());
         let word = &arg[..word_end];
+        let rest = arg.get(word_end + 1..).unwrap_or_default();
         if word.eq_ignore_ascii_case(b"HELP") {
-            reply::push_multi(self.out(), reply::HELP, b"SITE commands recognized:", &[b"HELP"], b"Help OK.");
-        } else if word.eq_ignore_ascii_case(b"CHMOD") || word.eq_ignore_ascii_case(b"UMASK") || word.eq_ignore_ascii_case(b"UTIME") {
-            self.reply(reply::FILE_UNAVAILABLE, "Permission denied: this server is read-only for anonymous users.");
+            reply::push_multi(self.out(), reply::HELP, b"SITE commands recognized:", &[b"HELP", b"CHMOD"], b"Help OK.");
+        } else if word.eq_ignore_ascii_case(b"CHMOD") {
+            self.cmd_chmod(rest, cx);
         } else {
             self.reply(reply::NOT_IMPLEMENTED, "Unknown SITE command.");
         }
@@ -302,8 +353,8 @@ mod tests {
     }
 
     #[test]
-    fn write_verbs_and_tls_are_not_offered_yet() {
-        assert!(!offered(Verb::Stor));
+    fn tls_is_not_offered_yet() {
+        assert!(offered(Verb::Stor));
         assert!(!offered(Verb::Auth));
         assert!(offered(Verb::Retr));
         assert!(offered(Verb::Mlsd));

@@ -71,10 +71,7 @@ impl DataChan {
 
     /// True while a transfer command owns the channel.
     pub fn busy(&self) -> bool {
-        matches!(
-            self.state,
-            DataState::WaitAccept { .. } | DataState::Connecting { .. } | DataState::Running { .. }
-        )
+        matches!(self.state, DataState::WaitAccept { .. } | DataState::Connecting { .. } | DataState::Running { .. })
     }
 
     pub fn job(&self) -> Option<&Job> {
@@ -137,7 +134,14 @@ impl DataChan {
     }
 
     /// A transfer command was accepted: attach its job to the channel.
-    pub fn begin(&mut self, job: Job, slot: Slot, registry: &Registry, local_ip: IpAddr, now: Instant) -> Result<(), (Job, BeginError)> {
+    pub fn begin(
+        &mut self,
+        job: Job,
+        slot: Slot,
+        registry: &Registry,
+        local_ip: IpAddr,
+        now: Instant,
+    ) -> Result<(), (Job, BeginError)> {
         self.since = now;
         match mem::replace(&mut self.state, DataState::Idle) {
             DataState::Listening { listener, .. } => {
@@ -155,7 +159,9 @@ impl DataChan {
                     Ok(s) => s,
                     Err(e) => return Err((job, BeginError::Connect(e))),
                 };
-                if let Err(e) = registry.register(&mut stream, slot.token(Role::Data), Interest::WRITABLE) {
+                if let Err(e) =
+                    registry.register(&mut stream, slot.token(Role::Data), Interest::WRITABLE | Interest::READABLE)
+                {
                     return Err((job, BeginError::Connect(e)));
                 }
                 self.ready = false;
@@ -172,49 +178,62 @@ impl DataChan {
     /// Gives the channel one turn. `peer_ip` is the control connection's
     /// client address (passive connections from elsewhere are refused unless
     /// `allow_foreign`).
-    pub fn drive(&mut self, slot: Slot, registry: &Registry, peer_ip: IpAddr, allow_foreign: bool, sndbuf: usize, rcvbuf: usize, now: Instant) -> DataEvent {
+    pub fn drive(
+        &mut self,
+        slot: Slot,
+        registry: &Registry,
+        peer_ip: IpAddr,
+        allow_foreign: bool,
+        sndbuf: usize,
+        rcvbuf: usize,
+        now: Instant,
+    ) -> DataEvent {
         if !self.ready {
             return DataEvent::Nothing;
         }
         match mem::replace(&mut self.state, DataState::Idle) {
-            DataState::Listening { listener, port } => match self.accept(&listener, slot, registry, peer_ip, allow_foreign, sndbuf, rcvbuf) {
-                Ok(Some(stream)) => {
-                    let mut listener = listener;
-                    let _ = registry.deregister(&mut listener);
-                    self.state = DataState::Ready { stream };
-                    self.ready = true;
-                    self.since = now;
-                    DataEvent::Nothing
+            DataState::Listening { listener, port } => {
+                match self.accept(&listener, slot, registry, peer_ip, allow_foreign, sndbuf, rcvbuf) {
+                    Ok(Some(stream)) => {
+                        let mut listener = listener;
+                        let _ = registry.deregister(&mut listener);
+                        self.state = DataState::Ready { stream };
+                        self.ready = true;
+                        self.since = now;
+                        DataEvent::Nothing
+                    }
+                    Ok(None) => {
+                        self.state = DataState::Listening { listener, port };
+                        DataEvent::Nothing
+                    }
+                    Err(_) => {
+                        self.state = DataState::Listening { listener, port };
+                        DataEvent::Nothing
+                    }
                 }
-                Ok(None) => {
-                    self.state = DataState::Listening { listener, port };
-                    DataEvent::Nothing
+            }
+            DataState::WaitAccept { listener, job } => {
+                match self.accept(&listener, slot, registry, peer_ip, allow_foreign, sndbuf, rcvbuf) {
+                    Ok(Some(stream)) => {
+                        let mut listener = listener;
+                        let _ = registry.deregister(&mut listener);
+                        self.state = DataState::Running { stream, job };
+                        self.ready = true;
+                        self.since = now;
+                        self.started = now;
+                        DataEvent::Started
+                    }
+                    Ok(None) => {
+                        self.state = DataState::WaitAccept { listener, job };
+                        DataEvent::Nothing
+                    }
+                    Err(e) => {
+                        let mut listener = listener;
+                        let _ = registry.deregister(&mut listener);
+                        DataEvent::NoConnection(job, e)
+                    }
                 }
-                Err(_) => {
-                    self.state = DataState::Listening { listener, port };
-                    DataEvent::Nothing
-                }
-            },
-            DataState::WaitAccept { listener, job } => match self.accept(&listener, slot, registry, peer_ip, allow_foreign, sndbuf, rcvbuf) {
-                Ok(Some(stream)) => {
-                    let mut listener = listener;
-                    let _ = registry.deregister(&mut listener);
-                    self.state = DataState::Running { stream, job };
-                    self.ready = true;
-                    self.since = now;
-                    self.started = now;
-                    DataEvent::Started
-                }
-                Ok(None) => {
-                    self.state = DataState::WaitAccept { listener, job };
-                    DataEvent::Nothing
-                }
-                Err(e) => {
-                    let mut listener = listener;
-                    let _ = registry.deregister(&mut listener);
-                    DataEvent::NoConnection(job, e)
-                }
-            },
+            }
             DataState::Connecting { mut stream, job } => {
                 // Writable after a non-blocking connect: success or failure.
                 let failed = match stream.take_error() {
@@ -277,7 +296,16 @@ impl DataChan {
     /// Accepts the client's data connection, dropping connections from any
     /// other address (passive port theft). `Ok(None)`: nothing (more) queued.
     #[allow(clippy::too_many_arguments)]
-    fn accept(&mut self, listener: &TcpListener, slot: Slot, registry: &Registry, peer_ip: IpAddr, allow_foreign: bool, sndbuf: usize, rcvbuf: usize) -> io::Result<Option<TcpStream>> {
+    fn accept(
+        &mut self,
+        listener: &TcpListener,
+        slot: Slot,
+        registry: &Registry,
+        peer_ip: IpAddr,
+        allow_foreign: bool,
+        sndbuf: usize,
+        rcvbuf: usize,
+    ) -> io::Result<Option<TcpStream>> {
         for _ in 0..limits::ACCEPTS_PER_TURN {
             match listener.accept() {
                 Ok((mut stream, from)) => {

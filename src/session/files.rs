@@ -1,8 +1,9 @@
 //! Commands that name a path: CWD, SIZE, MDTM, RETR, LIST/NLST/MLSD, MLST and
 //! STAT <path>. Every path is a virtual path resolved through the jail.
 
+use crate::auth::perms::Perms;
 use crate::fs::glob;
-use crate::fs::jail::{FileKind, FsError, Stat};
+use crate::fs::jail::{FileKind, FsError, Jail, Stat};
 use crate::fs::listing::{self, ListFormat, ListOptions, Lister};
 use crate::fs::time;
 use crate::fs::vpath::{PathError, VPath};
@@ -16,7 +17,18 @@ use super::transfer::{Job, Listing, Retr};
 use super::{Cx, Session};
 
 /// A failure already turned into its reply.
-struct Refused(u16, String);
+pub(super) struct Refused(pub u16, pub String);
+
+/// What a command needs at its path.
+#[derive(Copy, Clone)]
+pub(super) enum Need {
+    /// Any permission at all (CWD).
+    Any,
+    /// Every bit of these.
+    All(Perms),
+    /// At least one bit of these (SIZE: list or read; APPE: append or write).
+    OneOf(Perms),
+}
 
 impl From<PathError> for Refused {
     fn from(e: PathError) -> Refused {
@@ -39,11 +51,32 @@ fn verb_name(f: ListFormat) -> &'static str {
 }
 
 impl Session {
-    fn resolve(&self, arg: &[u8]) -> Result<VPath, Refused> {
-        Ok(self.cwd.join(arg)?)
+    /// The jail of the logged-in account, or the server root.
+    pub(super) fn jail<'s>(&'s self, root: &'s Jail) -> &'s Jail {
+        self.access.jail.as_ref().unwrap_or(root)
     }
 
-    fn refuse(&mut self, r: Refused) {
+    /// Joins `arg` to the cwd, makes --deny names unreachable, and checks
+    /// the session's permissions at the result.
+    pub(super) fn path_for(&self, arg: &[u8], need: Need, cx: &Cx<'_>) -> Result<VPath, Refused> {
+        let p = self.cwd.join(arg)?;
+        let auth = &cx.shared.auth;
+        if auth.deny.hides_path(p.as_bytes()) {
+            return Err(FsError::NotFound.into());
+        }
+        let have = self.access.at(auth, p.as_bytes());
+        let ok = match need {
+            Need::Any => have != Perms::NONE,
+            Need::All(n) => have.contains(n),
+            Need::OneOf(n) => have.intersects(n),
+        };
+        if !ok {
+            return Err(Refused(reply::FILE_UNAVAILABLE, "Permission denied.".into()));
+        }
+        Ok(p)
+    }
+
+    pub(super) fn refuse(&mut self, r: Refused) {
         self.reply(r.0, &r.1);
     }
 
@@ -52,7 +85,7 @@ impl Session {
     }
 
     pub(super) fn cmd_cwd(&mut self, arg: &[u8], cx: &mut Cx<'_>) {
-        let r = self.resolve(arg).and_then(|p| match cx.jail.stat(&p)? {
+        let r = self.path_for(arg, Need::Any, cx).and_then(|p| match self.jail(cx.jail).stat(&p)? {
             Stat { kind: FileKind::Dir, .. } => Ok(p),
             _ => Err(Refused(reply::FILE_UNAVAILABLE, "Not a directory.".into())),
         });
@@ -66,8 +99,8 @@ impl Session {
     }
 
     fn stat_file(&self, arg: &[u8], cx: &Cx<'_>) -> Result<Stat, Refused> {
-        let p = self.resolve(arg)?;
-        let st = cx.jail.stat(&p)?;
+        let p = self.path_for(arg, Need::OneOf(Perms::LIST.union(Perms::READ)), cx)?;
+        let st = self.jail(cx.jail).stat(&p)?;
         if st.kind != FileKind::File {
             return Err(Refused(reply::FILE_UNAVAILABLE, "Not a plain file.".into()));
         }
@@ -83,11 +116,18 @@ impl Session {
     }
 
     pub(super) fn cmd_mdtm(&mut self, arg: &[u8], cx: &mut Cx<'_>) {
-        // "MDTM YYYYMMDDHHMMSS path" is the old way to set a time: a write.
-        if arg.len() > 15 && arg[..14].iter().all(u8::is_ascii_digit) && arg[14] == b' ' && self.stat_file(arg, cx).is_err() {
-            return self.reply(reply::FILE_UNAVAILABLE, "Permission denied: this server is read-only for anonymous users.");
+        // "MDTM YYYYMMDDHHMMSS path" is the old way to set a time (MFMT).
+        if arg.len() > 15
+            && arg[..14].iter().all(u8::is_ascii_digit)
+            && arg[14] == b' '
+            && self.stat_file(arg, cx).is_err()
+        {
+            return self.cmd_mfmt(arg, cx);
         }
-        match self.resolve(arg).and_then(|p| Ok(cx.jail.stat(&p)?)) {
+        let r = self
+            .path_for(arg, Need::OneOf(Perms::LIST.union(Perms::READ)), cx)
+            .and_then(|p| Ok(self.jail(cx.jail).stat(&p)?));
+        match r {
             Ok(st) => {
                 let mut text = Vec::with_capacity(16);
                 time::push_mdtm(&mut text, &self.time_parts(cx, st.mtime));
@@ -97,7 +137,7 @@ impl Session {
         }
     }
 
-    fn need_data_channel(&mut self) -> bool {
+    pub(super) fn need_data_channel(&mut self) -> bool {
         if matches!(self.data.state, DataState::Idle) {
             self.reply(reply::CANT_OPEN_DATA, "Use PORT, PASV, EPRT or EPSV first.");
             return false;
@@ -106,7 +146,7 @@ impl Session {
     }
 
     /// Attaches a job to the data channel; 150 now if already connected.
-    fn start_job(&mut self, job: Job, cx: &mut Cx<'_>) {
+    pub(super) fn start_job(&mut self, job: Job, cx: &mut Cx<'_>) {
         let local_ip = net::canonical_ip(self.local.ip());
         match self.data.begin(job, cx.slot, cx.registry, local_ip, cx.now) {
             Ok(()) => {
@@ -128,11 +168,11 @@ impl Session {
 
     pub(super) fn cmd_retr(&mut self, arg: &[u8], cx: &mut Cx<'_>) {
         let rest = std::mem::take(&mut self.rest);
-        let p = match self.resolve(arg) {
+        let p = match self.path_for(arg, Need::All(Perms::READ), cx) {
             Ok(p) => p,
             Err(r) => return self.refuse(r),
         };
-        let (file, st) = match cx.jail.open_file(&p) {
+        let (file, st) = match self.jail(cx.jail).open_file(&p) {
             Ok(f) => f,
             Err(e) => return self.refuse(e.into()),
         };
@@ -146,20 +186,25 @@ impl Session {
         self.start_job(Job::Retr(Retr::new(file, p, rest, st.size, ascii)), cx);
     }
 
-    fn list_options(&self, format: ListFormat, cx: &Cx<'_>) -> ListOptions {
+    /// Listing options for a directory where the session has `have`.
+    fn list_options(&self, format: ListFormat, have: Perms, cx: &Cx<'_>) -> ListOptions {
         let mut o = ListOptions::new(format, time::now_secs());
         o.local_time = cx.cfg.local_time;
         if cx.cfg.deny_dotfiles {
             o.hide = listing::hide_dotfiles;
         }
+        if !cx.shared.auth.deny.is_empty() {
+            o.deny = Some(cx.shared.auth.deny.clone());
+        }
+        o.file_perm = have.mlsx_file();
+        o.dir_perm = have.mlsx_dir();
         o
     }
 
     pub(super) fn cmd_list(&mut self, format: ListFormat, arg: &[u8], cx: &mut Cx<'_>) {
-        let (flags, path) = if format == ListFormat::Mlsd { (Default::default(), arg) } else { listing::parse_list_args(arg) };
-        let mut opts = self.list_options(format, cx);
-        opts.flags = flags;
-        match self.prepare_listing(path, opts, cx) {
+        let (flags, path) =
+            if format == ListFormat::Mlsd { (Default::default(), arg) } else { listing::parse_list_args(arg) };
+        match self.prepare_listing(format, flags, path, cx) {
             Ok(job) => {
                 if self.need_data_channel() {
                     self.start_job(job, cx);
@@ -169,45 +214,57 @@ impl Session {
         }
     }
 
-    fn prepare_listing(&self, path: &[u8], mut opts: ListOptions, cx: &Cx<'_>) -> Result<Job, Refused> {
-        let target = self.resolve(path)?;
-        let name = target.file_name();
-        let dir = if !path.is_empty() && glob::is_pattern(name) {
-            if name.len() > glob::MAX_PATTERN {
-                return Err(Refused(reply::BAD_ARGUMENTS, "Pattern too long.".into()));
-            }
-            opts.pattern = Some(name.to_vec());
-            target.parent()
-        } else {
-            let st = cx.jail.stat(&target)?;
+    fn prepare_listing(
+        &self,
+        format: ListFormat,
+        flags: listing::ListFlags,
+        path: &[u8],
+        cx: &Cx<'_>,
+    ) -> Result<Job, Refused> {
+        let joined = self.cwd.join(path)?;
+        let name = joined.file_name();
+        let pattern = (!path.is_empty() && glob::is_pattern(name)).then(|| name.to_vec());
+        if pattern.as_ref().is_some_and(|p| p.len() > glob::MAX_PATTERN) {
+            return Err(Refused(reply::BAD_ARGUMENTS, "Pattern too long.".into()));
+        }
+        let listed = if pattern.is_some() { joined.parent() } else { joined };
+        // --deny and the LIST permission apply to what is listed.
+        let target = self.path_for(listed.as_bytes(), Need::All(Perms::LIST), cx)?;
+        let have = self.access.at(&cx.shared.auth, target.as_bytes());
+        let mut opts = self.list_options(format, have, cx);
+        opts.flags = flags;
+        opts.pattern = pattern;
+        let jail = self.jail(cx.jail);
+        let verb = verb_name(format);
+        if opts.pattern.is_none() {
+            let st = jail.stat(&target)?;
             if st.kind != FileKind::Dir {
-                if opts.format == ListFormat::Mlsd {
+                if format == ListFormat::Mlsd {
                     return Err(Refused(reply::BAD_ARGUMENTS, "MLSD needs a directory; use MLST for a file.".into()));
                 }
                 let mut buf = Vec::with_capacity(256);
-                let shown = if opts.format == ListFormat::Nlst { path } else { name };
-                listing::push_single(&mut buf, opts.format, shown, &st, None, &opts);
-                return Ok(Job::List(Listing::ready(verb_name(opts.format), buf, target)));
+                let shown = if format == ListFormat::Nlst { path } else { target.file_name() };
+                listing::push_single(&mut buf, format, shown, &st, None, &opts);
+                return Ok(Job::List(Listing::ready(verb, buf, target)));
             }
-            target
-        };
-        let verb = verb_name(opts.format);
-        let fd = cx.jail.open_dir(&dir)?;
-        let mut lister = Lister::new(fd, opts).map_err(|e| Refused::from(FsError::from(e)))?;
-        if let Ok(j) = cx.jail.try_clone() {
-            lister = lister.with_jail(j, dir.clone());
         }
-        Ok(Job::List(Listing::streaming(verb, lister, dir)))
+        let fd = jail.open_dir(&target)?;
+        let mut lister = Lister::new(fd, opts).map_err(|e| Refused::from(FsError::from(e)))?;
+        if let Ok(j) = jail.try_clone() {
+            lister = lister.with_jail(j, target.clone());
+        }
+        Ok(Job::List(Listing::streaming(verb, lister, target)))
     }
 
     pub(super) fn cmd_mlst(&mut self, arg: &[u8], cx: &mut Cx<'_>) {
-        let r = self.resolve(arg).and_then(|p| {
-            let st = cx.jail.stat(&p)?;
+        let r = self.path_for(arg, Need::OneOf(Perms::LIST.union(Perms::READ)), cx).and_then(|p| {
+            let st = self.jail(cx.jail).stat(&p)?;
             Ok((p, st))
         });
         match r {
             Ok((p, st)) => {
-                let opts = self.list_options(ListFormat::Mlsd, cx);
+                let have = self.access.at(&cx.shared.auth, p.as_bytes());
+                let opts = self.list_options(ListFormat::Mlsd, have, cx);
                 let mut line = Vec::with_capacity(256);
                 listing::push_mlsx_facts(&mut line, &st, None, opts.file_perm, opts.dir_perm, opts.local_time);
                 line.extend_from_slice(&listing::sanitize_name(p.as_bytes()));
@@ -222,9 +279,7 @@ impl Session {
     /// STAT <path>: the listing over the control connection, capped.
     pub(super) fn cmd_stat_path(&mut self, arg: &[u8], cx: &mut Cx<'_>) {
         let (flags, path) = listing::parse_list_args(arg);
-        let mut opts = self.list_options(ListFormat::List, cx);
-        opts.flags = flags;
-        let job = match self.prepare_listing(path, opts, cx) {
+        let job = match self.prepare_listing(ListFormat::List, flags, path, cx) {
             Ok(j) => j,
             Err(r) => return self.refuse(r),
         };

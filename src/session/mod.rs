@@ -7,13 +7,21 @@ pub mod control;
 pub mod data;
 pub mod files;
 pub mod transfer;
+pub mod upload;
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use mio::Registry;
+use std::sync::Arc;
+use std::sync::mpsc::Sender;
+
 use mio::net::TcpStream;
+use mio::{Registry, Waker};
+
+use crate::auth::access::Access;
+use crate::pool::LoginVerdict;
+use crate::worker::Shared;
 
 use crate::config::Config;
 use crate::fs::jail::Jail;
@@ -32,10 +40,26 @@ use transfer::{Failure, Job};
 pub enum CtrlState {
     NeedUser,
     /// USER was accepted; PASS completes the login.
-    NeedPass { user: String },
-    LoggedIn { user: String },
+    NeedPass {
+        user: String,
+    },
+    /// PASS is being checked on a helper thread; no command is read.
+    Verifying {
+        user: String,
+    },
+    /// A login failed: "530" (or 421 with `close`) is sent at `until`, a
+    /// growing delay; no command is read meanwhile.
+    Failed {
+        until: Instant,
+        close: bool,
+    },
+    LoggedIn {
+        user: String,
+    },
     /// A final reply is queued; the session ends once it is flushed.
-    Closing { since: Instant },
+    Closing {
+        since: Instant,
+    },
 }
 
 /// What the worker should do with the session after a turn.
@@ -54,6 +78,8 @@ pub struct Cx<'a> {
     pub registry: &'a Registry,
     pub slot: Slot,
     pub cfg: &'a Config,
+    pub shared: &'a Shared,
+    /// The server root's jail (anonymous sessions).
     pub jail: &'a Jail,
     pub now: Instant,
     pub pasv_range: Option<(u16, u16)>,
@@ -61,6 +87,8 @@ pub struct Cx<'a> {
     /// Scratch space for the command being executed.
     pub line: &'a mut Vec<u8>,
     pub worker: usize,
+    pub waker: &'a Arc<Waker>,
+    pub verdicts: &'a Sender<LoginVerdict>,
 }
 
 /// How long a closing session may take to flush its last reply.
@@ -100,10 +128,23 @@ pub struct Session {
     pub transfers: u64,
     close_reason: String,
     user_name: String,
+    /// Who is logged in and what they may do (anonymous until a login).
+    pub access: Access,
+    pub login_failures: u32,
+    /// The source of a pending rename (RNFR), valid for the next command only.
+    pub rename_from: Option<VPath>,
 }
 
 impl Session {
-    pub fn new(id: u64, generation: u16, ctrl: TcpStream, peer: SocketAddr, local: SocketAddr, now: Instant, worker: usize) -> Session {
+    pub fn new(
+        id: u64,
+        generation: u16,
+        ctrl: TcpStream,
+        peer: SocketAddr,
+        local: SocketAddr,
+        now: Instant,
+        worker: usize,
+    ) -> Session {
         crate::log::info(format_args!("session {id} connect from {peer} (worker {worker})"));
         let mut out = Vec::new();
         reply::push(&mut out, reply::SERVICE_READY, b"mirrorftpd ready.");
@@ -136,6 +177,9 @@ impl Session {
             transfers: 0,
             close_reason: String::new(),
             user_name: String::new(),
+            access: Access::anonymous(),
+            login_failures: 0,
+            rename_from: None,
         }
     }
 
@@ -176,6 +220,8 @@ impl Session {
             CtrlState::NeedUser | CtrlState::NeedPass { .. } => {
                 (self.connected_at + cfg.login_timeout).min(self.last_command + cfg.idle_timeout)
             }
+            CtrlState::Verifying { .. } => self.connected_at + cfg.login_timeout,
+            CtrlState::Failed { until, .. } => *until,
             CtrlState::LoggedIn { .. } => {
                 if self.data.busy() {
                     // Never the idle timeout while a transfer runs.
@@ -190,6 +236,14 @@ impl Session {
     /// The deadline passed: time out the transfer, or the session.
     pub fn on_timeout(&mut self, cx: &mut Cx<'_>) {
         match self.state {
+            CtrlState::Failed { close, .. } => {
+                if close {
+                    self.close_with(reply::SERVICE_UNAVAILABLE, "Too many failed logins.", cx.now);
+                } else {
+                    self.state = CtrlState::NeedUser;
+                    self.reply(reply::NOT_LOGGED_IN, "Login incorrect.");
+                }
+            }
             CtrlState::Closing { .. } => {
                 // The client does not read its last reply: drop it.
                 self.out.clear();
@@ -278,6 +332,10 @@ impl Session {
     /// Frames and executes the next command, reading the socket if needed.
     /// `Ok(true)` when something happened.
     fn next_command(&mut self, cx: &mut Cx<'_>) -> Result<bool, ()> {
+        if matches!(self.state, CtrlState::Verifying { .. } | CtrlState::Failed { .. }) {
+            // A login is being decided: commands wait in the socket.
+            return Ok(false);
+        }
         if !self.data.busy() {
             if let Some(held) = self.held.take() {
                 cx.line.clear();
@@ -380,13 +438,30 @@ impl Session {
             DataEvent::Failed(job, f) => {
                 self.bytes_sent += job.sent();
                 let (code, text, why) = match &f {
-                    Failure::PeerClosed => (reply::TRANSFER_ABORTED, "Connection closed; transfer aborted.", "client closed"),
-                    Failure::Network(_) => (reply::TRANSFER_ABORTED, "Network error; transfer aborted.", "network error"),
-                    Failure::Truncated => (reply::LOCAL_ERROR, "File changed during transfer; transfer aborted.", "file truncated"),
+                    Failure::PeerClosed => {
+                        (reply::TRANSFER_ABORTED, "Connection closed; transfer aborted.", "client closed")
+                    }
+                    Failure::Network(_) => {
+                        (reply::TRANSFER_ABORTED, "Network error; transfer aborted.", "network error")
+                    }
+                    Failure::Truncated => {
+                        (reply::LOCAL_ERROR, "File changed during transfer; transfer aborted.", "file truncated")
+                    }
                     Failure::Local(_) => (reply::LOCAL_ERROR, "Local read error; transfer aborted.", "read error"),
+                    Failure::Write(e) => match e.raw_os_error() {
+                        Some(libc::ENOSPC) => (
+                            reply::INSUFFICIENT_STORAGE,
+                            "No space left on device; bytes received so far are kept.",
+                            "disk full",
+                        ),
+                        Some(libc::EDQUOT | libc::EFBIG) => {
+                            (reply::EXCEEDED_STORAGE, "Quota or file size limit exceeded; upload stopped.", "quota")
+                        }
+                        _ => (reply::LOCAL_ERROR, "Local write error; upload stopped.", "write error"),
+                    },
                 };
                 let why = match &f {
-                    Failure::Network(e) | Failure::Local(e) => format!("{why}: {e}"),
+                    Failure::Network(e) | Failure::Local(e) | Failure::Write(e) => format!("{why}: {e}"),
                     _ => why.to_string(),
                 };
                 self.log_transfer(&job, &why);
@@ -410,6 +485,10 @@ impl Session {
                 format!("Opening {mode} mode data connection ({} bytes).", r.end - r.start)
             }
             Some(Job::List(_)) => "Here comes the directory listing.".to_string(),
+            Some(Job::Stor(u)) if u.verb == "STOU" => {
+                format!("FILE: {}", String::from_utf8_lossy(u.path.file_name()))
+            }
+            Some(Job::Stor(_)) => "Ok to send data.".to_string(),
             None => "Opening data connection.".to_string(),
         };
         self.reply(reply::OPENING_DATA, &text);
@@ -420,6 +499,38 @@ impl Session {
         self.last_command = cx.now;
         if self.quit_after_transfer {
             self.close_with(reply::GOODBYE, "Goodbye.", cx.now);
+        }
+    }
+
+    /// A helper thread decided a login.
+    pub fn login_verdict(&mut self, access: Option<Access>, shared: &Shared, now: Instant) {
+        let CtrlState::Verifying { user } = &self.state else { return };
+        let user = user.clone();
+        match access {
+            Some(a) => {
+                crate::log::info(format_args!(
+                    "session {} login {} from {} (worker {})",
+                    self.id, user, self.peer, self.worker
+                ));
+                self.access = a;
+                self.login_failures = 0;
+                self.cwd = VPath::root();
+                self.state = CtrlState::LoggedIn { user };
+                self.reply(reply::LOGGED_IN, "Login successful.");
+            }
+            None => {
+                self.login_failures += 1;
+                crate::log::info(format_args!(
+                    "session {} failed login as {:?} from {} ({} in this session)",
+                    self.id, user, self.peer, self.login_failures
+                ));
+                let banned = shared.login_failed(self.peer.ip(), now);
+                let cfg = &shared.config;
+                let shift = (self.login_failures - 1).min(8);
+                let delay = (limits::LOGIN_DELAY_BASE * (1u32 << shift)).min(limits::LOGIN_DELAY_MAX);
+                let close = banned || self.login_failures >= cfg.max_login_attempts;
+                self.state = CtrlState::Failed { until: now + delay, close };
+            }
         }
     }
 

@@ -3,7 +3,7 @@
 //! NLST and MLSD stream listing chunks produced by `fs::listing::Lister`.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 use std::time::Instant;
@@ -12,6 +12,7 @@ use mio::net::TcpStream;
 
 use crate::fs::listing::Lister;
 use crate::fs::vpath::VPath;
+use crate::fs::write::Upload;
 use crate::io::{Status, classify, classify_err, sys};
 use crate::limits;
 
@@ -26,6 +27,8 @@ pub enum Failure {
     Local(io::Error),
     /// A write error on the data socket other than a close (426).
     Network(io::Error),
+    /// Writing the uploaded file failed (ENOSPC 452, EDQUOT/EFBIG 552, else 451).
+    Write(io::Error),
 }
 
 /// Result of giving a job one turn.
@@ -75,9 +78,28 @@ pub struct Listing {
     pub sent: u64,
 }
 
+/// An upload in progress: socket → one bounded buffer → positioned writes.
+pub struct Stor {
+    pub up: Upload,
+    pub path: VPath,
+    /// The command (STOR, APPE, STOU), for logs.
+    pub verb: &'static str,
+    /// Next file offset to write.
+    pub pos: u64,
+    pub start: u64,
+    /// Bytes read from the socket.
+    pub received: u64,
+    pub ascii: bool,
+    pub fsync: bool,
+    buf: Box<[u8]>,
+    /// ASCII mode: a CR at the end of the last read, not yet written.
+    held_cr: bool,
+}
+
 pub enum Job {
     Retr(Retr),
     List(Listing),
+    Stor(Stor),
 }
 
 impl Job {
@@ -85,6 +107,7 @@ impl Job {
         match self {
             Job::Retr(_) => "RETR",
             Job::List(l) => l.verb,
+            Job::Stor(s) => s.verb,
         }
     }
 
@@ -92,6 +115,7 @@ impl Job {
         match self {
             Job::Retr(r) => r.sent,
             Job::List(l) => l.sent,
+            Job::Stor(s) => s.received,
         }
     }
 
@@ -99,6 +123,7 @@ impl Job {
         match self {
             Job::Retr(r) => &r.path,
             Job::List(l) => &l.path,
+            Job::Stor(s) => &s.path,
         }
     }
 
@@ -108,6 +133,7 @@ impl Job {
         match self {
             Job::Retr(r) => r.pump(sock, moved),
             Job::List(l) => l.pump(sock, moved),
+            Job::Stor(s) => s.pump(sock, moved),
         }
     }
 }
@@ -149,9 +175,7 @@ impl Retr {
                     return Ok(match classify_err(e) {
                         Status::WouldBlock => Pump::Blocked,
                         Status::Closed => Pump::Failed(Failure::PeerClosed),
-                        Status::Error(e) if e.raw_os_error() == Some(libc::EIO) => {
-                            Pump::Failed(Failure::Local(e))
-                        }
+                        Status::Error(e) if e.raw_os_error() == Some(libc::EIO) => Pump::Failed(Failure::Local(e)),
                         Status::Error(e) => Pump::Failed(Failure::Network(e)),
                         Status::Done(_) => Pump::Blocked,
                     });
@@ -228,7 +252,14 @@ impl CopyBuf {
 impl Listing {
     /// A listing produced entry by entry from an open directory.
     pub fn streaming(verb: &'static str, lister: Lister, path: VPath) -> Listing {
-        Listing { verb, lister: Some(lister), buf: Vec::with_capacity(limits::LIST_CHUNK + 4096), pos: 0, path, sent: 0 }
+        Listing {
+            verb,
+            lister: Some(lister),
+            buf: Vec::with_capacity(limits::LIST_CHUNK + 4096),
+            pos: 0,
+            path,
+            sent: 0,
+        }
     }
 
     /// A listing already complete in memory (a single file's line).
@@ -273,4 +304,102 @@ impl Listing {
 /// Seconds since `t`, for logs.
 pub fn secs_since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64()
+}
+
+impl Stor {
+    pub fn new(up: Upload, path: VPath, verb: &'static str, start: u64, ascii: bool, fsync: bool) -> Stor {
+        let buf = vec![0; limits::UPLOAD_BUF].into_boxed_slice();
+        Stor { up, path, verb, pos: start, start, received: 0, ascii, fsync, buf, held_cr: false }
+    }
+
+    fn write(&mut self, lo: usize, hi: usize) -> io::Result<()> {
+        if lo >= hi {
+            return Ok(());
+        }
+        self.up.file.write_all_at(&self.buf[lo..hi], self.pos)?;
+        self.pos += (hi - lo) as u64;
+        Ok(())
+    }
+
+    /// CRLF → LF in place over `buf[lo..hi]`; returns the end of the bytes
+    /// to write (from `lo`). A CR at the very end is held back until the next
+    /// read shows whether an LF follows.
+    fn crlf_to_lf(&mut self, lo: usize, hi: usize) -> usize {
+        let (mut w, mut r) = (lo, lo);
+        while r < hi {
+            let b = self.buf[r];
+            if b == b'\r' {
+                if r + 1 == hi {
+                    self.held_cr = true;
+                    break;
+                }
+                if self.buf[r + 1] == b'\n' {
+                    r += 1;
+                    continue;
+                }
+            }
+            self.buf[w] = b;
+            w += 1;
+            r += 1;
+        }
+        w
+    }
+
+    /// Everything received: flush a held CR, sync if asked, publish.
+    fn finish(&mut self) -> Result<(), io::Error> {
+        if self.held_cr {
+            self.held_cr = false;
+            self.buf[0] = b'\r';
+            self.write(0, 1)?;
+        }
+        if self.fsync {
+            self.up.file.sync_all()?;
+        }
+        self.up.publish()
+    }
+
+    fn pump(&mut self, sock: &mut TcpStream, moved: &mut u64) -> Pump {
+        loop {
+            if *moved >= limits::SEND_BUDGET_PER_TURN {
+                return Pump::Yield;
+            }
+            // ASCII mode keeps byte 0 free for a CR held from the last read.
+            let off = usize::from(self.ascii);
+            let n = match sock.read(&mut self.buf[off..]) {
+                // EOF marks the end of the file in stream mode.
+                Ok(0) => {
+                    return match self.finish() {
+                        Ok(()) => Pump::Finished,
+                        Err(e) => Pump::Failed(Failure::Write(e)),
+                    };
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // A reset is an abort, never a complete file.
+                Err(e) => {
+                    return match classify_err(e) {
+                        Status::WouldBlock => Pump::Blocked,
+                        Status::Error(e) => Pump::Failed(Failure::Network(e)),
+                        _ => Pump::Failed(Failure::PeerClosed),
+                    };
+                }
+            };
+            self.received += n as u64;
+            *moved += n as u64;
+            let (lo, hi) = if self.ascii {
+                let lo = if std::mem::take(&mut self.held_cr) {
+                    self.buf[0] = b'\r';
+                    0
+                } else {
+                    1
+                };
+                (lo, self.crlf_to_lf(lo, 1 + n))
+            } else {
+                (0, n)
+            };
+            if let Err(e) = self.write(lo, hi) {
+                return Pump::Failed(Failure::Write(e));
+            }
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! The one integration-test binary: each module drives the real `mirrorftpd`.
 
+mod bench;
 mod faults;
 mod interop;
 mod options;

@@ -1,0 +1,78 @@
+//! What a session may do once logged in (identity, base permissions, jail),
+//! and the `Auth` bundle loaded at start-up from --users, --rules, --deny.
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::perms::Perms;
+use super::rules::{Deny, Rules};
+use super::users::Users;
+use crate::config::Config;
+use crate::fs::jail::Jail;
+
+/// Accounts and rules, shared read-only by every worker and helper thread.
+#[derive(Debug, Default)]
+pub struct Auth {
+    pub users: Users,
+    pub rules: Rules,
+    pub deny: Arc<Deny>,
+}
+
+#[derive(Debug)]
+pub struct AuthError(pub String);
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for AuthError {}
+
+impl Auth {
+    /// Loads the files named by the config; a malformed line stops start-up
+    /// with its line number, and every account's home must open as a jail.
+    pub fn load(cfg: &Config) -> Result<Auth, AuthError> {
+        let users = match &cfg.users {
+            Some(p) => Users::load(p).map_err(|e| AuthError(format!("--users: {e}")))?,
+            None => Users::default(),
+        };
+        let rules = match &cfg.rules {
+            Some(p) => Rules::load(p).map_err(|e| AuthError(format!("--rules: {e}")))?,
+            None => Rules::default(),
+        };
+        let deny = Deny::new(&cfg.deny).map_err(|e| AuthError(format!("--deny: {e}")))?;
+        for a in users.iter() {
+            Jail::open(&a.home, cfg.deny_dotfiles)
+                .map_err(|e| AuthError(format!("--users: home of {}: {}: {e}", a.name, a.home.display())))?;
+        }
+        if !cfg.anonymous && users.is_empty() {
+            return Err(AuthError("--no-anonymous without --users leaves nobody able to log in".into()));
+        }
+        Ok(Auth { users, rules, deny: Arc::new(deny) })
+    }
+}
+
+/// The logged-in identity of a session.
+#[derive(Debug)]
+pub struct Access {
+    pub user: String,
+    pub anonymous: bool,
+    /// Permissions before per-folder rules.
+    pub base: Perms,
+    /// The account's own jail (its home); `None`: the server root.
+    pub jail: Option<Jail>,
+}
+
+impl Access {
+    pub fn anonymous() -> Access {
+        Access { user: "anonymous".into(), anonymous: true, base: Perms::READONLY, jail: None }
+    }
+
+    /// Permissions at a virtual path, after the rules; anonymous sessions
+    /// never get a write permission whatever the rules say.
+    pub fn at(&self, auth: &Auth, path: &[u8]) -> Perms {
+        let user = if self.anonymous { None } else { Some(self.user.as_str()) };
+        auth.rules.effective(user, self.base, path)
+    }
+}

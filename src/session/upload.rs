@@ -1,0 +1,240 @@
+//! Commands that change the tree: STOR, APPE, STOU (REST+STOR resumes),
+//! DELE, MKD, RMD, RNFR/RNTO, MFMT and SITE CHMOD. Each checks the session's
+//! permission at its path first; a refusal leaves no trace on disk.
+
+use std::os::fd::AsFd;
+
+use crate::auth::perms::Perms;
+use crate::fs::jail::FsError;
+use crate::fs::time;
+use crate::fs::vpath::VPath;
+use crate::fs::write::{Create, Upload};
+use crate::io::fsys;
+use crate::limits;
+use crate::proto::addr::TransferType;
+use crate::proto::reply;
+
+use super::files::{Need, Refused};
+use super::transfer::{Job, Stor};
+use super::{Cx, Session};
+
+/// Which upload command.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Put {
+    Stor,
+    Appe,
+    Stou,
+}
+
+impl Put {
+    fn verb(self) -> &'static str {
+        match self {
+            Put::Stor => "STOR",
+            Put::Appe => "APPE",
+            Put::Stou => "STOU",
+        }
+    }
+}
+
+impl Session {
+    pub(super) fn cmd_put(&mut self, put: Put, arg: &[u8], cx: &mut Cx<'_>) {
+        let rest = std::mem::take(&mut self.rest);
+        match self.open_put(put, arg, rest, cx) {
+            Ok((up, path, start)) => {
+                if !self.need_data_channel() {
+                    return;
+                }
+                let ascii = self.ttype == TransferType::Ascii;
+                let job = Stor::new(up, path, put.verb(), start, ascii, cx.cfg.fsync_uploads);
+                self.start_job(Job::Stor(job), cx);
+            }
+            Err(r) => self.refuse(r),
+        }
+    }
+
+    /// Checks permissions, opens (never truncating before the lock is held),
+    /// locks, and positions the upload. Returns the file, its path and the
+    /// offset writing starts at.
+    fn open_put(&self, put: Put, arg: &[u8], rest: u64, cx: &Cx<'_>) -> Result<(Upload, VPath, u64), Refused> {
+        // Resuming (REST+STOR, APPE) is appending; a fresh STOR/STOU writes.
+        let need = match put {
+            Put::Appe => Need::OneOf(Perms::APPEND.union(Perms::WRITE)),
+            Put::Stor if rest > 0 => Need::OneOf(Perms::APPEND.union(Perms::WRITE)),
+            Put::Stor | Put::Stou => Need::All(Perms::WRITE),
+        };
+        let atomic = cx.cfg.atomic_uploads;
+        let jail = self.jail(cx.jail);
+        let mode = 0o666;
+        let (up, path) = if put == Put::Stou {
+            let base = if arg.is_empty() { b"stou".as_slice() } else { arg };
+            let first = self.path_for(base, need, cx)?;
+            let mut found = None;
+            for i in 0..limits::STOU_TRIES {
+                let candidate = if i == 0 {
+                    first.clone()
+                } else {
+                    let mut name = first.file_name().to_vec();
+                    name.extend_from_slice(format!(".{i}").as_bytes());
+                    first.parent().join(&name)?
+                };
+                match jail.open_upload(&candidate, Create::Exclusive, mode, atomic) {
+                    Ok(up) => {
+                        found = Some((up, candidate));
+                        break;
+                    }
+                    Err(FsError::Exists) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            found.ok_or_else(|| Refused(reply::FILE_UNAVAILABLE, "No unique name available.".into()))?
+        } else {
+            let path = self.path_for(arg, need, cx)?;
+            (jail.open_upload(&path, Create::Open, mode, atomic)?, path)
+        };
+        if cx.shared.auth.deny.hides_name(path.file_name()) {
+            return Err(FsError::NotFound.into());
+        }
+        // One upload per file at a time, across sessions and processes.
+        match fsys::try_lock_exclusive(up.file.as_fd()) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(Refused(reply::FILE_BUSY, "File busy: another upload to this name is in progress.".into()));
+            }
+            Err(e) => return Err(FsError::from(e).into()),
+        }
+        let size = up.file.metadata().map_err(FsError::from)?.len();
+        let start = match put {
+            Put::Appe => size,
+            Put::Stou => 0,
+            Put::Stor if rest > size => {
+                return Err(Refused(reply::BAD_REST_OFFSET, "Restart offset is beyond the end of the file.".into()));
+            }
+            Put::Stor => rest,
+        };
+        if put != Put::Appe && start < size {
+            // STOR replaces; REST+STOR rewrites from the offset on.
+            up.file.set_len(start).map_err(FsError::from)?;
+        }
+        Ok((up, path, start))
+    }
+
+    fn done_or_refuse(&mut self, r: Result<(), Refused>, ok_code: u16, ok_text: &str) {
+        match r {
+            Ok(()) => self.reply(ok_code, ok_text),
+            Err(r) => self.refuse(r),
+        }
+    }
+
+    pub(super) fn cmd_dele(&mut self, arg: &[u8], cx: &mut Cx<'_>) {
+        let r =
+            self.path_for(arg, Need::All(Perms::DELETE), cx).and_then(|p| Ok(self.jail(cx.jail).remove_file(&p)?));
+        self.log_change("DELE", arg, &r);
+        self.done_or_refuse(r, reply::FILE_ACTION_OK, "File deleted.");
+    }
+
+    pub(super) fn cmd_mkd(&mut self, arg: &[u8], cx: &mut Cx<'_>) {
+        let r = self.path_for(arg, Need::All(Perms::MKDIR), cx).and_then(|p| {
+            self.jail(cx.jail).mkdir(&p, 0o777)?;
+            Ok(p)
+        });
+        match r {
+            Ok(p) => {
+                self.log_change("MKD", arg, &Ok(()));
+                let mut text = Vec::with_capacity(p.as_bytes().len() + 16);
+                reply::push_quoted_path(&mut text, p.as_bytes());
+                text.extend_from_slice(b" created.");
+                self.reply_bytes(reply::PATH_CREATED, &text);
+            }
+            Err(r) => self.refuse(r),
+        }
+    }
+
+    pub(super) fn cmd_rmd(&mut self, arg: &[u8], cx: &mut Cx<'_>) {
+        let r = self.path_for(arg, Need::All(Perms::RMDIR), cx).and_then(|p| Ok(self.jail(cx.jail).remove_dir(&p)?));
+        self.log_change("RMD", arg, &r);
+        self.done_or_refuse(r, reply::FILE_ACTION_OK, "Directory removed.");
+    }
+
+    pub(super) fn cmd_rnfr(&mut self, arg: &[u8], cx: &mut Cx<'_>) {
+        let r = self.path_for(arg, Need::All(Perms::RENAME), cx).and_then(|p| {
+            self.jail(cx.jail).lstat(&p)?;
+            Ok(p)
+        });
+        match r {
+            Ok(p) => {
+                self.rename_from = Some(p);
+                self.reply(reply::PENDING_MORE, "Ready for RNTO.");
+            }
+            Err(r) => self.refuse(r),
+        }
+    }
+
+    pub(super) fn cmd_rnto(&mut self, arg: &[u8], from: Option<VPath>, cx: &mut Cx<'_>) {
+        let Some(from) = from else {
+            return self.reply(reply::BAD_SEQUENCE, "RNFR required first.");
+        };
+        let r = self.path_for(arg, Need::All(Perms::RENAME), cx).and_then(|to| {
+            if cx.shared.auth.deny.hides_name(to.file_name()) {
+                return Err(FsError::Denied.into());
+            }
+            Ok(self.jail(cx.jail).rename(&from, &to)?)
+        });
+        self.log_change("RNTO", arg, &r);
+        self.done_or_refuse(r, reply::FILE_ACTION_OK, "Rename successful.");
+    }
+
+    /// MFMT YYYYMMDDHHMMSS path (also reached by the two-argument MDTM).
+    pub(super) fn cmd_mfmt(&mut self, arg: &[u8], cx: &mut Cx<'_>) {
+        let Some(sp) = arg.iter().position(|&b| b == b' ') else {
+            return self.reply(reply::BAD_ARGUMENTS, "Usage: MFMT YYYYMMDDHHMMSS path");
+        };
+        let (stamp, path) = (&arg[..sp], &arg[sp + 1..]);
+        let Some(secs) = time::parse_mdtm(stamp) else {
+            return self.reply(reply::BAD_ARGUMENTS, "Bad time: YYYYMMDDHHMMSS (UTC) is expected.");
+        };
+        let r = self
+            .path_for(path, Need::All(Perms::SETTIME), cx)
+            .and_then(|p| Ok(self.jail(cx.jail).set_mtime(&p, secs)?));
+        match r {
+            Ok(()) => {
+                let mut text = b"Modify=".to_vec();
+                time::push_mdtm(&mut text, &time::utc_parts(secs));
+                text.extend_from_slice(b"; ");
+                text.extend_from_slice(path);
+                self.reply_bytes(reply::FILE_STATUS, &text);
+            }
+            Err(r) => self.refuse(r),
+        }
+    }
+
+    /// SITE CHMOD <octal> <path>: needs the write permission there.
+    pub(super) fn cmd_chmod(&mut self, args: &[u8], cx: &mut Cx<'_>) {
+        let Some(sp) = args.iter().position(|&b| b == b' ') else {
+            return self.reply(reply::BAD_ARGUMENTS, "Usage: SITE CHMOD <octal mode> <path>");
+        };
+        let mode =
+            std::str::from_utf8(&args[..sp]).ok().and_then(|m| u32::from_str_radix(m, 8).ok()).filter(|m| *m <= 0o777);
+        let Some(mode) = mode else {
+            return self.reply(reply::BAD_ARGUMENTS, "Bad mode: an octal number 0-777 is expected.");
+        };
+        let path = &args[sp + 1..];
+        let r =
+            self.path_for(path, Need::All(Perms::WRITE), cx).and_then(|p| Ok(self.jail(cx.jail).chmod(&p, mode)?));
+        self.done_or_refuse(r, reply::COMMAND_OK, "SITE CHMOD command ok.");
+    }
+
+    fn log_change(&self, what: &str, arg: &[u8], r: &Result<(), Refused>) {
+        let result = match r {
+            Ok(()) => "ok".to_string(),
+            Err(Refused(code, text)) => format!("{code} {text}"),
+        };
+        crate::log::info(format_args!(
+            "session {} {} {} {} result={}",
+            self.id,
+            self.user(),
+            what,
+            String::from_utf8_lossy(arg).escape_debug(),
+            result
+        ));
+    }
+}

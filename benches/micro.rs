@@ -19,25 +19,13 @@ fn proto_parse(c: &mut Criterion) {
         b.iter(|| command::parse(black_box(line)))
     });
     g.bench_function("noop", |b| b.iter(|| command::parse(black_box(b"NOOP"))));
-    g.bench_function("alias_lowercase", |b| {
-        b.iter(|| command::parse(black_box(b"xpwd")))
-    });
-    g.bench_function("unknown", |b| {
-        b.iter(|| command::parse(black_box(b"GET /index.html HTTP/1.1")))
-    });
+    g.bench_function("alias_lowercase", |b| b.iter(|| command::parse(black_box(b"xpwd"))));
+    g.bench_function("unknown", |b| b.iter(|| command::parse(black_box(b"GET /index.html HTTP/1.1"))));
     g.bench_function("lookup", |b| b.iter(|| command::lookup(black_box(b"mlsd"))));
-    g.bench_function("port", |b| {
-        b.iter(|| addr::parse_port(black_box(b"192,168,100,200,195,81")))
-    });
-    g.bench_function("eprt_v4", |b| {
-        b.iter(|| addr::parse_eprt(black_box(b"|1|192.168.100.200|50001|")))
-    });
-    g.bench_function("eprt_v6", |b| {
-        b.iter(|| addr::parse_eprt(black_box(b"|2|2001:db8::8:800:200c:417a|50001|")))
-    });
-    g.bench_function("rest", |b| {
-        b.iter(|| addr::parse_u64(black_box(b"10000000000")))
-    });
+    g.bench_function("port", |b| b.iter(|| addr::parse_port(black_box(b"192,168,100,200,195,81"))));
+    g.bench_function("eprt_v4", |b| b.iter(|| addr::parse_eprt(black_box(b"|1|192.168.100.200|50001|"))));
+    g.bench_function("eprt_v6", |b| b.iter(|| addr::parse_eprt(black_box(b"|2|2001:db8::8:800:200c:417a|50001|"))));
+    g.bench_function("rest", |b| b.iter(|| addr::parse_u64(black_box(b"10000000000"))));
     g.bench_function("type", |b| b.iter(|| addr::parse_type(black_box(b"I"))));
     g.finish();
 }
@@ -67,22 +55,14 @@ fn proto_reply(c: &mut Criterion) {
     g.bench_function("push", |b| {
         b.iter(|| {
             out.clear();
-            reply::push(
-                &mut out,
-                reply::TRANSFER_OK,
-                black_box(b"Transfer complete."),
-            );
+            reply::push(&mut out, reply::TRANSFER_OK, black_box(b"Transfer complete."));
             black_box(out.len())
         })
     });
     g.bench_function("pasv", |b| {
         b.iter(|| {
             out.clear();
-            addr::push_pasv_text(
-                &mut out,
-                black_box(Ipv4Addr::new(192, 168, 0, 10)),
-                black_box(50_001),
-            );
+            addr::push_pasv_text(&mut out, black_box(Ipv4Addr::new(192, 168, 0, 10)), black_box(50_001));
             black_box(out.len())
         })
     });
@@ -121,7 +101,14 @@ fn listing_format(c: &mut Criterion) {
     g.bench_function("list_line", |b| {
         b.iter(|| {
             out.clear();
-            listing::push_list_line(&mut out, black_box(b"debian-13.2.0-amd64-DVD-1.iso"), &st, None, 1_763_900_000, false);
+            listing::push_list_line(
+                &mut out,
+                black_box(b"debian-13.2.0-amd64-DVD-1.iso"),
+                &st,
+                None,
+                1_763_900_000,
+                false,
+            );
             black_box(out.len())
         })
     });

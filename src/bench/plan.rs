@@ -241,6 +241,9 @@ impl Plan {
         }
         let stop = match (a.duration, a.count) {
             (_, Some(0)) => return err("--count must be at least 1"),
+            (_, Some(_)) if a.workload == Workload::Idle => {
+                return err("idle holds sessions for --duration; --count does not apply");
+            }
             (_, Some(n)) => Stop::Count(n),
             (d, None) => Stop::After(secs("--duration", d.unwrap_or(10.0), false)?),
         };
@@ -380,6 +383,7 @@ mod tests {
         assert!(plan(&["list", "--conns", "0"]).is_err());
         assert!(plan(&["retr", "--path", "a\r\nDELE x"]).is_err());
         assert!(plan(&["idle", "--mix", "retr=1"]).is_err());
+        assert!(plan(&["idle", "--count", "5"]).is_err());
         assert_eq!(plan(&["idle", "--conns", "3", "--threads", "8"]).unwrap().threads, 3);
     }
 }

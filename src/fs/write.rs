@@ -19,6 +19,8 @@ pub enum Create {
     Open,
     /// Fail if it exists (STOU).
     Exclusive,
+    /// Fail if it does not exist (REST+STOR must not create a file).
+    Existing,
 }
 
 /// A file opened for writing, with the directory that holds it.
@@ -69,8 +71,10 @@ impl Jail {
         {
             return Err(FsError::Exists);
         }
-        let mut flags =
-            libc::O_WRONLY | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
+        let mut flags = libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
+        if create != Create::Existing || atomic {
+            flags |= libc::O_CREAT;
+        }
         if create == Create::Exclusive && !atomic {
             flags |= libc::O_EXCL;
         }
@@ -154,6 +158,19 @@ impl Jail {
 }
 
 impl Upload {
+    /// The file under its real name, for reading (`None` if there is none).
+    pub fn open_published(&self) -> std::io::Result<Option<File>> {
+        let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
+        match fsys::openat(self.dir.as_fd(), &self.name, flags, 0) {
+            Ok(fd) => {
+                let st = Stat::from_libc(&fsys::fstat(fd.as_fd())?);
+                Ok((st.kind == FileKind::File).then(|| File::from(fd)))
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Makes an atomic upload visible under its real name.
     pub fn publish(&self) -> std::io::Result<()> {
         match &self.temp {

@@ -109,9 +109,7 @@ pub fn fstatat(dir: BorrowedFd<'_>, name: &CStr, flags: i32) -> io::Result<libc:
 pub fn readlinkat(dir: BorrowedFd<'_>, name: &CStr, buf: &mut [u8]) -> io::Result<usize> {
     let n = syscall!(
         // SAFETY: `name` is NUL-terminated; the kernel writes at most `buf.len()` bytes to `buf`.
-        unsafe {
-            libc::readlinkat(dir.as_raw_fd(), name.as_ptr(), buf.as_mut_ptr().cast::<libc::c_char>(), buf.len())
-        }
+        unsafe { libc::readlinkat(dir.as_raw_fd(), name.as_ptr(), buf.as_mut_ptr().cast::<libc::c_char>(), buf.len()) }
     )?;
     usize::try_from(n).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }

@@ -36,14 +36,48 @@ impl Put {
     }
 }
 
+/// The permission an upload needs: resuming (REST+STOR, APPE) is
+/// appending; a fresh STOR/STOU writes.
+fn need_for(put: Put, rest: u64) -> Need {
+    match put {
+        Put::Appe => Need::OneOf(Perms::APPEND.union(Perms::WRITE)),
+        Put::Stor if rest > 0 => Need::OneOf(Perms::APPEND.union(Perms::WRITE)),
+        Put::Stor | Put::Stou => Need::All(Perms::WRITE),
+    }
+}
+
+fn beyond_end() -> Refused {
+    Refused(reply::BAD_REST_OFFSET, "Restart offset is beyond the end of the file.".into())
+}
+
+/// Replaces the (locked) temporary's content with the first `limit` bytes
+/// of the published file and returns how many were copied; `None` (the
+/// temporary untouched) when nothing is published under the name.
+fn seed_from_published(up: &Upload, limit: u64) -> Result<Option<u64>, Refused> {
+    let Some(published) = up.open_published().map_err(FsError::from)? else {
+        return Ok(None);
+    };
+    up.file.set_len(0).map_err(FsError::from)?;
+    let mut src = std::io::Read::take(published, limit);
+    let mut dst = &up.file;
+    Ok(Some(std::io::copy(&mut src, &mut dst).map_err(FsError::from)?))
+}
+
 impl Session {
     pub(super) fn cmd_put(&mut self, put: Put, arg: &[u8], cx: &mut Cx<'_>) {
         let rest = std::mem::take(&mut self.rest);
-        match self.open_put(put, arg, rest, cx) {
+        // Refusals come before anything touches the disk: permission, then
+        // the data channel, then the file.
+        let need = need_for(put, rest);
+        let base = if put == Put::Stou && arg.is_empty() { b"stou".as_slice() } else { arg };
+        if let Err(r) = self.path_for(base, need, cx) {
+            return self.refuse(r);
+        }
+        if !self.need_data_channel() {
+            return;
+        }
+        match self.open_put(put, base, rest, cx) {
             Ok((up, path, start)) => {
-                if !self.need_data_channel() {
-                    return;
-                }
                 let ascii = self.ttype == TransferType::Ascii;
                 let job = Stor::new(up, path, put.verb(), start, ascii, cx.cfg.fsync_uploads);
                 self.start_job(Job::Stor(job), cx);
@@ -52,31 +86,27 @@ impl Session {
         }
     }
 
-    /// Checks permissions, opens (never truncating before the lock is held),
-    /// locks, and positions the upload. Returns the file, its path and the
-    /// offset writing starts at.
+    /// Opens (never truncating before the lock is held), locks, and
+    /// positions the upload. Returns the file, its path and the offset
+    /// writing starts at.
     fn open_put(&self, put: Put, arg: &[u8], rest: u64, cx: &Cx<'_>) -> Result<(Upload, VPath, u64), Refused> {
-        // Resuming (REST+STOR, APPE) is appending; a fresh STOR/STOU writes.
-        let need = match put {
-            Put::Appe => Need::OneOf(Perms::APPEND.union(Perms::WRITE)),
-            Put::Stor if rest > 0 => Need::OneOf(Perms::APPEND.union(Perms::WRITE)),
-            Put::Stor | Put::Stou => Need::All(Perms::WRITE),
-        };
         let atomic = cx.cfg.atomic_uploads;
         let jail = self.jail(cx.jail);
         let mode = 0o666;
+        let path = self.path_for(arg, need_for(put, rest), cx)?;
         let (up, path) = if put == Put::Stou {
-            let base = if arg.is_empty() { b"stou".as_slice() } else { arg };
-            let first = self.path_for(base, need, cx)?;
             let mut found = None;
             for i in 0..limits::STOU_TRIES {
                 let candidate = if i == 0 {
-                    first.clone()
+                    path.clone()
                 } else {
-                    let mut name = first.file_name().to_vec();
+                    let mut name = path.file_name().to_vec();
                     name.extend_from_slice(format!(".{i}").as_bytes());
-                    first.parent().join(&name)?
+                    path.parent().join(&name)?
                 };
+                if cx.shared.auth.deny.hides_name(candidate.file_name()) {
+                    continue;
+                }
                 match jail.open_upload(&candidate, Create::Exclusive, mode, atomic) {
                     Ok(up) => {
                         found = Some((up, candidate));
@@ -88,12 +118,14 @@ impl Session {
             }
             found.ok_or_else(|| Refused(reply::FILE_UNAVAILABLE, "No unique name available.".into()))?
         } else {
-            let path = self.path_for(arg, need, cx)?;
-            (jail.open_upload(&path, Create::Open, mode, atomic)?, path)
+            // Resuming a file that does not exist must not create it.
+            let create = if put == Put::Stor && rest > 0 && !atomic { Create::Existing } else { Create::Open };
+            match jail.open_upload(&path, create, mode, atomic) {
+                Ok(up) => (up, path),
+                Err(FsError::NotFound) if create == Create::Existing => return Err(beyond_end()),
+                Err(e) => return Err(e.into()),
+            }
         };
-        if cx.shared.auth.deny.hides_name(path.file_name()) {
-            return Err(FsError::NotFound.into());
-        }
         // One upload per file at a time, across sessions and processes.
         match fsys::try_lock_exclusive(up.file.as_fd()) {
             Ok(true) => {}
@@ -104,11 +136,24 @@ impl Session {
         }
         let size = up.file.metadata().map_err(FsError::from)?.len();
         let start = match put {
-            Put::Appe => size,
             Put::Stou => 0,
-            Put::Stor if rest > size => {
-                return Err(Refused(reply::BAD_REST_OFFSET, "Restart offset is beyond the end of the file.".into()));
-            }
+            // Atomic APPE: the temporary starts as a copy of the published
+            // file, so the rename publishes old + new bytes at once.
+            Put::Appe if atomic => match seed_from_published(&up, u64::MAX)? {
+                Some(n) => n,
+                None => {
+                    up.file.set_len(0).map_err(FsError::from)?;
+                    0
+                }
+            },
+            Put::Appe => size,
+            // Atomic resume: an interrupted temporary long enough wins; else
+            // the published file's first `rest` bytes seed it.
+            Put::Stor if atomic && rest > 0 && rest > size => match seed_from_published(&up, rest)? {
+                Some(n) if n == rest => rest,
+                _ => return Err(beyond_end()),
+            },
+            Put::Stor if rest > size => return Err(beyond_end()),
             Put::Stor => rest,
         };
         if put != Put::Appe && start < size {

@@ -1,9 +1,12 @@
 //! The one integration-test binary: each module drives the real `mirrorftpd`.
 
+mod accounts;
 mod bench;
 mod faults;
 mod interop;
+mod interop_upload;
 mod options;
 mod protocol;
 mod security;
+mod uploads;
 mod util;

@@ -41,7 +41,18 @@ impl LineBuf {
     /// Only call when `next_line` returned `Partial` (the buffer has room).
     pub fn read_from<R: Read>(&mut self, r: &mut R) -> io::Result<usize> {
         if self.buf.is_empty() {
-            self.buf = vec![0; self.cap];
+            // Read into the stack first: an idle session woken by a spurious
+            // or final event allocates nothing.
+            let mut first = [0u8; 512];
+            let n = r.read(&mut first)?;
+            if n > 0 {
+                self.buf = vec![0; self.cap];
+                self.buf[..n].copy_from_slice(&first[..n]);
+                self.start = 0;
+                self.scan = 0;
+                self.end = n;
+            }
+            return Ok(n);
         }
         if self.start > 0 && self.end == self.buf.len() {
             self.compact();
@@ -199,6 +210,10 @@ mod tests {
         feed(&mut lb, b"NOOP\r\n");
         assert_eq!(take(&mut lb).unwrap(), b"NOOP");
         lb.release_if_empty();
+        assert_eq!(lb.buf.len(), 0);
+        // A read that finds nothing allocates nothing.
+        let mut empty: &[u8] = b"";
+        assert_eq!(lb.read_from(&mut empty).unwrap(), 0);
         assert_eq!(lb.buf.len(), 0);
         feed(&mut lb, b"PWD\r\nSY");
         assert_eq!(take(&mut lb).unwrap(), b"PWD");

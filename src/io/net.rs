@@ -31,6 +31,10 @@ pub fn passive_listener(ip: IpAddr, ports: Option<(u16, u16)>, cursor: &mut u16)
         if addr.is_ipv6() {
             sock.set_only_v6(true)?;
         }
+        // SO_REUSEADDR (never SO_REUSEPORT): a port whose last data
+        // connection sits in TIME_WAIT is still usable, so a busy server does
+        // not run out of passive ports; two listeners can never share one.
+        sock.set_reuse_address(true)?;
         sock.bind(&addr.into())?;
         sock.listen(1)?;
         Ok(mio::net::TcpListener::from_std(sock.into()))
@@ -58,6 +62,9 @@ pub fn passive_listener(ip: IpAddr, ports: Option<(u16, u16)>, cursor: &mut u16)
 /// to `to` for an active-mode data connection.
 pub fn active_connect(local_ip: IpAddr, to: SocketAddr) -> io::Result<mio::net::TcpStream> {
     let sock = Socket::new(Domain::for_address(to), Type::STREAM.nonblocking().cloexec(), Some(Protocol::TCP))?;
+    // Let connect() pick the port for the whole 4-tuple, so TIME_WAIT from
+    // earlier transfers does not exhaust the ephemeral range at bind().
+    super::sys::set_bind_address_no_port(&sock)?;
     sock.bind(&SocketAddr::new(local_ip, 0).into())?;
     match sock.connect(&to.into()) {
         Ok(()) => {}

@@ -175,3 +175,24 @@ pub fn ignore_sigxfsz() -> io::Result<()> {
     }
     Ok(())
 }
+
+/// IP_BIND_ADDRESS_NO_PORT: with bind(ip, 0) before connect(), defer the
+/// port choice to connect() so it is unique per 4-tuple, not per port.
+pub fn set_bind_address_no_port(sock: &socket2::Socket) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: `sock` is a live socket; the option value is a c_int of the
+    // size passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -44,7 +44,8 @@ impl LineBuf {
             // Read into the stack first: an idle session woken by a spurious
             // or final event allocates nothing.
             let mut first = [0u8; 512];
-            let n = r.read(&mut first)?;
+            let want = first.len().min(self.cap);
+            let n = r.read(&mut first[..want])?;
             if n > 0 {
                 self.buf = vec![0; self.cap];
                 self.buf[..n].copy_from_slice(&first[..n]);

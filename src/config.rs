@@ -172,6 +172,55 @@ pub struct Flags {
     /// Helper threads for password verification (kept off the event loops).
     #[arg(long, value_name = "N", default_value_t = limits::DEFAULT_AUTH_THREADS)]
     pub auth_threads: usize,
+
+    /// TLS certificate chain (PEM) for FTPS; enables AUTH TLS.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Implicit FTPS address (TLS from the first byte, port 990 style);
+    /// repeatable.
+    #[arg(long = "implicit-tls-listen", value_name = "ADDR:PORT")]
+    pub implicit_tls_listen: Vec<SocketAddr>,
+
+    /// What must be encrypted: none, login (USER/PASS), data (transfers), or
+    /// all.
+    #[arg(long, value_name = "WHAT", default_value = "none")]
+    pub tls_require: TlsRequire,
+
+    /// Anonymous sessions are exempt from --tls-require.
+    #[arg(long)]
+    pub tls_exempt_anonymous: bool,
+
+    /// Lowest TLS version accepted: 1.2 or 1.3.
+    #[arg(long, value_name = "VERSION", default_value = "1.2")]
+    pub tls_min_version: String,
+
+    /// Data connections resuming the control connection's TLS session:
+    /// required (refuse others: the data-hijack defence), preferred (log
+    /// others), off.
+    #[arg(long, value_name = "POLICY", default_value = "preferred")]
+    pub tls_session_reuse: SessionReuse,
+}
+
+/// --tls-require
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsRequire {
+    None,
+    Login,
+    Data,
+    All,
+}
+
+/// --tls-session-reuse
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionReuse {
+    Required,
+    Preferred,
+    Off,
 }
 
 /// A port range for passive listeners.
@@ -237,6 +286,14 @@ pub struct Config {
     pub fsync_uploads: bool,
     pub umask: u32,
     pub auth_threads: usize,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub implicit_tls_listen: Vec<SocketAddr>,
+    pub tls_require: TlsRequire,
+    pub tls_exempt_anonymous: bool,
+    /// True: TLS 1.3 only.
+    pub tls13_only: bool,
+    pub tls_session_reuse: SessionReuse,
 }
 
 #[derive(Debug)]
@@ -315,6 +372,14 @@ impl Config {
         if f.auth_threads == 0 || f.auth_threads > 64 {
             return err("--auth-threads must be 1-64".into());
         }
+        let tls13_only = match f.tls_min_version.as_str() {
+            "1.2" => false,
+            "1.3" => true,
+            v => return err(format!("--tls-min-version {v:?}: 1.2 or 1.3")),
+        };
+        if f.tls_cert.is_none() && (!f.implicit_tls_listen.is_empty() || f.tls_require != TlsRequire::None) {
+            return err("--implicit-tls-listen and --tls-require need --tls-cert and --tls-key".into());
+        }
         if f.backlog < 1 {
             return err("--backlog must be at least 1".into());
         }
@@ -351,6 +416,13 @@ impl Config {
             fsync_uploads: f.fsync_uploads,
             umask,
             auth_threads: f.auth_threads,
+            tls_cert: f.tls_cert,
+            tls_key: f.tls_key,
+            implicit_tls_listen: f.implicit_tls_listen,
+            tls_require: f.tls_require,
+            tls_exempt_anonymous: f.tls_exempt_anonymous,
+            tls13_only,
+            tls_session_reuse: f.tls_session_reuse,
         })
     }
 }

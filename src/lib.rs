@@ -11,4 +11,5 @@ pub mod log;
 pub mod pool;
 pub mod proto;
 pub mod session;
+pub mod tls;
 pub mod worker;

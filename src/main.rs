@@ -1,6 +1,7 @@
 //! Entry point: flags → Config → workers (one reactor thread per core) →
 //! wait for signals.
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -43,16 +44,20 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
     // Uploads and new directories get 0666/0777 minus this mask.
     mirrorftpd::io::fsys::set_umask(config.umask);
     let pool = Pool::start(config.auth_threads, auth.clone(), config.deny_dotfiles)?;
-    let shared = Arc::new(Shared::new(config, auth, pool));
+    let tls = mirrorftpd::tls::load(&config)?;
+    let shared = Arc::new(Shared::new(config, auth, pool, tls));
     let cfg = &shared.config;
 
     // Worker 0 binds first so that port 0 resolves to one port, which the
     // other workers then share through SO_REUSEPORT.
-    let first = match Worker::bind(0, shared.clone(), &cfg.listen) {
+    let mut wanted: Vec<(SocketAddr, bool)> = cfg.listen.iter().map(|a| (*a, false)).collect();
+    wanted.extend(cfg.implicit_tls_listen.iter().map(|a| (*a, true)));
+    let first = match Worker::bind(0, shared.clone(), &wanted) {
         Err(e) if cfg.listen_is_default => {
             // The default includes [::]:2121; hosts without IPv6 still start.
             mirrorftpd::log::warn(format_args!("{e}; serving IPv4 only"));
-            Worker::bind(0, shared.clone(), &cfg.listen[..1])?
+            wanted.remove(1);
+            Worker::bind(0, shared.clone(), &wanted)?
         }
         r => r?,
     };
@@ -61,8 +66,12 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
     for id in 1..cfg.workers {
         workers.push(Worker::bind(id, shared.clone(), &addrs)?);
     }
-    for a in &addrs {
-        eprintln!("mirrorftpd: listening on {a}");
+    for (a, implicit) in &addrs {
+        if *implicit {
+            eprintln!("mirrorftpd: implicit TLS on {a}");
+        } else {
+            eprintln!("mirrorftpd: listening on {a}");
+        }
     }
     mirrorftpd::log::info(format_args!(
         "serving {} with {} workers, open-file limit {}",
@@ -85,7 +94,23 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
                 mirrorftpd::log::info(format_args!("signal {sig}: exiting ({} sessions open)", shared.session_count()));
                 return Ok(ExitCode::SUCCESS);
             }
-            _ => mirrorftpd::log::info(format_args!("signal {sig}: nothing to reload yet")),
+            libc::SIGHUP => reload(&shared),
+            _ => mirrorftpd::log::info(format_args!("signal {sig}: nothing to do")),
+        }
+    }
+}
+
+/// SIGHUP: reloads what can be reloaded without dropping sessions (the TLS
+/// certificate; new handshakes use it, running sessions keep theirs).
+fn reload(shared: &Shared) {
+    let cfg = &shared.config;
+    if let (Some(cert), Some(key)) = (&cfg.tls_cert, &cfg.tls_key) {
+        match mirrorftpd::tls::build(cert, key, cfg.tls13_only) {
+            Ok(sc) => {
+                shared.set_tls(sc);
+                mirrorftpd::log::info(format_args!("SIGHUP: TLS certificate reloaded from {}", cert.display()));
+            }
+            Err(e) => mirrorftpd::log::error(format_args!("SIGHUP: TLS certificate not reloaded: {e}")),
         }
     }
 }

@@ -71,6 +71,8 @@ pub struct Shared {
     pub config: Config,
     pub auth: Arc<Auth>,
     pub pool: Pool,
+    /// FTPS configuration, swapped whole on SIGHUP (sessions keep theirs).
+    tls: std::sync::RwLock<Option<Arc<rustls::ServerConfig>>>,
     sessions: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     failures: Mutex<HashMap<IpAddr, Failures>>,
@@ -78,16 +80,27 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(config: Config, auth: Arc<Auth>, pool: Pool) -> Shared {
+    pub fn new(config: Config, auth: Arc<Auth>, pool: Pool, tls: Option<Arc<rustls::ServerConfig>>) -> Shared {
         Shared {
             config,
             auth,
             pool,
+            tls: std::sync::RwLock::new(tls),
             sessions: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             next_session: AtomicU64::new(1),
         }
+    }
+
+    /// The current FTPS configuration (None: FTPS is off).
+    pub fn tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.tls.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Installs a new FTPS configuration (certificate reload).
+    pub fn set_tls(&self, sc: Arc<rustls::ServerConfig>) {
+        *self.tls.write().unwrap_or_else(|p| p.into_inner()) = Some(sc);
     }
 
     /// Records a failed login from `ip`; true when the address is now banned.
@@ -170,6 +183,8 @@ pub struct Worker {
     id: usize,
     poll: Poll,
     listeners: Vec<TcpListener>,
+    /// Per listener: implicit TLS (TLS from the first byte).
+    implicit: Vec<bool>,
     sessions: Slab<Session>,
     timers: BinaryHeap<Reverse<(Instant, usize, u16)>>,
     /// Sessions to drive again without waiting for an event: they stopped on
@@ -192,16 +207,17 @@ impl Worker {
     /// Creates worker `id`, binding its own listener on each address. Port 0
     /// must be resolved by the caller (bind worker 0 first, then reuse its
     /// ports) so all workers share one port per address.
-    pub fn bind(id: usize, shared: Arc<Shared>, addrs: &[SocketAddr]) -> io::Result<Worker> {
+    pub fn bind(id: usize, shared: Arc<Shared>, addrs: &[(SocketAddr, bool)]) -> io::Result<Worker> {
         let cfg = &shared.config;
         let poll = Poll::new()?;
         let mut listeners = Vec::with_capacity(addrs.len());
-        for (i, addr) in addrs.iter().enumerate() {
+        for (i, (addr, _)) in addrs.iter().enumerate() {
             let mut l = net::control_listener(*addr, cfg.backlog)
                 .map_err(|e| io::Error::new(e.kind(), format!("listen on {addr}: {e}")))?;
             poll.registry().register(&mut l, Token((i << KEY_SHIFT) | ROLE_SERVER), Interest::READABLE)?;
             listeners.push(l);
         }
+        let implicit = addrs.iter().map(|(_, t)| *t).collect();
         let jail = Jail::open(&cfg.root, cfg.deny_dotfiles)
             .map_err(|e| io::Error::new(e.kind(), format!("--root {}: {e}", cfg.root.display())))?;
         let pasv_range = cfg.pasv_ports.map(|r| {
@@ -218,6 +234,7 @@ impl Worker {
             id,
             poll,
             listeners,
+            implicit,
             sessions: Slab::with_capacity(64),
             timers: BinaryHeap::new(),
             run_queue: Vec::new(),
@@ -233,8 +250,8 @@ impl Worker {
     }
 
     /// The addresses actually bound (port 0 resolved).
-    pub fn local_addrs(&self) -> io::Result<Vec<SocketAddr>> {
-        self.listeners.iter().map(|l| l.local_addr()).collect()
+    pub fn local_addrs(&self) -> io::Result<Vec<(SocketAddr, bool)>> {
+        self.listeners.iter().zip(&self.implicit).map(|(l, t)| Ok((l.local_addr()?, *t))).collect()
     }
 
     /// The event loop; returns only on a fatal poll error.
@@ -373,7 +390,7 @@ impl Worker {
                 budget -= 1;
                 match self.listeners[i].accept() {
                     Ok((stream, peer)) => {
-                        if let Some(slot) = self.admit(stream, peer, now) {
+                        if let Some(slot) = self.admit(stream, peer, now, self.implicit[i]) {
                             to_drive.push(slot);
                         }
                     }
@@ -395,7 +412,13 @@ impl Worker {
         }
     }
 
-    fn admit(&mut self, mut stream: mio::net::TcpStream, peer: SocketAddr, now: Instant) -> Option<Slot> {
+    fn admit(
+        &mut self,
+        mut stream: mio::net::TcpStream,
+        peer: SocketAddr,
+        now: Instant,
+        implicit: bool,
+    ) -> Option<Slot> {
         let ip = net::canonical_ip(peer.ip());
         let id = match self.shared.admit(ip, now) {
             Ok(id) => id,
@@ -425,7 +448,17 @@ impl Worker {
             self.shared.release(ip);
             return None;
         }
-        let s = Session::new(id, generation, stream, SocketAddr::new(ip, peer.port()), local, now, self.id);
+        let mut s = Session::new(id, generation, stream, SocketAddr::new(ip, peer.port()), local, now, self.id);
+        if implicit {
+            match self.shared.tls().map(|sc| crate::tls::accept(&sc)) {
+                Some(Ok(tls)) => s.start_implicit_tls(tls),
+                _ => {
+                    let _ = self.poll.registry().deregister(&mut s.ctrl);
+                    self.shared.release(ip);
+                    return None;
+                }
+            }
+        }
         entry.insert(s);
         Some(slot)
     }

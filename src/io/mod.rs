@@ -5,6 +5,7 @@ pub mod fsys;
 pub mod linebuf;
 pub mod net;
 pub mod sys;
+pub mod tlsio;
 
 use std::io;
 

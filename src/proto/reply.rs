@@ -62,6 +62,14 @@ pub const FILE_UNAVAILABLE: u16 = 550;
 pub const PAGE_TYPE_UNKNOWN: u16 = 551;
 pub const EXCEEDED_STORAGE: u16 = 552;
 pub const BAD_FILENAME: u16 = 553;
+/// RFC 2228: TLS could not be set up on our side.
+pub const LOCAL_ERROR_TLS: u16 = 431;
+/// RFC 2228/4217: refused for policy reasons (CCC, PROT C under a policy).
+pub const REQUEST_DENIED: u16 = 534;
+/// RFC 4217: the data connection cannot be opened with this PROT setting.
+pub const PROT_REQUIRED: u16 = 521;
+/// RFC 4217: the data connection's TLS negotiation failed.
+pub const DATA_TLS_FAILED: u16 = 522;
 /// RFC 3659: the REST offset does not fit the file (e.g. past its end).
 pub const BAD_REST_OFFSET: u16 = 554;
 

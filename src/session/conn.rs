@@ -23,6 +23,7 @@ impl Session {
     }
 
     fn open_passive(&mut self, cx: &mut Cx<'_>) -> Option<u16> {
+        self.arm_data_tls(cx);
         let ip = self.local_ip();
         match self.data.open_passive(cx.slot, cx.registry, ip, cx.pasv_range, cx.pasv_cursor, cx.now) {
             Ok(port) => Some(port),

@@ -9,6 +9,7 @@ use super::transfer::Job;
 use super::upload::Put;
 use super::{CtrlState, Cx, Session};
 use crate::auth::access::Access;
+use crate::config::TlsRequire;
 use crate::pool::LoginJob;
 
 /// Commands executed while a transfer owns the data channel; any other
@@ -17,9 +18,14 @@ pub fn allowed_during_transfer(line: &[u8]) -> bool {
     matches!(command::parse(line).map(|c| c.verb), Ok(Verb::Abor | Verb::Stat | Verb::Noop | Verb::Quit))
 }
 
-/// Verbs that are parsed but not offered (yet): kept out of HELP and FEAT.
-fn offered(v: Verb) -> bool {
-    !matches!(v, Verb::Smnt | Verb::Auth | Verb::Pbsz | Verb::Prot | Verb::Ccc | Verb::Host)
+/// Verbs that are parsed but not offered: kept out of HELP. The TLS verbs
+/// are offered only when a certificate is configured.
+fn offered(v: Verb, tls: bool) -> bool {
+    match v {
+        Verb::Smnt | Verb::Host => false,
+        Verb::Auth | Verb::Pbsz | Verb::Prot | Verb::Ccc => tls,
+        _ => true,
+    }
 }
 
 /// Names accepted for the anonymous account.
@@ -130,15 +136,24 @@ impl Session {
             Verb::Mlst => self.cmd_mlst(arg, cx),
             Verb::Syst => self.reply(reply::SYSTEM_TYPE, "UNIX Type: L8"),
             Verb::Stat => self.cmd_stat(arg, cx),
-            Verb::Help => self.cmd_help(arg),
+            Verb::Help => self.cmd_help(arg, cx.shared.tls().is_some()),
             Verb::Noop => self.reply(reply::COMMAND_OK, "NOOP ok."),
             Verb::Allo => self.reply(reply::NOT_IMPLEMENTED_SUPERFLUOUS, "ALLO command ignored."),
             Verb::Site => self.cmd_site(arg, cx),
             Verb::Feat => {
+                let tls = cx.shared.tls().is_some();
                 let out = self.out();
                 let mut m = reply::Multi::begin(out, reply::SYSTEM_STATUS, b"Features:");
+                if tls {
+                    m.line(b"AUTH TLS");
+                    m.line(b"AUTH SSL");
+                }
                 for f in FEATURES {
                     m.line(f);
+                }
+                if tls {
+                    m.line(b"PBSZ");
+                    m.line(b"PROT");
                 }
                 m.end(b"End");
             }
@@ -154,9 +169,17 @@ impl Session {
             Verb::Rnfr => self.cmd_rnfr(arg, cx),
             Verb::Rnto => self.cmd_rnto(arg, rename_from, cx),
             Verb::Mfmt => self.cmd_mfmt(arg, cx),
-            Verb::Smnt | Verb::Auth | Verb::Pbsz | Verb::Prot | Verb::Ccc | Verb::Host => {
-                self.reply(reply::NOT_IMPLEMENTED, "Command not implemented.")
+            Verb::Auth => self.cmd_auth(arg, cx),
+            Verb::Pbsz => self.cmd_pbsz(),
+            Verb::Prot => self.cmd_prot(arg, cx),
+            Verb::Ccc => {
+                if self.tls.is_some() {
+                    self.reply(reply::REQUEST_DENIED, "CCC refused: the control connection stays encrypted.")
+                } else {
+                    self.reply(reply::BAD_SEQUENCE, "CCC needs a TLS control connection.")
+                }
             }
+            Verb::Smnt | Verb::Host => self.reply(reply::NOT_IMPLEMENTED, "Command not implemented."),
         }
     }
 
@@ -164,7 +187,11 @@ impl Session {
         if let CtrlState::LoggedIn { .. } = self.state {
             return self.reply(reply::NOT_LOGGED_IN, "Already logged in; cannot change user.");
         }
-        if is_anonymous(name) && cx.cfg.anonymous {
+        let anonymous = is_anonymous(name) && cx.cfg.anonymous;
+        if self.tls.is_none() && self.must_encrypt(TlsRequire::Login, anonymous, cx) {
+            return self.reply(reply::NOT_LOGGED_IN, "Log in over TLS: send AUTH TLS first.");
+        }
+        if anonymous {
             self.state = CtrlState::NeedPass { user: "anonymous".into() };
             self.user_name = "anonymous".into();
             return self.reply(reply::NEED_PASSWORD, "Anonymous login ok, send your e-mail address as password.");
@@ -178,6 +205,69 @@ impl Session {
         self.user_name = user.clone();
         self.state = CtrlState::NeedPass { user };
         self.reply(reply::NEED_PASSWORD, "Please specify the password.");
+    }
+
+    /// Whether --tls-require demands encryption of `what` for this login.
+    pub(super) fn must_encrypt(&self, what: TlsRequire, anonymous: bool, cx: &Cx<'_>) -> bool {
+        let req = cx.cfg.tls_require;
+        if req == TlsRequire::None || (anonymous && cx.cfg.tls_exempt_anonymous) {
+            return false;
+        }
+        req == TlsRequire::All || req == what
+    }
+
+    fn cmd_auth(&mut self, arg: &[u8], cx: &mut Cx<'_>) {
+        let Some(sc) = cx.shared.tls() else {
+            return self.reply(reply::NOT_IMPLEMENTED, "TLS is not configured on this server.");
+        };
+        if !(arg.eq_ignore_ascii_case(b"TLS") || arg.eq_ignore_ascii_case(b"SSL") || arg.eq_ignore_ascii_case(b"TLS-C"))
+        {
+            return self.reply(reply::NOT_IMPLEMENTED_PARAM, "Only AUTH TLS (or SSL) is supported.");
+        }
+        if self.tls.is_some() {
+            return self.reply(reply::BAD_SEQUENCE, "Already using TLS.");
+        }
+        match crate::tls::accept(&sc) {
+            Ok(tls) => {
+                self.reply(reply::AUTH_OK, "Proceed with negotiation.");
+                self.begin_tls(tls);
+            }
+            Err(e) => {
+                crate::log::error(format_args!("session {}: TLS setup: {e}", self.id));
+                self.reply(reply::LOCAL_ERROR_TLS, "TLS is unavailable right now.");
+            }
+        }
+    }
+
+    fn cmd_pbsz(&mut self) {
+        if self.tls.is_none() {
+            return self.reply(reply::BAD_SEQUENCE, "PBSZ needs a TLS control connection (AUTH TLS first).");
+        }
+        self.pbsz = true;
+        self.reply(reply::COMMAND_OK, "PBSZ=0");
+    }
+
+    fn cmd_prot(&mut self, arg: &[u8], cx: &mut Cx<'_>) {
+        if self.tls.is_none() || !self.pbsz {
+            return self.reply(reply::BAD_SEQUENCE, "PROT needs AUTH TLS and PBSZ first.");
+        }
+        match arg.first().map(u8::to_ascii_uppercase) {
+            Some(b'P') if arg.len() == 1 => {
+                self.prot_private = true;
+                self.reply(reply::COMMAND_OK, "PROT now Private.");
+            }
+            Some(b'C') if arg.len() == 1 => {
+                if self.must_encrypt(TlsRequire::Data, self.access.anonymous, cx) {
+                    return self.reply(reply::REQUEST_DENIED, "PROT C refused: data connections must be encrypted.");
+                }
+                self.prot_private = false;
+                self.reply(reply::COMMAND_OK, "PROT now Clear.");
+            }
+            Some(b'S' | b'E') if arg.len() == 1 => {
+                self.reply(reply::PROT_NOT_SUPPORTED, "Only PROT P and PROT C are supported.")
+            }
+            _ => self.reply(reply::BAD_ARGUMENTS, "Unrecognised PROT level."),
+        }
     }
 
     fn cmd_pass(&mut self, password: &[u8], cx: &mut Cx<'_>) {
@@ -284,11 +374,11 @@ impl Session {
         reply::push_multi(self.out(), reply::SYSTEM_STATUS, b"mirrorftpd status:", &refs, b"End of status.");
     }
 
-    fn cmd_help(&mut self, arg: &[u8]) {
+    fn cmd_help(&mut self, arg: &[u8], tls: bool) {
         if arg.is_empty() {
             let names: Vec<&str> = command::VERBS
                 .iter()
-                .filter(|i| offered(i.verb))
+                .filter(|i| offered(i.verb, tls))
                 .flat_map(|i| std::iter::once(i.name).chain(i.aliases.iter().copied()))
                 .collect();
             let out = self.out();
@@ -301,7 +391,7 @@ impl Session {
             return;
         }
         match command::lookup(arg) {
-            Some(v) if offered(v) => {
+            Some(v) if offered(v, tls) => {
                 let help = command::info(v).help;
                 self.reply(reply::HELP, &format!("Syntax: {help}"));
             }
@@ -353,10 +443,11 @@ mod tests {
     }
 
     #[test]
-    fn tls_is_not_offered_yet() {
-        assert!(offered(Verb::Stor));
-        assert!(!offered(Verb::Auth));
-        assert!(offered(Verb::Retr));
-        assert!(offered(Verb::Mlsd));
+    fn tls_verbs_are_offered_only_with_a_certificate() {
+        assert!(offered(Verb::Stor, false));
+        assert!(!offered(Verb::Auth, false));
+        assert!(offered(Verb::Auth, true));
+        assert!(offered(Verb::Retr, false));
+        assert!(!offered(Verb::Host, true));
     }
 }

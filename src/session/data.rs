@@ -10,7 +10,14 @@ use std::time::Instant;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry};
 
+use std::sync::Arc;
+
+use rustls::ServerConfig;
+
+use super::sink::Conn;
 use super::transfer::{Failure, Job, Pump};
+use crate::config::SessionReuse;
+use crate::io::Status;
 use crate::io::net;
 use crate::limits;
 use crate::worker::{Role, Slot};
@@ -24,13 +31,13 @@ pub enum DataState {
     /// PORT/EPRT target remembered; connected when the command arrives.
     PortSet(SocketAddr),
     /// The client connected to the passive port before sending the command.
-    Ready { stream: TcpStream },
+    Ready { conn: Conn },
     /// Transfer command received; waiting for the client to connect.
     WaitAccept { listener: TcpListener, job: Job },
     /// Transfer command received; active connect in progress.
     Connecting { stream: TcpStream, job: Job },
     /// Bytes are moving.
-    Running { stream: TcpStream, job: Job },
+    Running { conn: Conn, job: Job },
 }
 
 /// The data channel with the readiness seen on its current socket.
@@ -42,6 +49,11 @@ pub struct DataChan {
     pub since: Instant,
     /// When the running transfer started (for logs and STAT).
     pub started: Instant,
+    /// PROT P: the TLS configuration new data connections use.
+    pub secure: Option<Arc<ServerConfig>>,
+    /// The control session's id (binds data TLS sessions to it).
+    pub session: u64,
+    pub reuse: SessionReuse,
 }
 
 /// What the channel reports back to the control side after a turn.
@@ -65,8 +77,33 @@ pub enum BeginError {
 }
 
 impl DataChan {
-    pub fn new(now: Instant) -> DataChan {
-        DataChan { state: DataState::Idle, ready: false, since: now, started: now }
+    pub fn new(now: Instant, session: u64) -> DataChan {
+        DataChan {
+            state: DataState::Idle,
+            ready: false,
+            since: now,
+            started: now,
+            secure: None,
+            session,
+            reuse: SessionReuse::Preferred,
+        }
+    }
+
+    /// Applies --tls-session-reuse to a finished data handshake.
+    fn check_reuse(&self, conn: &Conn) -> Result<(), String> {
+        if conn.tls.is_none() || self.reuse == SessionReuse::Off || conn.resumed_from == Some(self.session) {
+            return Ok(());
+        }
+        let why = match conn.resumed_from {
+            None => "the data connection did not resume the control connection's TLS session".to_string(),
+            Some(other) => format!("the data connection resumed another session's TLS session ({other})"),
+        };
+        if self.reuse == SessionReuse::Required {
+            crate::log::warn(format_args!("session {}: refused data connection: {why}", self.session));
+            return Err(why);
+        }
+        crate::log::info(format_args!("session {}: {why} (allowed: --tls-session-reuse preferred)", self.session));
+        Ok(())
     }
 
     /// True while a transfer command owns the channel.
@@ -91,16 +128,20 @@ impl DataChan {
                 let _ = registry.deregister(&mut listener);
                 None
             }
-            DataState::Ready { mut stream } => {
-                let _ = registry.deregister(&mut stream);
+            DataState::Ready { mut conn } => {
+                let _ = registry.deregister(&mut conn.stream);
                 None
             }
             DataState::WaitAccept { mut listener, job } => {
                 let _ = registry.deregister(&mut listener);
                 Some(job)
             }
-            DataState::Connecting { mut stream, job } | DataState::Running { mut stream, job } => {
+            DataState::Connecting { mut stream, job } => {
                 let _ = registry.deregister(&mut stream);
+                Some(job)
+            }
+            DataState::Running { mut conn, job } => {
+                let _ = registry.deregister(&mut conn.stream);
                 Some(job)
             }
         }
@@ -148,8 +189,8 @@ impl DataChan {
                 self.state = DataState::WaitAccept { listener, job };
                 Ok(())
             }
-            DataState::Ready { stream } => {
-                self.state = DataState::Running { stream, job };
+            DataState::Ready { conn } => {
+                self.state = DataState::Running { conn, job };
                 self.ready = true;
                 self.started = now;
                 Ok(())
@@ -194,10 +235,10 @@ impl DataChan {
         match mem::replace(&mut self.state, DataState::Idle) {
             DataState::Listening { listener, port } => {
                 match self.accept(&listener, slot, registry, peer_ip, allow_foreign, sndbuf, rcvbuf) {
-                    Ok(Some(stream)) => {
+                    Ok(Some(conn)) => {
                         let mut listener = listener;
                         let _ = registry.deregister(&mut listener);
-                        self.state = DataState::Ready { stream };
+                        self.state = DataState::Ready { conn };
                         self.ready = true;
                         self.since = now;
                         DataEvent::Nothing
@@ -214,10 +255,10 @@ impl DataChan {
             }
             DataState::WaitAccept { listener, job } => {
                 match self.accept(&listener, slot, registry, peer_ip, allow_foreign, sndbuf, rcvbuf) {
-                    Ok(Some(stream)) => {
+                    Ok(Some(conn)) => {
                         let mut listener = listener;
                         let _ = registry.deregister(&mut listener);
-                        self.state = DataState::Running { stream, job };
+                        self.state = DataState::Running { conn, job };
                         self.ready = true;
                         self.since = now;
                         self.started = now;
@@ -253,34 +294,66 @@ impl DataChan {
                     return DataEvent::NoConnection(job, e);
                 }
                 let _ = net::tune_data(&stream, sndbuf, rcvbuf);
-                self.state = DataState::Running { stream, job };
+                let conn = match Conn::new(stream, self.secure.as_ref(), self.session) {
+                    Ok(c) => c,
+                    Err(e) => return DataEvent::Failed(job, Failure::Tls(format!("TLS setup: {e}"))),
+                };
+                self.state = DataState::Running { conn, job };
                 self.since = now;
                 self.started = now;
                 DataEvent::Started
             }
-            DataState::Running { mut stream, mut job } => {
+            DataState::Running { mut conn, mut job } => {
+                if !conn.verified {
+                    match conn.handshake() {
+                        Status::Done(_) => {
+                            if let Err(why) = self.check_reuse(&conn) {
+                                let _ = registry.deregister(&mut conn.stream);
+                                return DataEvent::Failed(job, Failure::Tls(why));
+                            }
+                            conn.verified = true;
+                            self.since = now;
+                        }
+                        Status::WouldBlock => {
+                            self.ready = false;
+                            self.state = DataState::Running { conn, job };
+                            return DataEvent::Nothing;
+                        }
+                        Status::Closed => {
+                            let _ = registry.deregister(&mut conn.stream);
+                            return DataEvent::Failed(
+                                job,
+                                Failure::Tls("client closed during the TLS handshake".into()),
+                            );
+                        }
+                        Status::Error(e) => {
+                            let _ = registry.deregister(&mut conn.stream);
+                            return DataEvent::Failed(job, Failure::Tls(format!("TLS handshake failed: {e}")));
+                        }
+                    }
+                }
                 let mut moved = 0u64;
-                let pump = job.pump(&mut stream, &mut moved);
+                let pump = job.pump(&mut conn, &mut moved);
                 if moved > 0 {
                     self.since = now;
                 }
                 match pump {
                     Pump::Finished => {
-                        let _ = registry.deregister(&mut stream);
-                        drop(stream);
+                        let _ = registry.deregister(&mut conn.stream);
+                        drop(conn);
                         DataEvent::Finished(job)
                     }
                     Pump::Blocked => {
                         self.ready = false;
-                        self.state = DataState::Running { stream, job };
+                        self.state = DataState::Running { conn, job };
                         DataEvent::Nothing
                     }
                     Pump::Yield => {
-                        self.state = DataState::Running { stream, job };
+                        self.state = DataState::Running { conn, job };
                         DataEvent::Yield
                     }
                     Pump::Failed(f) => {
-                        let _ = registry.deregister(&mut stream);
+                        let _ = registry.deregister(&mut conn.stream);
                         DataEvent::Failed(job, f)
                     }
                 }
@@ -305,10 +378,10 @@ impl DataChan {
         allow_foreign: bool,
         sndbuf: usize,
         rcvbuf: usize,
-    ) -> io::Result<Option<TcpStream>> {
+    ) -> io::Result<Option<Conn>> {
         for _ in 0..limits::ACCEPTS_PER_TURN {
             match listener.accept() {
-                Ok((mut stream, from)) => {
+                Ok((stream, from)) => {
                     if !allow_foreign && net::canonical_ip(from.ip()) != peer_ip {
                         crate::log::warn(format_args!(
                             "refused data connection from {from}: control connection is from {peer_ip}"
@@ -316,8 +389,15 @@ impl DataChan {
                         continue;
                     }
                     let _ = net::tune_data(&stream, sndbuf, rcvbuf);
-                    registry.register(&mut stream, slot.token(Role::Data), Interest::WRITABLE | Interest::READABLE)?;
-                    return Ok(Some(stream));
+                    let conn = Conn::new(stream, self.secure.as_ref(), self.session)
+                        .map_err(|e| io::Error::other(format!("TLS setup: {e}")))?;
+                    let mut conn = conn;
+                    registry.register(
+                        &mut conn.stream,
+                        slot.token(Role::Data),
+                        Interest::WRITABLE | Interest::READABLE,
+                    )?;
+                    return Ok(Some(conn));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.ready = false;

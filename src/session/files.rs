@@ -137,6 +137,12 @@ impl Session {
         }
     }
 
+    /// New data connections get TLS when PROT P is in force.
+    pub(super) fn arm_data_tls(&mut self, cx: &Cx<'_>) {
+        self.data.secure = if self.prot_private { cx.shared.tls() } else { None };
+        self.data.reuse = cx.cfg.tls_session_reuse;
+    }
+
     pub(super) fn need_data_channel(&mut self) -> bool {
         if matches!(self.data.state, DataState::Idle) {
             self.reply(reply::CANT_OPEN_DATA, "Use PORT, PASV, EPRT or EPSV first.");
@@ -147,6 +153,11 @@ impl Session {
 
     /// Attaches a job to the data channel; 150 now if already connected.
     pub(super) fn start_job(&mut self, job: Job, cx: &mut Cx<'_>) {
+        if !self.prot_private && self.must_encrypt(crate::config::TlsRequire::Data, self.access.anonymous, cx) {
+            self.data.reset(cx.registry);
+            return self.reply(reply::PROT_REQUIRED, "Data connections must be encrypted: use PROT P.");
+        }
+        self.arm_data_tls(cx);
         let local_ip = net::canonical_ip(self.local.ip());
         match self.data.begin(job, cx.slot, cx.registry, local_ip, cx.now) {
             Ok(()) => {

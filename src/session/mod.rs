@@ -6,6 +6,7 @@ pub mod conn;
 pub mod control;
 pub mod data;
 pub mod files;
+pub mod sink;
 pub mod transfer;
 pub mod upload;
 
@@ -27,6 +28,7 @@ use crate::config::Config;
 use crate::fs::jail::Jail;
 use crate::fs::vpath::VPath;
 use crate::io::linebuf::{Line, LineBuf};
+use crate::io::tlsio::TlsIo;
 use crate::io::{Status, classify};
 use crate::limits;
 use crate::proto::addr::TransferType;
@@ -133,6 +135,15 @@ pub struct Session {
     pub login_failures: u32,
     /// The source of a pending rename (RNFR), valid for the next command only.
     pub rename_from: Option<VPath>,
+    /// TLS on the control connection (after AUTH TLS, or from the start on
+    /// an implicit-TLS port).
+    pub tls: Option<Box<rustls::ServerConnection>>,
+    /// AUTH TLS accepted: switches on once "234" is flushed in plaintext.
+    tls_next: Option<Box<rustls::ServerConnection>>,
+    /// PBSZ was given (PROT needs it first).
+    pub pbsz: bool,
+    /// PROT P: data connections are encrypted.
+    pub prot_private: bool,
 }
 
 impl Session {
@@ -166,7 +177,7 @@ impl Session {
             ttype: TransferType::Ascii,
             rest: 0,
             epsv_all: false,
-            data: DataChan::new(now),
+            data: DataChan::new(now, id),
             connected_at: now,
             last_command: now,
             armed: None,
@@ -180,7 +191,24 @@ impl Session {
             access: Access::anonymous(),
             login_failures: 0,
             rename_from: None,
+            tls: None,
+            tls_next: None,
+            pbsz: false,
+            prot_private: false,
         }
+    }
+
+    /// Implicit FTPS: TLS from the first byte; the greeting goes out once
+    /// the handshake is done.
+    pub fn start_implicit_tls(&mut self, tls: Box<rustls::ServerConnection>) {
+        self.tls = Some(tls);
+        self.pbsz = true;
+        self.prot_private = true;
+    }
+
+    /// AUTH TLS accepted: TLS takes over once the queued "234" is flushed.
+    pub fn begin_tls(&mut self, tls: Box<rustls::ServerConnection>) {
+        self.tls_next = Some(tls);
     }
 
     /// Queues a one-line reply.
@@ -205,7 +233,7 @@ impl Session {
     }
 
     fn out_pending(&self) -> bool {
-        self.out_pos < self.out.len()
+        self.out_pos < self.out.len() || self.tls_next.is_some() || self.tls.as_ref().is_some_and(|t| t.wants_write())
     }
 
     /// The user name for logs: the last one accepted by USER, or "-".
@@ -304,17 +332,53 @@ impl Session {
     /// Writes queued replies. `Err` when the client is gone.
     fn flush(&mut self) -> Result<bool, ()> {
         let mut progress = false;
-        while self.out_pending() && self.ctrl_writable {
-            match classify(self.ctrl.write(&self.out[self.out_pos..])) {
-                Status::Done(n) => {
-                    self.out_pos += n;
-                    progress = true;
+        if let Some(tls) = self.tls.as_deref_mut() {
+            // Under TLS: replies become records, records go to the socket.
+            let mut io = TlsIo { sock: &mut self.ctrl, tls, session: self.id, resumed_from: &mut None };
+            while self.ctrl_writable && (self.out_pos < self.out.len() || io.tls.wants_write()) {
+                let st = if self.out_pos < self.out.len() {
+                    io.write_plain(&self.out[self.out_pos..])
+                } else {
+                    match io.flush() {
+                        Status::Done(0) => break,
+                        s => s,
+                    }
+                };
+                match st {
+                    Status::Done(n) => {
+                        if self.out_pos < self.out.len() {
+                            self.out_pos += n;
+                        }
+                        progress = true;
+                    }
+                    Status::WouldBlock => self.ctrl_writable = false,
+                    Status::Closed | Status::Error(_) => {
+                        self.end_log("control connection lost");
+                        return Err(());
+                    }
                 }
-                Status::WouldBlock => self.ctrl_writable = false,
-                Status::Closed | Status::Error(_) => {
-                    self.end_log("control connection lost");
-                    return Err(());
+            }
+        } else {
+            while self.out_pos < self.out.len() && self.ctrl_writable {
+                match classify(self.ctrl.write(&self.out[self.out_pos..])) {
+                    Status::Done(n) => {
+                        self.out_pos += n;
+                        progress = true;
+                    }
+                    Status::WouldBlock => self.ctrl_writable = false,
+                    Status::Closed | Status::Error(_) => {
+                        self.end_log("control connection lost");
+                        return Err(());
+                    }
                 }
+            }
+            if self.out_pos == self.out.len() && self.tls_next.is_some() {
+                // "234" is on the wire in plaintext; from here on nothing is
+                // plaintext. Anything the client sent after AUTH before the
+                // handshake is dropped unread (CVE-2011-0411).
+                self.tls = self.tls_next.take();
+                self.input.clear();
+                progress = true;
             }
         }
         if !self.out_pending() && self.out_pos > 0 {
@@ -366,7 +430,21 @@ impl Session {
             if !self.ctrl_readable {
                 return Ok(false);
             }
-            match self.input.read_from(&mut self.ctrl) {
+            let got = match self.tls.as_deref_mut() {
+                None => self.input.read_from(&mut self.ctrl),
+                Some(tls) => {
+                    let mut io = TlsIo { sock: &mut self.ctrl, tls, session: self.id, resumed_from: &mut None };
+                    let r = self.input.read_from(&mut io);
+                    if io.tls.wants_write() && r.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock) {
+                        // A handshake step or ticket to answer: report
+                        // progress so the drive loop flushes it.
+                        self.ctrl_readable = false;
+                        return Ok(true);
+                    }
+                    r
+                }
+            };
+            match got {
                 Ok(0) => {
                     self.end_log("client closed the control connection");
                     return Err(());
@@ -459,9 +537,15 @@ impl Session {
                         }
                         _ => (reply::LOCAL_ERROR, "Local write error; upload stopped.", "write error"),
                     },
+                    Failure::Tls(_) => (
+                        reply::DATA_TLS_FAILED,
+                        "TLS on the data connection failed (it must resume the control connection's TLS session).",
+                        "tls",
+                    ),
                 };
                 let why = match &f {
                     Failure::Network(e) | Failure::Local(e) | Failure::Write(e) => format!("{why}: {e}"),
+                    Failure::Tls(t) => t.clone(),
                     _ => why.to_string(),
                 };
                 self.log_transfer(&job, &why);

@@ -3,17 +3,17 @@
 //! NLST and MLSD stream listing chunks produced by `fs::listing::Lister`.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 use std::time::Instant;
 
-use mio::net::TcpStream;
+use super::sink::Conn;
 
 use crate::fs::listing::Lister;
 use crate::fs::vpath::VPath;
 use crate::fs::write::Upload;
-use crate::io::{Status, classify, classify_err, sys};
+use crate::io::{Status, classify_err, sys};
 use crate::limits;
 
 /// Why a transfer stopped before its end.
@@ -29,6 +29,8 @@ pub enum Failure {
     Network(io::Error),
     /// Writing the uploaded file failed (ENOSPC 452, EDQUOT/EFBIG 552, else 451).
     Write(io::Error),
+    /// The data connection's TLS failed or broke the session-reuse policy (522).
+    Tls(String),
 }
 
 /// Result of giving a job one turn.
@@ -129,11 +131,20 @@ impl Job {
 
     /// Moves bytes to `sock` until it would block, the job ends, or the
     /// turn's budget is spent. `moved` accumulates bytes sent.
-    pub fn pump(&mut self, sock: &mut TcpStream, moved: &mut u64) -> Pump {
-        match self {
-            Job::Retr(r) => r.pump(sock, moved),
-            Job::List(l) => l.pump(sock, moved),
-            Job::Stor(s) => s.pump(sock, moved),
+    pub fn pump(&mut self, conn: &mut Conn, moved: &mut u64) -> Pump {
+        let p = match self {
+            Job::Retr(r) => r.pump(conn, moved),
+            Job::List(l) => l.pump(conn, moved),
+            Job::Stor(s) => s.pump(conn, moved),
+        };
+        match p {
+            // All bytes handed over: a TLS stream still owes close_notify.
+            Pump::Finished => match conn.finish() {
+                Status::Done(_) | Status::Closed => Pump::Finished,
+                Status::WouldBlock => Pump::Blocked,
+                Status::Error(e) => Pump::Failed(Failure::Network(e)),
+            },
+            p => p,
         }
     }
 }
@@ -144,18 +155,21 @@ impl Retr {
         Retr { file, path, pos: start, start, end, ascii, sent: 0, copy }
     }
 
-    fn pump(&mut self, sock: &mut TcpStream, moved: &mut u64) -> Pump {
-        if self.copy.is_none() {
-            match self.pump_sendfile(sock, moved) {
+    fn pump(&mut self, conn: &mut Conn, moved: &mut u64) -> Pump {
+        if self.copy.is_none() && conn.zero_copy() {
+            match self.pump_sendfile(&conn.stream, moved) {
                 Err(()) => self.copy = Some(CopyBuf::new()),
                 Ok(p) => return p,
             }
         }
-        self.pump_copy(sock, moved)
+        if self.copy.is_none() {
+            self.copy = Some(CopyBuf::new());
+        }
+        self.pump_copy(conn, moved)
     }
 
     /// Zero-copy path. `Err(())` asks for the read+write fallback.
-    fn pump_sendfile(&mut self, sock: &mut TcpStream, moved: &mut u64) -> Result<Pump, ()> {
+    fn pump_sendfile(&mut self, sock: &mio::net::TcpStream, moved: &mut u64) -> Result<Pump, ()> {
         loop {
             if self.pos >= self.end {
                 return Ok(Pump::Finished);
@@ -186,7 +200,7 @@ impl Retr {
 
     /// Bounded read+write path: one buffer, positioned reads, LF → CRLF in
     /// ASCII mode.
-    fn pump_copy(&mut self, sock: &mut TcpStream, moved: &mut u64) -> Pump {
+    fn pump_copy(&mut self, conn: &mut Conn, moved: &mut u64) -> Pump {
         let Some(c) = self.copy.as_mut() else {
             return Pump::Failed(Failure::Local(io::Error::other("no copy buffer")));
         };
@@ -229,7 +243,7 @@ impl Retr {
                     c.hi = src_start + n;
                 }
             }
-            match classify(sock.write(&c.buf[c.lo..c.hi])) {
+            match conn.write(&c.buf[c.lo..c.hi]) {
                 Status::Done(n) => {
                     c.lo += n;
                     self.sent += n as u64;
@@ -267,7 +281,7 @@ impl Listing {
         Listing { verb, lister: None, buf, pos: 0, path, sent: 0 }
     }
 
-    fn pump(&mut self, sock: &mut TcpStream, moved: &mut u64) -> Pump {
+    fn pump(&mut self, conn: &mut Conn, moved: &mut u64) -> Pump {
         loop {
             if self.pos == self.buf.len() {
                 self.buf.clear();
@@ -287,7 +301,7 @@ impl Listing {
                     continue;
                 }
             }
-            match classify(sock.write(&self.buf[self.pos..])) {
+            match conn.write(&self.buf[self.pos..]) {
                 Status::Done(n) => {
                     self.pos += n;
                     self.sent += n as u64;
@@ -358,14 +372,14 @@ impl Stor {
         self.up.publish()
     }
 
-    fn pump(&mut self, sock: &mut TcpStream, moved: &mut u64) -> Pump {
+    fn pump(&mut self, conn: &mut Conn, moved: &mut u64) -> Pump {
         loop {
             if *moved >= limits::SEND_BUDGET_PER_TURN {
                 return Pump::Yield;
             }
             // ASCII mode keeps byte 0 free for a CR held from the last read.
             let off = usize::from(self.ascii);
-            let n = match sock.read(&mut self.buf[off..]) {
+            let n = match conn.read(&mut self.buf[off..]) {
                 // EOF marks the end of the file in stream mode.
                 Ok(0) => {
                     return match self.finish() {

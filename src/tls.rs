@@ -1,0 +1,168 @@
+//! FTPS on rustls: the server configuration (certificate chain, TLS 1.2/1.3,
+//! ALPN `ftp` only, session IDs and TLS 1.3 tickets) and the binding that
+//! lets a data connection prove it resumed *its own* control connection's
+//! session, the defence against data-channel hijacking (vsftpd's
+//! require_ssl_reuse).
+//!
+//! The binding: every ticket and cached session value is prefixed with the id
+//! of the control session it was issued for. rustls encrypts tickets and
+//! stores sessions from inside `process_new_packets`, which the worker calls
+//! inside `with_session(id, ..)` on its own thread; a resumption records the
+//! id found inside, and the data channel compares it with its session's id.
+
+use std::cell::Cell;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::ServerConfig;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ProducesTickets, ServerSessionMemoryCache, StoresServerSessions};
+
+use crate::config::Config;
+use crate::limits;
+
+thread_local! {
+    /// The control session on whose behalf rustls runs right now.
+    static ACTING_FOR: Cell<u64> = const { Cell::new(0) };
+    /// The control session whose ticket/session a handshake resumed.
+    static RESUMED_FROM: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+/// Runs `f` (a rustls call that may issue or resume sessions) on behalf of
+/// control session `id`; returns its result and the session id a resumption
+/// inside it came from, if any.
+pub fn with_session<T>(id: u64, f: impl FnOnce() -> T) -> (T, Option<u64>) {
+    ACTING_FOR.with(|c| c.set(id));
+    RESUMED_FROM.with(|c| c.set(None));
+    let r = f();
+    let resumed = RESUMED_FROM.with(|c| c.take());
+    (r, resumed)
+}
+
+fn tag(plain: &[u8]) -> Vec<u8> {
+    let id = ACTING_FOR.with(|c| c.get());
+    let mut v = Vec::with_capacity(8 + plain.len());
+    v.extend_from_slice(&id.to_be_bytes());
+    v.extend_from_slice(plain);
+    v
+}
+
+fn untag(mut v: Vec<u8>) -> Option<Vec<u8>> {
+    if v.len() < 8 {
+        return None;
+    }
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&v[..8]);
+    RESUMED_FROM.with(|c| c.set(Some(u64::from_be_bytes(id))));
+    v.drain(..8);
+    Some(v)
+}
+
+/// Stateless tickets (TLS 1.2 and 1.3) carrying the issuing session's id.
+/// Tickets are reusable, so every data connection of a long session can
+/// resume (single-use tickets broke curl and Cyberduck elsewhere).
+#[derive(Debug)]
+struct BoundTickets(Arc<dyn ProducesTickets>);
+
+impl ProducesTickets for BoundTickets {
+    fn enabled(&self) -> bool {
+        self.0.enabled()
+    }
+    fn lifetime(&self) -> u32 {
+        self.0.lifetime()
+    }
+    fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
+        self.0.encrypt(&tag(plain))
+    }
+    fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
+        untag(self.0.decrypt(cipher)?)
+    }
+}
+
+/// The TLS 1.2 session-ID cache, values tagged the same way.
+#[derive(Debug)]
+struct BoundCache(Arc<ServerSessionMemoryCache>);
+
+impl StoresServerSessions for BoundCache {
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        self.0.put(key, tag(&value))
+    }
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        untag(self.0.get(key)?)
+    }
+    fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
+        untag(self.0.take(key)?)
+    }
+    fn can_cache(&self) -> bool {
+        self.0.can_cache()
+    }
+}
+
+#[derive(Debug)]
+pub struct TlsError(pub String);
+
+impl fmt::Display for TlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TlsError {}
+
+/// Builds the server configuration from --tls-cert/--tls-key; `None` when
+/// FTPS is not configured.
+pub fn load(cfg: &Config) -> Result<Option<Arc<ServerConfig>>, TlsError> {
+    let (Some(cert), Some(key)) = (&cfg.tls_cert, &cfg.tls_key) else {
+        return Ok(None);
+    };
+    build(cert, key, cfg.tls13_only).map(Some)
+}
+
+pub fn build(cert: &Path, key: &Path, tls13_only: bool) -> Result<Arc<ServerConfig>, TlsError> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| TlsError(format!("--tls-cert {}: {e}", cert.display())))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| TlsError(format!("--tls-cert {}: {e}", cert.display())))?;
+    if chain.is_empty() {
+        return Err(TlsError(format!("--tls-cert {}: no certificate in the file", cert.display())));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError(format!("--tls-key {}: {e}", key.display())))?;
+    let versions: &[&'static rustls::SupportedProtocolVersion] =
+        if tls13_only { &[&rustls::version::TLS13] } else { &[&rustls::version::TLS13, &rustls::version::TLS12] };
+    let mut sc = ServerConfig::builder_with_protocol_versions(versions)
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| TlsError(format!("certificate and key: {e}")))?;
+    // ALPACA: a client that offers ALPN must offer "ftp"; without ALPN is fine.
+    sc.alpn_protocols = vec![b"ftp".to_vec()];
+    let tickets = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(|e| TlsError(format!("ticketer: {e}")))?;
+    sc.ticketer = Arc::new(BoundTickets(tickets));
+    sc.session_storage = Arc::new(BoundCache(ServerSessionMemoryCache::new(limits::TLS_SESSION_CACHE)));
+    sc.send_tls13_tickets = limits::TLS13_TICKETS;
+    Ok(Arc::new(sc))
+}
+
+/// A new server-side connection, or why not.
+pub fn accept(sc: &Arc<ServerConfig>) -> Result<Box<rustls::ServerConnection>, rustls::Error> {
+    let mut c = rustls::ServerConnection::new(sc.clone())?;
+    c.set_buffer_limit(Some(limits::TLS_PLAINTEXT_BUFFER));
+    Ok(Box::new(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_round_trip_and_record_the_issuer() {
+        let (tagged, _) = with_session(42, || tag(b"secret"));
+        let (plain, from) = with_session(7, || untag(tagged.clone()));
+        assert_eq!(plain.unwrap(), b"secret");
+        assert_eq!(from, Some(42), "the resumption names the issuing session, not the current one");
+        let (none, from) = with_session(7, || untag(vec![1, 2]));
+        assert!(none.is_none());
+        assert_eq!(from, None);
+    }
+}

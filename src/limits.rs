@@ -65,9 +65,11 @@ pub const STOU_TRIES: u32 = 100;
 pub const MAX_TRACKED_IPS: usize = 100_000;
 /// TLS 1.2 sessions remembered by ID (tickets need no memory).
 pub const TLS_SESSION_CACHE: usize = 4096;
-/// TLS 1.3 tickets sent after each handshake; tickets are reusable, so a few
-/// cover every data connection of a session.
-pub const TLS13_TICKETS: usize = 4;
+/// TLS 1.3 tickets sent after a control handshake. Our tickets are
+/// reusable; clients that use each once (rustls) get 4 more from every
+/// download or listing.
+pub const TLS13_TICKETS_CONTROL: usize = 8;
+pub const TLS13_TICKETS_DATA: usize = 4;
 /// Plaintext rustls may buffer per connection (one write's worth above a record).
 pub const TLS_PLAINTEXT_BUFFER: usize = 64 << 10;
 /// Plaintext read from the file per TLS write: four full 16 KiB records.

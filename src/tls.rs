@@ -13,7 +13,7 @@
 use std::cell::Cell;
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
@@ -111,16 +111,51 @@ impl fmt::Display for TlsError {
 
 impl std::error::Error for TlsError {}
 
-/// Builds the server configuration from --tls-cert/--tls-key; `None` when
+/// The three server configurations one certificate gives.
+#[derive(Debug)]
+pub struct Configs {
+    /// Control connections: the tickets data connections will resume.
+    pub control: Arc<ServerConfig>,
+    /// Downloads and listings: new tickets keep a session's supply going.
+    pub data: Arc<ServerConfig>,
+    /// Uploads send no tickets: a client that only writes never reads them,
+    /// and unread bytes make its close a reset that loses the upload's tail
+    /// (curl #6149).
+    pub upload: Arc<ServerConfig>,
+}
+
+/// Ticket keys and the session cache, made once per process so a
+/// certificate reload does not orphan the sessions data connections resume.
+struct Resumption {
+    tickets: Arc<BoundTickets>,
+    cache: Arc<BoundCache>,
+}
+
+static RESUMPTION: OnceLock<Result<Resumption, String>> = OnceLock::new();
+
+fn resumption() -> Result<&'static Resumption, TlsError> {
+    RESUMPTION
+        .get_or_init(|| {
+            let tickets = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(|e| format!("ticketer: {e}"))?;
+            Ok(Resumption {
+                tickets: Arc::new(BoundTickets(tickets)),
+                cache: Arc::new(BoundCache(ServerSessionMemoryCache::new(limits::TLS_SESSION_CACHE))),
+            })
+        })
+        .as_ref()
+        .map_err(|e| TlsError(e.clone()))
+}
+
+/// Builds the server configurations from --tls-cert/--tls-key; `None` when
 /// FTPS is not configured.
-pub fn load(cfg: &Config) -> Result<Option<Arc<ServerConfig>>, TlsError> {
+pub fn load(cfg: &Config) -> Result<Option<Arc<Configs>>, TlsError> {
     let (Some(cert), Some(key)) = (&cfg.tls_cert, &cfg.tls_key) else {
         return Ok(None);
     };
     build(cert, key, cfg.tls13_only).map(Some)
 }
 
-pub fn build(cert: &Path, key: &Path, tls13_only: bool) -> Result<Arc<ServerConfig>, TlsError> {
+pub fn build(cert: &Path, key: &Path, tls13_only: bool) -> Result<Arc<Configs>, TlsError> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .map_err(|e| TlsError(format!("--tls-cert {}: {e}", cert.display())))?
         .collect::<Result<_, _>>()
@@ -137,11 +172,16 @@ pub fn build(cert: &Path, key: &Path, tls13_only: bool) -> Result<Arc<ServerConf
         .map_err(|e| TlsError(format!("certificate and key: {e}")))?;
     // ALPACA: a client that offers ALPN must offer "ftp"; without ALPN is fine.
     sc.alpn_protocols = vec![b"ftp".to_vec()];
-    let tickets = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(|e| TlsError(format!("ticketer: {e}")))?;
-    sc.ticketer = Arc::new(BoundTickets(tickets));
-    sc.session_storage = Arc::new(BoundCache(ServerSessionMemoryCache::new(limits::TLS_SESSION_CACHE)));
-    sc.send_tls13_tickets = limits::TLS13_TICKETS;
-    Ok(Arc::new(sc))
+    let r = resumption()?;
+    sc.ticketer = r.tickets.clone();
+    sc.session_storage = r.cache.clone();
+    let mut control = sc.clone();
+    control.send_tls13_tickets = limits::TLS13_TICKETS_CONTROL;
+    let mut data = sc.clone();
+    data.send_tls13_tickets = limits::TLS13_TICKETS_DATA;
+    let mut upload = sc;
+    upload.send_tls13_tickets = 0;
+    Ok(Arc::new(Configs { control: Arc::new(control), data: Arc::new(data), upload: Arc::new(upload) }))
 }
 
 /// A new server-side connection, or why not.

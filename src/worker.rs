@@ -72,7 +72,7 @@ pub struct Shared {
     pub auth: Arc<Auth>,
     pub pool: Pool,
     /// FTPS configuration, swapped whole on SIGHUP (sessions keep theirs).
-    tls: std::sync::RwLock<Option<Arc<rustls::ServerConfig>>>,
+    tls: std::sync::RwLock<Option<Arc<crate::tls::Configs>>>,
     sessions: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     failures: Mutex<HashMap<IpAddr, Failures>>,
@@ -80,7 +80,7 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(config: Config, auth: Arc<Auth>, pool: Pool, tls: Option<Arc<rustls::ServerConfig>>) -> Shared {
+    pub fn new(config: Config, auth: Arc<Auth>, pool: Pool, tls: Option<Arc<crate::tls::Configs>>) -> Shared {
         Shared {
             config,
             auth,
@@ -94,12 +94,12 @@ impl Shared {
     }
 
     /// The current FTPS configuration (None: FTPS is off).
-    pub fn tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+    pub fn tls(&self) -> Option<Arc<crate::tls::Configs>> {
         self.tls.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Installs a new FTPS configuration (certificate reload).
-    pub fn set_tls(&self, sc: Arc<rustls::ServerConfig>) {
+    pub fn set_tls(&self, sc: Arc<crate::tls::Configs>) {
         *self.tls.write().unwrap_or_else(|p| p.into_inner()) = Some(sc);
     }
 
@@ -450,7 +450,7 @@ impl Worker {
         }
         let mut s = Session::new(id, generation, stream, SocketAddr::new(ip, peer.port()), local, now, self.id);
         if implicit {
-            match self.shared.tls().map(|sc| crate::tls::accept(&sc)) {
+            match self.shared.tls().map(|c| crate::tls::accept(&c.control)) {
                 Some(Ok(tls)) => s.start_implicit_tls(tls),
                 _ => {
                     let _ = self.poll.registry().deregister(&mut s.ctrl);

@@ -227,7 +227,7 @@ impl Session {
         if self.tls.is_some() {
             return self.reply(reply::BAD_SEQUENCE, "Already using TLS.");
         }
-        match crate::tls::accept(&sc) {
+        match crate::tls::accept(&sc.control) {
             Ok(tls) => {
                 self.reply(reply::AUTH_OK, "Proceed with negotiation.");
                 self.begin_tls(tls);

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use rustls::ServerConfig;
 
-use super::sink::Conn;
+use super::sink::{self, Conn};
 use super::transfer::{Failure, Job, Pump};
 use crate::config::SessionReuse;
 use crate::io::Status;
@@ -50,7 +50,7 @@ pub struct DataChan {
     /// When the running transfer started (for logs and STAT).
     pub started: Instant,
     /// PROT P: the TLS configuration new data connections use.
-    pub secure: Option<Arc<ServerConfig>>,
+    pub secure: Option<Arc<crate::tls::Configs>>,
     /// The control session's id (binds data TLS sessions to it).
     pub session: u64,
     pub reuse: SessionReuse,
@@ -189,7 +189,13 @@ impl DataChan {
                 self.state = DataState::WaitAccept { listener, job };
                 Ok(())
             }
-            DataState::Ready { conn } => {
+            DataState::Ready { mut conn } => {
+                if let Some(c) = &self.secure {
+                    if let Err(e) = conn.attach_tls(&sink::config_for(c, &job)) {
+                        let _ = registry.deregister(&mut conn.stream);
+                        return Err((job, BeginError::Connect(io::Error::other(format!("TLS setup: {e}")))));
+                    }
+                }
                 self.state = DataState::Running { conn, job };
                 self.ready = true;
                 self.started = now;
@@ -234,7 +240,7 @@ impl DataChan {
         }
         match mem::replace(&mut self.state, DataState::Idle) {
             DataState::Listening { listener, port } => {
-                match self.accept(&listener, slot, registry, peer_ip, allow_foreign, sndbuf, rcvbuf) {
+                match self.accept(&listener, slot, registry, peer_ip, allow_foreign, sndbuf, rcvbuf, None) {
                     Ok(Some(conn)) => {
                         let mut listener = listener;
                         let _ = registry.deregister(&mut listener);
@@ -254,7 +260,8 @@ impl DataChan {
                 }
             }
             DataState::WaitAccept { listener, job } => {
-                match self.accept(&listener, slot, registry, peer_ip, allow_foreign, sndbuf, rcvbuf) {
+                let sc = self.secure.as_ref().map(|c| sink::config_for(c, &job));
+                match self.accept(&listener, slot, registry, peer_ip, allow_foreign, sndbuf, rcvbuf, sc) {
                     Ok(Some(conn)) => {
                         let mut listener = listener;
                         let _ = registry.deregister(&mut listener);
@@ -294,7 +301,8 @@ impl DataChan {
                     return DataEvent::NoConnection(job, e);
                 }
                 let _ = net::tune_data(&stream, sndbuf, rcvbuf);
-                let conn = match Conn::new(stream, self.secure.as_ref(), self.session) {
+                let sc = self.secure.as_ref().map(|c| sink::config_for(c, &job));
+                let conn = match Conn::new(stream, sc.as_ref(), self.session) {
                     Ok(c) => c,
                     Err(e) => return DataEvent::Failed(job, Failure::Tls(format!("TLS setup: {e}"))),
                 };
@@ -378,6 +386,7 @@ impl DataChan {
         allow_foreign: bool,
         sndbuf: usize,
         rcvbuf: usize,
+        tls: Option<Arc<ServerConfig>>,
     ) -> io::Result<Option<Conn>> {
         for _ in 0..limits::ACCEPTS_PER_TURN {
             match listener.accept() {
@@ -389,7 +398,7 @@ impl DataChan {
                         continue;
                     }
                     let _ = net::tune_data(&stream, sndbuf, rcvbuf);
-                    let conn = Conn::new(stream, self.secure.as_ref(), self.session)
+                    let conn = Conn::new(stream, tls.as_ref(), self.session)
                         .map_err(|e| io::Error::other(format!("TLS setup: {e}")))?;
                     let mut conn = conn;
                     registry.register(

@@ -25,12 +25,28 @@ pub struct Conn {
     pub verified: bool,
 }
 
+/// The TLS configuration for a data connection carrying `job`.
+pub fn config_for(configs: &crate::tls::Configs, job: &super::transfer::Job) -> Arc<ServerConfig> {
+    match job {
+        super::transfer::Job::Stor(_) => configs.upload.clone(),
+        _ => configs.data.clone(),
+    }
+}
+
 impl Conn {
     /// Wraps a connected data socket; with `secure`, TLS (PROT P).
     pub fn new(stream: TcpStream, secure: Option<&Arc<ServerConfig>>, session: u64) -> Result<Conn, rustls::Error> {
         let tls = secure.map(crate::tls::accept).transpose()?;
         let verified = tls.is_none();
         Ok(Conn { stream, tls, session, resumed_from: None, close_sent: false, verified })
+    }
+
+    /// Adds TLS to a connection accepted before its transfer command (the
+    /// ClientHello waits in the socket until then).
+    pub fn attach_tls(&mut self, sc: &Arc<ServerConfig>) -> Result<(), rustls::Error> {
+        self.tls = Some(crate::tls::accept(sc)?);
+        self.verified = false;
+        Ok(())
     }
 
     /// True when bytes can go from the file to the socket in the kernel.

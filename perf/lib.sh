@@ -1,0 +1,239 @@
+# lib.sh — shared pieces of the perf/ scripts: paths, process bookkeeping,
+# port waits, fetching Debian packages without installing them, the test tree
+# and the machine description. Source it; it defines functions and variables
+# only and starts nothing.
+#
+# Conventions: every process a script starts goes into PIDS (stopped on exit,
+# with the processes it forked, by PID only); every wait is bounded; all
+# traffic is on 127.0.0.1 on ports picked free at start (never 21).
+
+PERF_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(dirname "$PERF_DIR")
+WORK_DIR=$PERF_DIR/work                  # gitignored scratch
+TREE=$WORK_DIR/tree
+VENV=$WORK_DIR/venv
+PY=$VENV/bin/python
+
+readonly GIB=1073741824
+readonly WAIT_PORT_SECS=10               # bounded wait for a server's port
+
+log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
+warn() { printf '%s WARNING: %s\n' "$(date +%T)" "$*" >&2; }
+die() { printf '%s: error: %s\n' "${SCRIPT_NAME:-perf}" "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- processes --
+PIDS=()
+
+# descendants PID: every live process below PID, deepest last.
+descendants() {
+    local -a queue=("$1") found=()
+    local p kids
+    while ((${#queue[@]})); do
+        p=${queue[0]}; queue=("${queue[@]:1}")
+        kids=$(cat "/proc/$p/task/"*/children 2>/dev/null || true)
+        for k in $kids; do found+=("$k"); queue+=("$k"); done
+    done
+    echo "${found[@]}"
+}
+
+# stop_tree PID: stop PID (a process this script started) and everything it
+# forked: the parent first so it accepts nothing new, then the children.
+stop_tree() {
+    local pid=$1 kids k i
+    kill -0 "$pid" 2>/dev/null || return 0
+    kids=$(descendants "$pid")
+    kill "$pid" 2>/dev/null || true
+    for k in $kids; do kill "$k" 2>/dev/null || true; done
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+    for k in $kids; do kill -0 "$k" 2>/dev/null && kill -KILL "$k" 2>/dev/null; done
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup_pids() {
+    local pid
+    for pid in "${PIDS[@]}"; do stop_tree "$pid"; done
+    PIDS=()
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# wait_port NAME PID PORT: bounded wait until 127.0.0.1:PORT accepts.
+# Returns 1 (after saying why) if the process died or the port stayed shut.
+wait_port() {
+    local name=$1 pid=$2 port=$3 i
+    for ((i = 0; i < WAIT_PORT_SECS * 10; i++)); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            warn "$name (pid $pid) exited before accepting on 127.0.0.1:$port"
+            return 1
+        fi
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    warn "$name did not accept on 127.0.0.1:$port within ${WAIT_PORT_SECS}s"
+    return 1
+}
+
+# show_logs FILE...: print the files (a failed server's logs) to stderr.
+show_logs() {
+    local f
+    for f in "$@"; do
+        [[ -e $f ]] || continue
+        echo "----- $f -----" >&2
+        tail -n 40 "$f" >&2 || true
+    done
+}
+
+# ------------------------------------------------------------ Debian debs --
+# installed PKG: is the Debian package installed on this machine?
+installed() {
+    [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]
+}
+
+# fetch_debs DIR PKG...: `apt-get download` PKG and every lib* package it
+# needs (recursively) that is not installed here, into DIR/debs, and unpack
+# them all into DIR/root with `dpkg-deb -x`. Nothing is installed, no
+# maintainer script runs, no service starts. Skipped when DIR/.fetched
+# names the same packages.
+fetch_debs() {
+    local dir=$1; shift
+    local want="$*"
+    [[ -f $dir/.fetched && $(cat "$dir/.fetched") == "$want" ]] && return 0
+    mkdir -p "$dir/debs" "$dir/root"
+    local -a queue=("$@") got=()
+    local -A seen=()
+    local p dep
+    while ((${#queue[@]})); do
+        p=${queue[0]}; queue=("${queue[@]:1}")
+        [[ -n ${seen[$p]:-} ]] && continue
+        seen[$p]=1
+        # The named packages always; their libraries only when missing here.
+        if [[ " $want " != *" $p "* ]] && installed "$p"; then continue; fi
+        got+=("$p")
+        while read -r dep; do
+            [[ $dep == lib* && -z ${seen[$dep]:-} ]] && queue+=("$dep")
+        done < <(apt-cache depends "$p" 2>/dev/null \
+                 | sed -n 's/^ *|\{0,1\}\(Pre\)\{0,1\}Depends: \([^<> ]*\)$/\2/p')
+    done
+    log "apt-get download ${got[*]} (unpacked into $dir, not installed)"
+    if ! (cd "$dir/debs" && apt-get download "${got[@]}") > "$dir/download.log" 2>&1; then
+        show_logs "$dir/download.log"
+        warn "apt-get download ${got[*]} failed (run 'apt-get update' first?)"
+        return 1
+    fi
+    for p in "${got[@]}"; do
+        ls "$dir/debs/${p}_"*.deb >/dev/null 2>&1 || { warn "apt-get download $p failed"; return 1; }
+    done
+    for p in "$dir"/debs/*.deb; do dpkg-deb -x "$p" "$dir/root"; done
+    echo "$want" > "$dir/.fetched"
+}
+
+# deb_version DIR PKG: the version of the .deb fetched into DIR/debs.
+deb_version() {
+    local f
+    f=$(ls "$1/debs/${2}_"*.deb 2>/dev/null | head -n1) || true
+    [[ -n $f ]] && dpkg-deb -f "$f" Version
+}
+
+# missing_libs LIBDIR BIN: print the libraries BIN cannot find (none: empty).
+missing_libs() {
+    LD_LIBRARY_PATH=$1 ldd "$2" 2>&1 | grep 'not found' || true
+}
+
+# -------------------------------------------------------------- test tree --
+# The tree every server serves, built once (a stamp file outside the tree
+# says it is complete):
+#   big.bin              1 GiB of random bytes
+#   m64/f0.bin..f7.bin   8 distinct 64 MiB files (reused round-robin)
+#   small/f00000.bin..   10,000 files of 4 KiB, in one directory
+#   deep/d01/.../d20/    20 nested directories, a file at the bottom
+#   ping.txt             what each server is checked with before measuring
+readonly TREE_STAMP_VERSION=1
+readonly SMALL_COUNT=10000 SMALL_SIZE=4096 M64_COUNT=8 DEEP_LEVELS=20
+readonly PING_TEXT="mirrorftpd perf tree"
+
+build_tree() {
+    local stamp=$WORK_DIR/tree.stamp
+    [[ -f $stamp && $(cat "$stamp") == "$TREE_STAMP_VERSION" ]] && return 0
+    log "building the test tree in $TREE (about 1.6 GiB, once)"
+    mkdir -p "$TREE"
+    if [[ ! -f $TREE/big.bin || $(stat -c %s "$TREE/big.bin") -ne $GIB ]]; then
+        head -c "$GIB" /dev/urandom > "$TREE/big.bin.tmp" && mv "$TREE/big.bin.tmp" "$TREE/big.bin"
+    fi
+    python3 - "$TREE" "$M64_COUNT" "$SMALL_COUNT" "$SMALL_SIZE" "$DEEP_LEVELS" <<'PY'
+import os, sys
+tree, m64, nsmall, small_size, levels = sys.argv[1], *map(int, sys.argv[2:])
+def write(path, size):
+    if os.path.isfile(path) and os.path.getsize(path) == size:
+        return
+    with open(path + ".tmp", "wb") as f:
+        left = size
+        while left:
+            n = min(left, 1 << 24)
+            f.write(os.urandom(n))
+            left -= n
+    os.replace(path + ".tmp", path)
+os.makedirs(f"{tree}/m64", exist_ok=True)
+for i in range(m64):
+    write(f"{tree}/m64/f{i}.bin", 64 << 20)
+os.makedirs(f"{tree}/small", exist_ok=True)
+for i in range(nsmall):
+    write(f"{tree}/small/f{i:05d}.bin", small_size)
+d = f"{tree}/deep"
+for i in range(1, levels + 1):
+    d += f"/d{i:02d}"
+os.makedirs(d, exist_ok=True)
+with open(f"{d}/bottom.txt", "w") as f:
+    f.write("bottom\n")
+PY
+    echo "$PING_TEXT" > "$TREE/ping.txt"
+    # Every server reads the tree as an unprivileged user (nobody, ftp).
+    chmod -R a+rX "$TREE"
+    echo "$TREE_STAMP_VERSION" > "$stamp"
+}
+
+# warm FILE|DIR...: pull into the page cache (this VM drops idle cache
+# within a minute, so call it right before each measured run).
+warm() {
+    local p
+    for p in "$@"; do
+        if [[ -d $p ]]; then
+            find "$p" -type f -exec cat {} + > /dev/null
+        else
+            cat "$p" > /dev/null
+        fi
+    done
+}
+
+# ---------------------------------------------------------------- machine --
+cpu_model() {
+    local cpu
+    cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -n1)
+    [[ -n $cpu ]] || cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)
+    echo "${cpu:-unknown}"
+}
+
+ram_gib() {
+    awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo
+}
+
+# repo_commit: the checked-out commit, read from .git without running git.
+repo_commit() {
+    local head ref
+    head=$(cat "$REPO_DIR/.git/HEAD" 2>/dev/null) || { echo unknown; return; }
+    if [[ $head == ref:* ]]; then
+        ref=${head#ref: }
+        if [[ -f $REPO_DIR/.git/$ref ]]; then
+            cut -c1-12 "$REPO_DIR/.git/$ref"
+        else
+            awk -v r="$ref" '$2 == r { print substr($1, 1, 12) }' "$REPO_DIR/.git/packed-refs" 2>/dev/null
+        fi
+    else
+        echo "${head:0:12}"
+    fi
+}

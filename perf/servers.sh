@@ -1,0 +1,240 @@
+# servers.sh — how perf/compare.sh installs, configures and starts each FTP
+# server. Source after lib.sh. For each NAME in ALL_SERVERS:
+#   install_NAME            fetch/build what it needs (idempotent); non-zero
+#                           return = cannot be had, the server is skipped
+#   launch_NAME PORT DIR    write its config into DIR, start it in the
+#                           background on 127.0.0.1:PORT serving $TREE
+#                           read-only to anonymous, under perf/reaper.c (so
+#                           the tree below LAUNCHED_PID holds all of its
+#                           processes, orphans too); stdout and stderr go to
+#                           DIR/NAME.out
+#   version_NAME            one line for the results header
+#   note_NAME               how it was configured, for the results header
+# Every server gets room for 20,000 sessions (the idle test holds 10,000),
+# logs as little as it can (transfer logs off, like mirrorftpd --quiet), and
+# uses sendfile where it has the choice. None is installed as a package or a
+# service: the Debian ones are unpacked from their .deb into perf/work.
+
+readonly ALL_SERVERS="mirrorftpd vsftpd proftpd pure-ftpd pyftpdlib unftp ref"
+readonly MAX_SESSIONS=20000
+readonly ANON_USER=anonymous ANON_PASS=bench@example.org
+
+MIRRORFTPD_BIN=${MIRRORFTPD_BIN:-$REPO_DIR/target/release/mirrorftpd}
+VS_DIR=$WORK_DIR/vsftpd                  # shared with retr_curl.sh
+PRO_DIR=$WORK_DIR/proftpd
+PURE_DIR=$WORK_DIR/pure-ftpd
+UNFTP_DIR=$WORK_DIR/unftp
+NSSW_DIR=$WORK_DIR/nss-wrapper
+REF_BIN=$WORK_DIR/sendfile_ref
+REAPER=$WORK_DIR/reaper
+LAUNCHED_PID=""
+
+# compile PROG: build perf/PROG.c into perf/work/PROG when it changed.
+compile() {
+    local bin=$WORK_DIR/$1 src=$PERF_DIR/$1.c
+    [[ -x $bin && $bin -nt $src ]] && return 0
+    gcc -O2 -Wall -o "$bin" "$src"
+}
+install_reaper() { compile reaper; }
+
+# The Debian servers serve anonymous FTP from the home directory of the
+# system user 'ftp', which this machine lacks (the packages' postinst would
+# add it). Rather than add a user to the machine, libnss-wrapper (preloaded)
+# gives just those processes a passwd/group file where 'ftp' is uid 65534
+# with the tree as its home.
+install_nss_wrapper() {
+    fetch_debs "$NSSW_DIR" libnss-wrapper && [[ -f $NSSW_DIR/root/usr/lib/x86_64-linux-gnu/libnss_wrapper.so ]]
+}
+# with_ftp_user DIR CMD...: run CMD with an 'ftp' user whose home is $TREE.
+with_ftp_user() {
+    local dir=$1; shift
+    printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' \
+        'nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin' \
+        "ftp:x:65534:65534:ftp:$TREE:/usr/sbin/nologin" > "$dir/passwd"
+    printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' > "$dir/group"
+    LD_PRELOAD=$NSSW_DIR/root/usr/lib/x86_64-linux-gnu/libnss_wrapper.so \
+        NSS_WRAPPER_PASSWD=$dir/passwd NSS_WRAPPER_GROUP=$dir/group "$@"
+}
+
+# ------------------------------------------------------------- mirrorftpd --
+install_mirrorftpd() {
+    if [[ ! -x $MIRRORFTPD_BIN ]]; then
+        log "building mirrorftpd (cargo build --release)"
+        (cd "$REPO_DIR" && cargo build --release) >&2 || return 1
+    fi
+    [[ -x $MIRRORFTPD_BIN ]]
+}
+launch_mirrorftpd() {
+    "$REAPER" "$MIRRORFTPD_BIN" --root "$TREE" --listen "127.0.0.1:$1" --quiet \
+        --max-per-ip "$MAX_SESSIONS" --max-clients "$MAX_SESSIONS" > "$2/mirrorftpd.out" 2>&1 &
+    LAUNCHED_PID=$!
+}
+version_mirrorftpd() {
+    echo "$("$MIRRORFTPD_BIN" --version 2>/dev/null) (commit $(repo_commit), binary built $(date -r "$MIRRORFTPD_BIN" '+%F %T'))"
+}
+note_mirrorftpd() {
+    echo "\`--quiet --max-per-ip $MAX_SESSIONS --max-clients $MAX_SESSIONS\`, default workers (one per CPU)"
+}
+
+# ----------------------------------------------------------------- vsftpd --
+# Privilege-separated, as vsftpd is deployed: a listener, then per session a
+# root-owned monitor process plus an unprivileged one chrooted to the tree,
+# running as 'ftp' (from with_ftp_user).
+install_vsftpd() {
+    install_nss_wrapper || return 1
+    fetch_debs "$VS_DIR" vsftpd libwrap0 || return 1
+    local miss
+    miss=$(missing_libs "$VS_DIR/root/usr/lib/x86_64-linux-gnu" "$VS_DIR/root/usr/sbin/vsftpd")
+    [[ -z $miss ]] || { warn "vsftpd misses: $miss"; return 1; }
+}
+launch_vsftpd() {
+    local conf=$2/vsftpd.conf empty=$2/vsftpd-empty
+    mkdir -p "$empty"; chmod 755 "$empty"
+    cat > "$conf" <<EOF
+listen=YES
+listen_ipv6=NO
+listen_address=127.0.0.1
+listen_port=$1
+background=NO
+anonymous_enable=YES
+local_enable=NO
+anon_root=$TREE
+no_anon_password=YES
+write_enable=NO
+pasv_enable=YES
+secure_chroot_dir=$empty
+ftp_username=ftp
+nopriv_user=nobody
+use_sendfile=YES
+dirmessage_enable=NO
+xferlog_enable=NO
+max_clients=$MAX_SESSIONS
+max_per_ip=$MAX_SESSIONS
+EOF
+    LD_LIBRARY_PATH=$VS_DIR/root/usr/lib/x86_64-linux-gnu with_ftp_user "$2" \
+        "$REAPER" "$VS_DIR/root/usr/sbin/vsftpd" "$conf" > "$2/vsftpd.out" 2>&1 &
+    LAUNCHED_PID=$!
+}
+version_vsftpd() { echo "vsftpd $(deb_version "$VS_DIR" vsftpd) (Debian)"; }
+note_vsftpd() {
+    echo "privilege-separated (2 processes per session; anonymous = user 'ftp' from libnss-wrapper, nopriv_user=nobody), use_sendfile=YES, xferlog off, max_clients=max_per_ip=$MAX_SESSIONS"
+}
+
+# ---------------------------------------------------------------- proftpd --
+install_proftpd() {
+    fetch_debs "$PRO_DIR" proftpd-core || return 1
+    local miss
+    miss=$(missing_libs "$PRO_DIR/root/usr/lib/x86_64-linux-gnu" "$PRO_DIR/root/usr/sbin/proftpd")
+    [[ -z $miss ]] || { warn "proftpd misses: $miss"; return 1; }
+}
+launch_proftpd() {
+    local conf=$2/proftpd.conf
+    cat > "$conf" <<EOF
+ServerType          standalone
+ServerName          "perf"
+DefaultAddress      127.0.0.1
+SocketBindTight     on
+UseIPv6             off
+Port                $1
+User                nobody
+Group               nogroup
+PidFile             $2/proftpd.pid
+ScoreboardFile      $2/proftpd.scoreboard
+SystemLog           $2/proftpd.log
+TransferLog         NONE
+WtmpLog             off
+UseReverseDNS       off
+UseFtpUsers         off
+RequireValidShell   off
+AuthOrder           mod_auth_unix.c
+UseSendfile         on
+# No MaxClients/MaxClientsPerHost/MaxConnectionsPerHost: unset, they are
+# unlimited; set (even to 20000) every login scans the scoreboard, and at
+# thousands of sessions logins slow to a crawl.
+MaxInstances        $MAX_SESSIONS
+TimeoutIdle         600
+<IfModule mod_delay.c>
+  DelayEngine       off
+</IfModule>
+<IfModule mod_ident.c>
+  IdentLookups      off
+</IfModule>
+<Anonymous $TREE>
+  User              nobody
+  Group             nogroup
+  UserAlias         anonymous nobody
+  AnonRequirePassword off
+  <Limit WRITE SITE_CHMOD>
+    DenyAll
+  </Limit>
+</Anonymous>
+EOF
+    LD_LIBRARY_PATH=$PRO_DIR/root/usr/lib/x86_64-linux-gnu \
+        "$REAPER" "$PRO_DIR/root/usr/sbin/proftpd" --nodaemon --quiet --config "$conf" > "$2/proftpd.out" 2>&1 &
+    LAUNCHED_PID=$!
+}
+version_proftpd() { echo "ProFTPD $(deb_version "$PRO_DIR" proftpd-core) (Debian proftpd-core)"; }
+note_proftpd() {
+    echo "standalone, one process per session, <Anonymous> as nobody, UseSendfile on, DelayEngine off, TransferLog NONE, MaxInstances $MAX_SESSIONS (no MaxClients*/MaxConnectionsPerHost: each makes every login scan the scoreboard)"
+}
+
+# -------------------------------------------------------------- pure-ftpd --
+install_pure-ftpd() {
+    install_nss_wrapper || return 1
+    fetch_debs "$PURE_DIR" pure-ftpd pure-ftpd-common || return 1
+    local miss
+    miss=$(missing_libs "$PURE_DIR/root/usr/lib/x86_64-linux-gnu" "$PURE_DIR/root/usr/sbin/pure-ftpd")
+    [[ -z $miss ]] || { warn "pure-ftpd misses: $miss"; return 1; }
+}
+launch_pure-ftpd() {
+    # -e anonymous only, -i no anonymous uploads, -H no reverse DNS, -4 IPv4,
+    # -c/-C session limits, -L the LIST cap (default 10000 entries: the
+    # 10,000-file directory plus . and .. would be cut short).
+    LD_LIBRARY_PATH=$PURE_DIR/root/usr/lib/x86_64-linux-gnu with_ftp_user "$2" \
+        "$REAPER" "$PURE_DIR/root/usr/sbin/pure-ftpd" -S "127.0.0.1,$1" -4 -e -i -H \
+        -c "$MAX_SESSIONS" -C "$MAX_SESSIONS" -L 100000:100 -I 10 > "$2/pure-ftpd.out" 2>&1 &
+    LAUNCHED_PID=$!
+}
+version_pure-ftpd() { echo "Pure-FTPd $(deb_version "$PURE_DIR" pure-ftpd) (Debian)"; }
+note_pure-ftpd() {
+    echo "\`-4 -e -i -H -c $MAX_SESSIONS -C $MAX_SESSIONS -L 100000:100\` (one process per session; anonymous = user 'ftp' from libnss-wrapper)"
+}
+
+# -------------------------------------------------------------- pyftpdlib --
+install_pyftpdlib() {
+    "$PY" -c 'import pyftpdlib' 2>/dev/null
+}
+launch_pyftpdlib() {
+    "$REAPER" "$PY" "$PERF_DIR/pyftpdlib_server.py" "$TREE" "$1" "$MAX_SESSIONS" > "$2/pyftpdlib.out" 2>&1 &
+    LAUNCHED_PID=$!
+}
+version_pyftpdlib() { echo "pyftpdlib $("$PY" -c 'import pyftpdlib; print(pyftpdlib.__ver__)'), Python $("$PY" -c 'import platform; print(platform.python_version())')"; }
+note_pyftpdlib() {
+    echo "perf/pyftpdlib_server.py: FTPServer (one process, epoll), DummyAuthorizer anonymous, sendfile on, logging at WARNING, max_cons=max_cons_per_ip=$MAX_SESSIONS"
+}
+
+# ------------------------------------------------------------------ unFTP --
+install_unftp() {
+    [[ -x $UNFTP_DIR/bin/unftp ]] && return 0
+    log "cargo install unftp --root $UNFTP_DIR (takes minutes)"
+    cargo install unftp --locked --root "$UNFTP_DIR" >&2 || return 1
+}
+launch_unftp() {
+    "$REAPER" "$UNFTP_DIR/bin/unftp" --root-dir="$TREE" --bind-address="127.0.0.1:$1" \
+        --auth-type=anonymous --log-level=error > "$2/unftp.out" 2>&1 &
+    LAUNCHED_PID=$!
+}
+version_unftp() { echo "$("$UNFTP_DIR/bin/unftp" --version 2>/dev/null | sed -n 's/^unFTP /unFTP /p;s/^ - libunftp:\t*/libunftp /p' | paste -sd' ' -) (cargo install)"; }
+note_unftp() { echo "\`--auth-type=anonymous --log-level=error\`, filesystem back-end (tokio; no session limit to raise), defaults otherwise"; }
+
+# -------------------------------------------------------------------- ref --
+# The reference ceiling: perf/sendfile_ref.c, compiled here.
+install_ref() { compile sendfile_ref; }
+launch_ref() {
+    "$REAPER" "$REF_BIN" "$TREE" "$1" > "$2/ref.out" 2>&1 &
+    LAUNCHED_PID=$!
+}
+version_ref() { echo "perf/sendfile_ref.c, gcc $(gcc -dumpfullversion) -O2"; }
+note_ref() {
+    echo "RETR only: fork per session, sendfile(2) of the whole file in 1 GiB chunks, no limits, no logging"
+}

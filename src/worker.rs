@@ -24,6 +24,27 @@ use crate::limits;
 use crate::pool::{LoginVerdict, Pool};
 use crate::session::{Cx, Outcome, Session};
 
+/// The context a session runs in, borrowed field by field from the worker
+/// (so the slab of sessions stays borrowable beside it).
+macro_rules! session_cx {
+    ($w:ident, $slot:expr, $now:expr) => {
+        Cx {
+            registry: $w.poll.registry(),
+            slot: $slot,
+            cfg: &$w.shared.config,
+            shared: &$w.shared,
+            jail: &$w.jail,
+            now: $now,
+            pasv_range: $w.pasv_range,
+            pasv_cursor: &mut $w.pasv_cursor,
+            line: &mut $w.line,
+            worker: $w.id,
+            waker: &$w.waker,
+            verdicts: &$w.verdict_tx,
+        }
+    };
+}
+
 /// Which socket of a session an event is for (the low 2 bits of a token).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -345,20 +366,7 @@ impl Worker {
             let dl = s.deadline(&self.shared.config);
             if dl <= now {
                 let slot = Slot { key, generation };
-                let mut cx = Cx {
-                    registry: self.poll.registry(),
-                    slot,
-                    cfg: &self.shared.config,
-                    shared: &self.shared,
-                    jail: &self.jail,
-                    now,
-                    pasv_range: self.pasv_range,
-                    pasv_cursor: &mut self.pasv_cursor,
-                    line: &mut self.line,
-                    worker: self.id,
-                    waker: &self.waker,
-                    verdicts: &self.verdict_tx,
-                };
+                let mut cx = session_cx!(self, slot, now);
                 s.on_timeout(&mut cx);
                 to_drive.push(slot);
             } else {
@@ -468,20 +476,7 @@ impl Worker {
         if s.generation != slot.generation {
             return;
         }
-        let mut cx = Cx {
-            registry: self.poll.registry(),
-            slot,
-            cfg: &self.shared.config,
-            shared: &self.shared,
-            jail: &self.jail,
-            now,
-            pasv_range: self.pasv_range,
-            pasv_cursor: &mut self.pasv_cursor,
-            line: &mut self.line,
-            worker: self.id,
-            waker: &self.waker,
-            verdicts: &self.verdict_tx,
-        };
+        let mut cx = session_cx!(self, slot, now);
         s.queued = false;
         match s.drive(&mut cx) {
             Outcome::Close => {

@@ -14,7 +14,12 @@
 #                      pure-ftpd pyftpdlib unftp ref (default: all but unftp)
 #   --threads N        bench reactor threads (default: nproc)
 #   --with-unftp       add unFTP (first time: `cargo install unftp`, minutes)
-#   --workloads LIST   comma-separated subset of the workloads (see below)
+#   --workloads LIST   comma-separated subset of the workloads and groups
+#                      (see below); --only LIST is the same
+#   --servers-for W=LIST  run workload W against only these servers (still
+#                      among --servers); repeat for several workloads
+#   --name NAME        results are perf/results/<date>-NAME.* (default
+#                      compare, or compare-quick with --quick)
 #   --no-plots         skip the PNG plots
 #   --no-netns         measure in this network namespace, not a new one
 # Environment:
@@ -34,6 +39,19 @@
 #   login_c32     32 clients connect, USER/PASS, QUIT (logins/s)
 #   list_10k      LIST of a 10,000-entry directory, one session
 #   idle          N logged-in idle sessions: server RSS and PSS
+#   stor_64m_c8   8 sessions STOR 64 MiB each to /incoming/up.* (MiB/s and
+#                 uploads/s), servers restarted with uploads allowed
+#   stor_64m_c8_shm  the same, 64 uploads (4 GiB) in all, into a tmpfs
+#                 directory: no disk write-back in the way
+#   ftps_retr_1g  retr_1g with --tls (explicit FTPS: AUTH TLS, PROT P)
+#   ftps_retr_64m_c8  retr_64m_c8 with --tls
+#                 Each TLS run has its plain counterpart (ftps_plain_*) right
+#                 next to it, against the same TLS-enabled server process
+#                 (mirrorftpd, vsftpd, ProFTPD)
+# Groups (for --workloads/--only): classic = the first nine, upload =
+# stor_64m_c8 and stor_64m_c8_shm, ftps = the two ftps_* workloads.
+# Default: all three groups.
+# e.g. perf/compare.sh --only upload,ftps
 #
 # First run on a fresh Debian 12: installs python3-venv if missing, a venv
 # under perf/work (pyftpdlib, matplotlib), the Debian servers unpacked from
@@ -42,14 +60,20 @@
 # with every process they forked, on exit. A server that fails its check or
 # dies is skipped with a note in the results; the rest go on.
 #
-# Writes perf/results/<date>-compare[-quick].md, .jsonl (raw runs) and
-# -throughput.png, -rates.png, -memory.png.
+# Writes perf/results/<date>-compare[-quick].md (or <date>-NAME.md with
+# --name), .jsonl (raw runs) and -throughput.png, -rates.png, -memory.png,
+# -upload-ftps.png (those whose workloads ran).
 set -euo pipefail
 SCRIPT_NAME=compare
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$PERF_DIR/servers.sh"
 
-readonly ALL_WORKLOADS="retr_1g retr_1g_copy curl_1g retr_64m_c8 retr_64m_c64 retr_4k_c32 login_c32 list_10k idle"
+readonly CLASSIC_WORKLOADS="retr_1g retr_1g_copy curl_1g retr_64m_c8 retr_64m_c64 retr_4k_c32 login_c32 list_10k idle"
+readonly UPLOAD_WORKLOADS="stor_64m_c8 stor_64m_c8_shm"
+readonly SHM_UPLOADS=64                  # uploads per stor_64m_c8_shm run (4 GiB in RAM)
+readonly FTPS_WORKLOADS="ftps_retr_1g ftps_retr_64m_c8"
+readonly ALL_WORKLOADS="$CLASSIC_WORKLOADS $UPLOAD_WORKLOADS $FTPS_WORKLOADS"
+readonly UPLOAD_SIZE=67108864            # bytes per STOR
 readonly SMALL_PATHS=256                 # distinct 4 KiB files cycled through
 readonly BENCH_SLACK_SECS=120            # a bench run's bound beyond its duration
 readonly CURL_MAX_SECS=300
@@ -62,7 +86,8 @@ COMMAND_LINE="$0${*:+ $*}"
 ORIG_ARGS=("$@")
 
 QUICK=0 RUNS=3 DURATION=6 IDLE_CONNS=10000 PLOTS=1 WITH_UNFTP=0 THREADS=$(nproc) USE_NETNS=1
-SERVERS_ARG="" WORKLOADS_ARG=""
+SERVERS_ARG="" WORKLOADS_ARG="" RESULTS_NAME=""
+declare -A SERVERS_FOR=()
 RUNS_SET=0 DURATION_SET=0 IDLE_SET=0
 
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
@@ -75,10 +100,13 @@ while (($#)); do
         --duration) posint "$1" "${2:-}"; DURATION=$2; DURATION_SET=1; shift 2 ;;
         --idle) posint "$1" "${2:-}"; IDLE_CONNS=$2; IDLE_SET=1; shift 2 ;;
         --servers) [[ -n ${2:-} ]] || die "$1 needs a list"; SERVERS_ARG=${2//,/ }; shift 2 ;;
-        --workloads) [[ -n ${2:-} ]] || die "$1 needs a list"; WORKLOADS_ARG=${2//,/ }; shift 2 ;;
+        --workloads|--only) [[ -n ${2:-} ]] || die "$1 needs a list"; WORKLOADS_ARG+=" ${2//,/ }"; shift 2 ;;
+        --servers-for) [[ ${2:-} == ?*=?* ]] || die "$1 needs WORKLOAD=server,server"
+            SERVERS_FOR[${2%%=*}]=" $(tr , ' ' <<< "${2#*=}") "; shift 2 ;;
         --threads) posint "$1" "${2:-}"; THREADS=$2; shift 2 ;;
         --with-unftp) WITH_UNFTP=1; shift ;;
         --no-plots) PLOTS=0; shift ;;
+        --name) [[ ${2:-} =~ ^[A-Za-z0-9._-]+$ ]] || die "$1 needs a name (letters, digits, . _ -)"; RESULTS_NAME=$2; shift 2 ;;
         --no-netns) USE_NETNS=0; shift ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; die "unknown argument: $1" ;;
@@ -104,7 +132,15 @@ if ((WITH_UNFTP)) && [[ " ${SERVERS[*]} " != *" unftp "* ]]; then
     if ((had_ref)); then SERVERS+=(ref); fi
 fi
 if [[ -n $WORKLOADS_ARG ]]; then
-    WORKLOADS=($WORKLOADS_ARG)
+    WORKLOADS=()
+    for w in $WORKLOADS_ARG; do
+        case $w in
+            classic) WORKLOADS+=($CLASSIC_WORKLOADS) ;;
+            upload) WORKLOADS+=($UPLOAD_WORKLOADS) ;;
+            ftps) WORKLOADS+=($FTPS_WORKLOADS) ;;
+            *) WORKLOADS+=("$w") ;;
+        esac
+    done
 elif ((QUICK)); then
     WORKLOADS=(retr_1g retr_64m_c8 retr_64m_c64 retr_4k_c32 login_c32 list_10k idle)
 else
@@ -112,8 +148,36 @@ else
 fi
 for s in "${SERVERS[@]}"; do [[ " $ALL_SERVERS " == *" $s "* ]] || die "unknown server: $s"; done
 for w in "${WORKLOADS[@]}"; do [[ " $ALL_WORKLOADS " == *" $w "* ]] || die "unknown workload: $w"; done
+for w in "${!SERVERS_FOR[@]}"; do
+    [[ " $ALL_WORKLOADS " == *" $w "* ]] || die "--servers-for: unknown workload: $w"
+    for s in ${SERVERS_FOR[$w]}; do [[ " $ALL_SERVERS " == *" $s "* ]] || die "--servers-for: unknown server: $s"; done
+done
+# Keep the order of ALL_WORKLOADS (phases: classic, then upload, then ftps), once each.
+keep=()
+for w in $ALL_WORKLOADS; do [[ " ${WORKLOADS[*]} " == *" $w "* ]] && keep+=("$w"); done
+WORKLOADS=("${keep[@]}")
 [[ " ${SERVERS[*]} " == *" mirrorftpd "* ]] || warn "mirrorftpd is not among the servers: no ratios to it"
 BENCH_BIN=${BENCH_BIN:-$MIRRORFTPD_BIN}
+
+# mode_of W: the server configuration W needs (servers.sh: SERVE_MODE).
+mode_of() {
+    case $1 in
+        stor_*_shm) echo upload_shm ;;
+        stor_*) echo upload ;;
+        ftps_*) echo tls ;;
+        *) echo plain ;;
+    esac
+}
+# eligible SERVER W: does W run against SERVER?
+eligible() {
+    local s=$1 w=$2
+    if [[ -n ${SERVERS_FOR[$w]:-} && ${SERVERS_FOR[$w]} != *" $s "* ]]; then return 1; fi
+    case $(mode_of "$w") in
+        upload*) [[ " $STOR_SERVERS " == *" $s "* ]] ;;
+        tls) [[ " $TLS_SERVERS " == *" $s "* ]] ;;
+        *) [[ $s != ref ]] || [[ $w == retr_* || $w == curl_* ]] ;;
+    esac
+}
 
 # ------------------------------------------------------------------ setup --
 for tool in curl gcc apt-get apt-cache dpkg-deb python3 ss ip timeout awk flock unshare; do
@@ -130,6 +194,7 @@ fi
 
 cleanup() {
     cleanup_pids
+    rm -rf "$UPLOAD_SHM_ROOT"             # tmpfs uploads hold RAM: never leave them
     return 0
 }
 trap cleanup EXIT
@@ -172,6 +237,27 @@ if ! "$BENCH_BIN" bench --help >/dev/null 2>&1; then
 fi
 install_reaper || die "could not compile perf/reaper.c"
 
+# FTPS needs the bench's --tls, a certificate, and openssl for both.
+RUN_WARNINGS=()
+if [[ " ${WORKLOADS[*]} " == *" ftps_"* ]]; then
+    why=""
+    if ! "$BENCH_BIN" bench --help 2>/dev/null | grep -q -- '--tls'; then
+        why="'$BENCH_BIN bench' has no --tls"
+    elif ! command -v openssl >/dev/null || ! make_tls_cert; then
+        why="could not make a TLS certificate with openssl"
+    fi
+    if [[ -n $why ]]; then
+        warn "SKIPPING the FTPS workloads: $why"
+        keep=(); for w in "${WORKLOADS[@]}"; do [[ $w == ftps_* ]] || keep+=("$w"); done
+        WORKLOADS=("${keep[@]}")
+        RUN_WARNINGS+=("FTPS workloads SKIPPED: $why")
+        ((${#WORKLOADS[@]})) || die "nothing left to measure"
+    fi
+fi
+if [[ " ${WORKLOADS[*]} " == *" stor_"* ]]; then
+    command -v openssl >/dev/null || die "openssl not found (mirrorftpd's upload account is hashed with openssl passwd -6)"
+fi
+
 # -------------------------------------------------------------- namespace --
 # Everything is installed now, while the package registries are reachable;
 # the measuring runs in a network namespace of its own (loopback only, so
@@ -181,7 +267,15 @@ install_reaper || die "could not compile perf/reaper.c"
 # server measured next would pay for the one before (binding passive ports
 # among them gets slow). tcp_max_tw_buckets caps them for every server alike.
 if [[ -z ${COMPARE_IN_NETNS:-} ]]; then
-    for s in "${SERVERS[@]}"; do "install_$s" || warn "$s could not be installed: it will be skipped"; done
+    for mode in plain upload upload_shm tls; do
+        for s in "${SERVERS[@]}"; do
+            for w in "${WORKLOADS[@]}"; do
+                [[ $(mode_of "$w") == "$mode" ]] && eligible "$s" "$w" || continue
+                SERVE_MODE=$mode "install_$s" || warn "$s could not be installed ($mode): it will be skipped"
+                break
+            done
+        done
+    done
     if ((USE_NETNS)); then
         if unshare --net true 2>/dev/null; then
             log "measuring in a new network namespace"
@@ -207,8 +301,10 @@ LIVE=()
 
 # skip NAME WHY: drop a server from the rest of the run, loudly.
 skip() {
-    SKIPPED[$1]=$2
-    warn "SKIPPING $1: $2"
+    local what=$2
+    [[ $SERVE_MODE == plain ]] || what="$SERVE_MODE workloads: $what"
+    SKIPPED[$1]+="${SKIPPED[$1]:+; }$what"
+    warn "SKIPPING $1: $what"
     local -a keep=() s
     for s in "${LIVE[@]}"; do [[ $s == "$1" ]] || keep+=("$s"); done
     LIVE=("${keep[@]}")
@@ -235,11 +331,29 @@ start_server() {
         show_logs "$RUN_DIR/$name".*
         skip "$name" "did not serve ping.txt to curl: $got"; return 0
     fi
+    # The modes' own checks: an FTPS download, an upload.
+    if [[ $SERVE_MODE == tls ]] && { ! got=$(curl -sS -k --ssl-reqd --max-time 10 "ftp://127.0.0.1:$port/ping.txt" 2>&1) \
+            || [[ $got != "$PING_TEXT" ]]; }; then
+        echo "curl said: $got" >&2
+        show_logs "$RUN_DIR/$name".*
+        skip "$name" "did not serve ping.txt over FTPS (curl --ssl-reqd): $got"; return 0
+    fi
+    if [[ $SERVE_MODE == upload* ]]; then
+        local -a cred=()
+        [[ $name == mirrorftpd ]] && cred=(-u "$UPLOAD_USER:$UPLOAD_PASS")
+        if ! got=$(curl -sS "${cred[@]}" --max-time 10 -T "$UPLOAD_ROOT/ping.txt" "ftp://127.0.0.1:$port/incoming/check.txt" 2>&1) \
+                || ! cmp -s "$UPLOAD_ROOT/ping.txt" "$UPLOAD_ROOT/incoming/check.txt"; then
+            echo "curl said: $got" >&2
+            show_logs "$RUN_DIR/$name".*
+            clean_uploads
+            skip "$name" "did not accept an upload to /incoming (curl -T): $got"; return 0
+        fi
+        clean_uploads
+    fi
     LIVE+=("$name")
     log "$name serving on 127.0.0.1:$port (pid $LAUNCHED_PID): ${VERSION[$name]}"
 }
-for s in "${SERVERS[@]}"; do start_server "$s"; done
-((${#LIVE[@]})) || die "no server could be started"
+# (Started per phase below: classic, upload, FTPS configurations differ.)
 
 # -------------------------------------------------------------- workloads --
 M64_PATHS=() SMALL_PATH_LIST=()
@@ -259,17 +373,31 @@ workload_args() {
         retr_4k_c32)  echo retr --conns 32 --duration "$DURATION" "${SMALL_PATH_LIST[@]}" --discard ;;
         login_c32)    echo login --conns 32 --duration "$DURATION" ;;
         list_10k)     echo list --conns 1 --duration "$DURATION" --dir /small --list-cmd LIST ;;
+        stor_64m_c8)  echo stor --conns 8 --size "$UPLOAD_SIZE" --duration "$DURATION" --path /incoming/up ;;
+        stor_64m_c8_shm) echo stor --conns 8 --size "$UPLOAD_SIZE" --count "$SHM_UPLOADS" --path /incoming/up ;;
+        ftps_plain_*) workload_args "${1#ftps_plain_}" ;;
+        ftps_*)       echo "$(workload_args "${1#ftps_}")" --tls ;;
     esac
 }
-COMMON_ARGS=(--epsv --user "$ANON_USER" --pass "$ANON_PASS" --timeout 60)
+COMMON_ARGS=(--epsv --timeout 60)
+# login_args SERVER W: who the bench logs in as (mirrorftpd's uploads: its
+# account; everything else: anonymous).
+login_args() {
+    if [[ $1 == mirrorftpd && $(mode_of "$2") == upload* ]]; then
+        echo --user "$UPLOAD_USER" --pass "$UPLOAD_PASS"
+    else
+        echo --user "$ANON_USER" --pass "$ANON_PASS"
+    fi
+}
 # Workloads run with --threads THREADS (the bench uses at most one per session).
 
 # warm_for W: re-read W's files right before measuring (the VM drops idle
 # page cache within about a minute).
 warm_for() {
     case $1 in
-        retr_1g*|curl_1g) warm "$TREE/big.bin" ;;
-        retr_64m_*) warm "$TREE/m64" ;;
+        retr_1g*|curl_1g|ftps_*retr_1g) warm "$TREE/big.bin" ;;
+        retr_64m_*|ftps_*retr_64m_*) warm "$TREE/m64" ;;
+        stor_*) clean_uploads; sync ;;
         retr_4k_*) warm "$TREE/small" ;;
         list_10k) ls -l "$TREE/small" > /dev/null ;;
     esac
@@ -293,7 +421,7 @@ run_one() {
     else
         # shellcheck disable=SC2046  # workload_args is a word list by design
         timeout -k 5 $((DURATION + BENCH_SLACK_SECS)) "$BENCH_BIN" bench $(workload_args "$w") \
-            --threads "$THREADS" --server "127.0.0.1:${PORT[$s]}" "${COMMON_ARGS[@]}" --json "$base.json" \
+            --threads "$THREADS" --server "127.0.0.1:${PORT[$s]}" "${COMMON_ARGS[@]}" $(login_args "$s" "$w") --json "$base.json" \
             > "$base.out" 2> "$base.err" || rc=$?
     fi
     t1=$(date +%s.%N)
@@ -302,6 +430,10 @@ run_one() {
         "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')" \
         "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.3f", b - a }')" > "$base.meta"
     summarize_run "$s" "$w" "$r" "$rc" "$base"
+    if [[ $w == stor_* ]]; then
+        echo "upload_files=$(find "$UPLOAD_ROOT/incoming" -type f | wc -l)" >> "$base.meta"
+        clean_uploads
+    fi
     if ! kill -0 "${SPID[$s]}" 2>/dev/null; then
         show_logs "$RUN_DIR/$s".* "$base.err"
         skip "$s" "died during $w run $r (log printed above)"
@@ -321,7 +453,7 @@ print(f"{j.get('mib_per_s', 0):9.1f} MiB/s {j.get('ops_per_s', 0) or 0:9.1f} ops
       + (f"  ERRORS {errs}: {j['errors']}" if errs else ""))
 PY
 )
-    printf '%s   %-13s %-10s run %d  %s\n' "$(date +%T)" "$w" "$s" "$r" "$line" >&2
+    printf '%s   %-22s %-10s run %d  %s\n' "$(date +%T)" "$w" "$s" "$r" "$line" >&2
     if ((rc)); then
         warn "$s $w run $r: exit $rc; stderr:"
         tail -n 15 "$base.err" >&2 || true
@@ -390,7 +522,7 @@ run_idle() {
     "$PY" "$PERF_DIR/procstat.py" --skip-root "${SPID[$s]}" > "$base.before"
     timeout -k 5 $((wait_secs + 60)) "$BENCH_BIN" bench idle --conns "$IDLE_CONNS" \
         --duration "$wait_secs" --ramp "$ramp" --threads "$THREADS" \
-        --server "127.0.0.1:${PORT[$s]}" "${COMMON_ARGS[@]}" \
+        --server "127.0.0.1:${PORT[$s]}" "${COMMON_ARGS[@]}" $(login_args "$s" idle) \
         --json "$base.json" > "$base.out" 2> "$base.err" &
     bpid=$!
     PIDS+=("$bpid")
@@ -437,36 +569,80 @@ PY
     fi
 }
 
-log "measuring ${LIVE[*]}: ${WORKLOADS[*]}; $RUNS run(s), ${DURATION}s each, idle $IDLE_CONNS"
 START_TS=$(date +%s)
 DATE=$(date +%F)                          # results are named by the day the run began
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
-for w in "${WORKLOADS[@]}"; do
-    if [[ $w == idle ]]; then
-        for s in "${LIVE[@]}"; do [[ $s == ref ]] || run_idle "$s"; done
-        continue
+
+# run_round W R: round R of W over the live servers it applies to. An FTPS
+# workload runs its plain counterpart against the same server right before
+# (odd rounds) or after (even rounds) each TLS run.
+run_round() {
+    local w=$1 r=$2 s i
+    local -a order=() rev=()
+    for s in "${LIVE[@]}"; do eligible "$s" "$w" && order+=("$s"); done
+    # Alternate the order every other round: no server always goes first.
+    if ((r % 2 == 0)); then
+        for ((i = ${#order[@]} - 1; i >= 0; i--)); do rev+=("${order[i]}"); done
+        order=("${rev[@]}")
     fi
-    for ((r = 1; r <= RUNS; r++)); do
-        order=()
-        for s in "${LIVE[@]}"; do
-            [[ $s == ref ]] && ! retr_workload "$w" && continue
-            order+=("$s")
-        done
-        # Alternate the order every other round: no server always goes first.
-        if ((r % 2 == 0)); then
-            rev=(); for ((i = ${#order[@]} - 1; i >= 0; i--)); do rev+=("${order[i]}"); done
-            order=("${rev[@]}")
+    for s in "${order[@]}"; do
+        [[ " ${LIVE[*]} " == *" $s "* ]] || continue
+        if [[ $w == ftps_* ]]; then
+            local plain=ftps_plain_${w#ftps_}
+            if ((r % 2)); then
+                run_one "$s" "$plain" "$r"
+                [[ " ${LIVE[*]} " == *" $s "* ]] && run_one "$s" "$w" "$r"
+            else
+                run_one "$s" "$w" "$r"
+                [[ " ${LIVE[*]} " == *" $s "* ]] && run_one "$s" "$plain" "$r"
+            fi
+        else
+            run_one "$s" "$w" "$r"
         fi
-        for s in "${order[@]}"; do
-            if [[ " ${LIVE[*]} " == *" $s "* ]]; then run_one "$s" "$w" "$r"; fi
+    done
+}
+
+# Phases: each configuration's servers are started, measured and stopped in
+# turn (the classic read-only setup, then uploads allowed, then FTPS).
+for SERVE_MODE in plain upload upload_shm tls; do
+    phase=()
+    for w in "${WORKLOADS[@]}"; do [[ $(mode_of "$w") == "$SERVE_MODE" ]] && phase+=("$w"); done
+    ((${#phase[@]})) || continue
+    case $SERVE_MODE in
+        upload) UPLOAD_ROOT=$UPLOAD_DISK_ROOT; prepare_upload_root ;;
+        upload_shm) UPLOAD_ROOT=$UPLOAD_SHM_ROOT; prepare_upload_root ;;
+    esac
+    LIVE=() SPID=() PORT=()
+    for s in "${SERVERS[@]}"; do
+        for w in "${phase[@]}"; do
+            if eligible "$s" "$w"; then start_server "$s"; break; fi
         done
     done
+    if ((${#LIVE[@]} == 0)); then
+        warn "no server could be started for the $SERVE_MODE workloads (${phase[*]})"
+        RUN_WARNINGS+=("no server could be started for ${phase[*]}")
+        continue
+    fi
+    log "measuring [$SERVE_MODE] ${LIVE[*]}: ${phase[*]}; $RUNS run(s), ${DURATION}s each, idle $IDLE_CONNS"
+    for w in "${phase[@]}"; do
+        if [[ $w == idle ]]; then
+            for s in "${LIVE[@]}"; do eligible "$s" idle && run_idle "$s"; done
+            continue
+        fi
+        for ((r = 1; r <= RUNS; r++)); do run_round "$w" "$r"; done
+    done
+    for s in "${LIVE[@]}"; do stop_tree "${SPID[$s]}"; done
+    case $SERVE_MODE in
+        upload) clean_uploads ;;
+        upload_shm) rm -rf "$UPLOAD_SHM_ROOT" ;;
+    esac
 done
 ELAPSED=$(($(date +%s) - START_TS))
 
 # ---------------------------------------------------------------- results --
 STEM=$RESULTS_DIR/$DATE-compare
 if ((QUICK)); then STEM+=-quick; fi
+if [[ -n $RESULTS_NAME ]]; then STEM=$RESULTS_DIR/$DATE-$RESULTS_NAME; fi
 {
     echo "date=$(date -u '+%F %T UTC')"
     echo "command=$(printf '%s' "$COMMAND_LINE")"
@@ -488,22 +664,35 @@ if ((QUICK)); then STEM+=-quick; fi
     echo "sysctl=$(for k in net.ipv4.ip_local_port_range net.ipv4.tcp_max_tw_buckets net.ipv4.tcp_tw_reuse net.core.somaxconn net.ipv4.tcp_syncookies; do printf '%s=%s ' "${k#net.*.}" "$(sysctl -n "$k" 2>/dev/null | tr '\t' ' ')"; done)"
     echo "bench_bin=$BENCH_BIN"
     echo "bench_version=$("$BENCH_BIN" --version 2>/dev/null | head -n1) (commit $(repo_commit))"
-    echo "bench_common=${COMMON_ARGS[*]} --threads $THREADS"
+    echo "bench_common=${COMMON_ARGS[*]} --user $ANON_USER --pass $ANON_PASS --threads $THREADS"
     for w in "${WORKLOADS[@]}"; do
         case $w in
             idle) echo "cmd_$w=bench idle --conns $IDLE_CONNS --ramp R --duration R+60+ (R = $IDLE_RAMP_FACTOR × sessions / the server's login rate; stopped once holding and sampled)" ;;
             curl_1g) echo "cmd_$w=curl -s -o /dev/null ftp://127.0.0.1:PORT/big.bin" ;;
             retr_4k_c32) echo "cmd_$w=bench retr --conns 32 --duration $DURATION --path /small/f00000.bin … (${SMALL_PATHS} files) --discard" ;;
             retr_64m_*) echo "cmd_$w=bench $(workload_args "$w" | sed 's|--path /m64/f0.bin.*--path /m64/f7.bin|--path /m64/f0.bin … /m64/f7.bin|')" ;;
+            ftps_*)
+                echo "cmd_$w=bench $(workload_args "$w" | sed 's|--path /m64/f0.bin.*--path /m64/f7.bin|--path /m64/f0.bin … /m64/f7.bin|')"
+                echo "cmd_ftps_plain_${w#ftps_}=bench $(workload_args "ftps_plain_${w#ftps_}" | sed 's|--path /m64/f0.bin.*--path /m64/f7.bin|--path /m64/f0.bin … /m64/f7.bin|')" ;;
+            stor_*) echo "cmd_$w=bench $(workload_args "$w") (mirrorftpd: --user $UPLOAD_USER --pass $UPLOAD_PASS; the upload dir, $([[ $w == *_shm ]] && echo "on tmpfs" || echo "on $(findmnt -no FSTYPE -T "$UPLOAD_DISK_ROOT" 2>/dev/null || echo disk)"), emptied before and after each run)" ;;
             *) echo "cmd_$w=bench $(workload_args "$w")" ;;
         esac
     done
     for s in "${SERVERS[@]}"; do
         echo "server=$s"
         echo "version_$s=${VERSION[$s]:-}"
-        echo "note_$s=${NOTE[$s]:-}"
+        echo "note_$s=$(SERVE_MODE=plain "note_$s")"
+        for mode in upload upload_shm tls; do
+            for w in "${WORKLOADS[@]}"; do
+                if [[ $(mode_of "$w") == "$mode" ]] && eligible "$s" "$w"; then
+                    echo "note_${mode}_$s=$(SERVE_MODE=$mode "note_$s")"; break
+                fi
+            done
+        done
         echo "skipped_$s=${SKIPPED[$s]:-}"
     done
+    for x in "${RUN_WARNINGS[@]}"; do echo "warning=$x"; done
+    for w in "${!SERVERS_FOR[@]}"; do echo "servers_for_$w=${SERVERS_FOR[$w]}"; done
     echo "workloads=${WORKLOADS[*]}"
 } > "$RUN_DIR/meta.txt"
 

@@ -8,6 +8,8 @@ Writes, from the same medians as the Markdown table (report.summarize):
                        min–max as error bars
   STEM-rates.png       4 KiB RETR transfers/s and logins/s per server
   STEM-memory.png      KiB per idle session (PSS and RSS) per server
+  STEM-upload-ftps.png 64 MiB STOR MiB/s per server, and each FTPS figure
+                       beside the same server's plain figure
 A plot whose workloads were not run is not written.
 """
 import sys
@@ -17,7 +19,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from report import REF, label, load_jsonl, server_order, summarize  # noqa: E402
+from report import FTPS_PAIRS, REF, SHORT, label, load_jsonl, server_order, summarize  # noqa: E402
 
 CONCURRENCY = [(1, "retr_1g"), (8, "retr_64m_c8"), (64, "retr_64m_c64")]
 # One colour per server in every plot; mirrorftpd stands out, the ceiling is black.
@@ -130,6 +132,45 @@ def memory(meta, summary, servers, path):
     return True
 
 
+def upload_ftps(meta, summary, servers, path):
+    stors = [(w, t) for w, t in (("stor_64m_c8", "64 MiB STOR, 8 sessions, disk"),
+                                 ("stor_64m_c8_shm", "64 MiB STOR, 8 sessions, tmpfs")) if summary.get(w)]
+    pairs = [(t, p) for t, p in FTPS_PAIRS.items() if t in summary]
+    if not stors and not pairs:
+        return False
+    n = len(stors) + len(pairs)
+    fig, axes = plt.subplots(1, n, figsize=(4.8 * n, 4.5), squeeze=False)
+    axes = list(axes[0])
+    for w, title in stors:
+        names = [s for s in servers if ok(summary[w].get(s))]
+        figs = [summary[w][s] for s in names]
+        bars(axes.pop(0), names, [f["median"] for f in figs],
+             [[f["median"] - f["min"] for f in figs], [f["max"] - f["median"] for f in figs]],
+             title, "MiB/s (median, min–max)")
+    for ax, (t, p) in zip(axes, pairs):
+        names = [s for s in servers if ok(summary[t].get(s)) and ok(summary.get(p, {}).get(s))]
+        xs = list(range(len(names)))
+        for off, w, lab, alpha in ((-0.2, p, "plain FTP", 0.35), (0.2, t, "FTPS", 1.0)):
+            vals = [summary[w][s]["median"] for s in names]
+            errs = [[summary[w][s]["median"] - summary[w][s]["min"] for s in names],
+                    [summary[w][s]["max"] - summary[w][s]["median"] for s in names]]
+            ax.bar([x + off for x in xs], vals, width=0.4, yerr=errs, capsize=3, alpha=alpha, label=lab,
+                   color=[COLORS.get(s, "tab:gray") for s in names], hatch="//" if alpha < 1 else None)
+            for x, v in zip(xs, vals):
+                ax.annotate(f"{v:,.0f}", (x + off, v), ha="center", va="bottom", fontsize=7,
+                            xytext=(0, 2), textcoords="offset points")
+        ax.set_xticks(xs, names, rotation=20, ha="right", fontsize=8)
+        ax.set_title(SHORT.get(t, t).replace(" MiB/s", "") + ": plain vs FTPS", fontsize=10)
+        ax.set_ylabel("MiB/s (median, min–max)")
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"Uploads and FTPS — {title_suffix(meta)}", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def main(argv):
     if len(argv) != 2:
         print(__doc__.split("\n\n")[1], file=sys.stderr)
@@ -138,7 +179,8 @@ def main(argv):
     stem = argv[1]
     summary = summarize(meta, records)
     servers = server_order(meta)
-    for name, fn in (("throughput", throughput), ("rates", rates), ("memory", memory)):
+    for name, fn in (("throughput", throughput), ("rates", rates), ("memory", memory),
+                     ("upload-ftps", upload_ftps)):
         path = f"{stem}-{name}.png"
         if fn(meta, summary, servers, path):
             print(path)

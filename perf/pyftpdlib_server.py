@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """pyftpdlib_server.py — pyftpdlib as perf/compare.sh runs it.
 
-Usage: pyftpdlib_server.py ROOT PORT MAX_SESSIONS
+Usage: pyftpdlib_server.py [--upload] ROOT PORT MAX_SESSIONS
 
 Anonymous read-only FTP of ROOT on 127.0.0.1:PORT in one process (epoll
 IOLoop), sendfile for RETR, per-command logging off (WARNING and up only),
-MAX_SESSIONS sessions allowed in all and from one address.
+MAX_SESSIONS sessions allowed in all and from one address. --upload gives
+anonymous write permissions too (elradfmw: the upload workload).
 """
 import logging
 import sys
@@ -18,6 +19,9 @@ LISTEN_BACKLOG = 4096
 
 
 def main(argv):
+    upload = argv[:1] == ["--upload"]
+    if upload:
+        argv = argv[1:]
     if len(argv) != 3:
         print(__doc__.split("\n\n")[1], file=sys.stderr)
         return 2
@@ -25,7 +29,10 @@ def main(argv):
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
     authorizer = DummyAuthorizer()
-    authorizer.add_anonymous(root)       # read-only permissions by default
+    if upload:
+        authorizer.add_anonymous(root, perm="elradfmw")
+    else:
+        authorizer.add_anonymous(root)   # read-only permissions by default
 
     class Handler(FTPHandler):
         pass

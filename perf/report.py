@@ -30,7 +30,17 @@ WORKLOADS = {
     "retr_4k_c32": ("ops_per_s", "transfers/s", "4 KiB RETR, 32 sessions"),
     "login_c32": ("ops_per_s", "logins/s", "login (connect, USER, PASS, QUIT), 32 clients"),
     "list_10k": ("ops_per_s", "listings/s", "LIST of a 10,000-entry directory, one session"),
+    "stor_64m_c8": ("mib_per_s", "MiB/s", "64 MiB STOR (upload), 8 sessions, to disk"),
+    "stor_64m_c8_shm": ("mib_per_s", "MiB/s", "64 MiB STOR (upload), 8 sessions, to tmpfs"),
+    "ftps_plain_retr_1g": ("mib_per_s", "MiB/s", "1 GiB RETR, one session, plain FTP against the FTPS-enabled server"),
+    "ftps_retr_1g": ("mib_per_s", "MiB/s", "1 GiB RETR, one session, FTPS (AUTH TLS, PROT P)"),
+    "ftps_plain_retr_64m_c8": ("mib_per_s", "MiB/s", "64 MiB RETR, 8 sessions, plain FTP against the FTPS-enabled server"),
+    "ftps_retr_64m_c8": ("mib_per_s", "MiB/s", "64 MiB RETR, 8 sessions, FTPS (AUTH TLS, PROT P)"),
 }
+# FTPS workload -> its plain counterpart (same server process, run right next to it)
+FTPS_PAIRS = {"ftps_retr_1g": "ftps_plain_retr_1g", "ftps_retr_64m_c8": "ftps_plain_retr_64m_c8"}
+# Workloads whose table also shows operations per second (uploads/s).
+WITH_OPS = {"stor_64m_c8": "uploads/s", "stor_64m_c8_shm": "uploads/s"}
 SHORT = {
     "retr_1g": "1 GiB RETR MiB/s",
     "retr_1g_copy": "1 GiB copy MiB/s",
@@ -41,6 +51,10 @@ SHORT = {
     "login_c32": "logins/s",
     "list_10k": "LIST 10k /s",
     "idle": "idle PSS KiB/session",
+    "stor_64m_c8": "8×64 MiB STOR MiB/s",
+    "stor_64m_c8_shm": "8×64 MiB STOR tmpfs MiB/s",
+    "ftps_retr_1g": "1 GiB FTPS MiB/s",
+    "ftps_retr_64m_c8": "8×64 MiB FTPS MiB/s",
 }
 REF = "ref"
 BASE = "mirrorftpd"
@@ -55,6 +69,8 @@ def read_kv(path):
             key, _, value = line.rstrip("\n").partition("=")
             if key == "server":
                 out.setdefault("servers", []).append(value)
+            elif key == "warning":
+                out.setdefault("warnings", []).append(value)
             else:
                 out[key] = value
     return out
@@ -119,7 +135,7 @@ def latency_of(bench, workload):
     lat = (bench or {}).get("latency") or {}
     if not lat:
         return None
-    op = workload.split("_")[0]
+    op = workload.replace("ftps_plain_", "").replace("ftps_", "").split("_")[0]
     return lat.get(op) or lat.get(op.upper()) or next(iter(lat.values()))
 
 
@@ -184,6 +200,13 @@ def summarize(meta, records):
                 continue
             fig["median"], fig["min"], fig["max"] = med_min_max([r["bench"][key] for r in ok])
             fig["values"] = [r["bench"][key] for r in ok]
+            hs = [r["bench"].get("tls_handshakes") for r in ok if r["bench"].get("tls_handshakes")]
+            if hs:
+                fig["tls_data"] = sum(h.get("data", 0) for h in hs)
+                fig["tls_data_resumed"] = sum(h.get("data_resumed", 0) for h in hs)
+            if workload in WITH_OPS:
+                fig["ops_median"], fig["ops_min"], fig["ops_max"] = med_min_max(
+                    [r["bench"].get("ops_per_s") or 0 for r in ok])
             cpus = [r["bench"]["client_cpu_percent"] for r in ok if r["bench"].get("client_cpu_percent") is not None]
             if cpus:
                 fig["client_cpu"] = statistics.median(cpus)
@@ -210,6 +233,11 @@ def summarize(meta, records):
                 o = summary[workload].get(other)
                 if o and not o.get("failed") and o["median"]:
                     fig[name] = fig["median"] / o["median"]
+    for tls_w, plain_w in FTPS_PAIRS.items():
+        for server, fig in summary.get(tls_w, {}).items():
+            p = summary.get(plain_w, {}).get(server)
+            if not fig.get("failed") and p and not p.get("failed") and p["median"]:
+                fig["vs_plain"] = fig["median"] / p["median"]
     idle = summary.get("idle", {})
     base = idle.get(BASE) or {}
     for fig in idle.values():
@@ -250,8 +278,15 @@ def label(meta, server):
 
 
 def markdown(meta, summary):
-    servers = server_order(meta)
-    workloads = [w for w in meta.get("workloads", "").split() if w in summary]
+    # Servers that took part in something (or were skipped), in run order.
+    servers = [s for s in server_order(meta)
+               if meta.get("skipped_" + s) or any(s in by_server for by_server in summary.values())]
+    workloads = []
+    for w in meta.get("workloads", "").split():
+        if w in FTPS_PAIRS:
+            workloads.append(FTPS_PAIRS[w])
+        workloads.append(w)
+    workloads = [w for w in workloads if w in summary]
     L = []
     quick = meta.get("quick") == "1"
     L.append(f"# mirrorftpd vs other FTP servers{' (quick)' if quick else ''} — {meta.get('date', '')}")
@@ -271,12 +306,17 @@ def markdown(meta, summary):
     L.append("- servers:")
     for s in servers:
         L.append(f"  - **{label(meta, s)}**: {meta.get('version_' + s, '')} — {meta.get('note_' + s, '')}")
+        for mode, what in (("upload", "for uploads"), ("upload_shm", "for uploads to tmpfs"), ("tls", "for FTPS")):
+            if meta.get(f"note_{mode}_{s}"):
+                L.append(f"    - {what}: {meta[f'note_{mode}_{s}']}")
     skipped = [(s, meta.get("skipped_" + s)) for s in servers if meta.get("skipped_" + s)]
     failed = [(w, s, fig) for w in workloads for s, fig in summary[w].items() if fig.get("failed")]
     short = [(s, fig) for s, fig in summary.get("idle", {}).items() if not fig.get("failed") and not fig.get("held")]
-    if skipped or failed or short:
+    if skipped or failed or short or meta.get("warnings"):
         L.append("")
         L.append("> **WARNING — not every server was measured on every workload:**")
+        for why in meta.get("warnings", []):
+            L.append(f"> - **{why}**")
         for s, why in skipped:
             L.append(f"> - **{s} SKIPPED**: {why}")
         for w, s, fig in failed:
@@ -325,22 +365,60 @@ def markdown(meta, summary):
         L.append(f"`{meta.get('cmd_' + w, '')}`")
         L.append("")
         has_ref = REF in summary[w]
-        L.append(f"| server | median {unit} | min–max | × mirrorftpd |{' × ceiling |' if has_ref else ''} "
+        ops = WITH_OPS.get(w)
+        L.append(f"| server | median {unit} | min–max | × mirrorftpd |{' × ceiling |' if has_ref else ''}"
+                 f"{f' median {ops} | min–max |' if ops else ''} "
                  f"ttfb p50 ms | total p50 / p99 ms | client CPU % | server CPU % | errors | runs ok |")
-        L.append("|---|---:|---:|---:|" + ("---:|" if has_ref else "") + "---:|---:|---:|---:|---|---:|")
+        L.append("|---|---:|---:|---:|" + ("---:|" if has_ref else "") + ("---:|---:|" if ops else "")
+                 + "---:|---:|---:|---:|---|---:|")
         for s in servers:
             fig = summary[w].get(s)
             if fig is None:
                 continue
             if fig.get("failed"):
-                L.append(f"| {label(meta, s)} | **failed** | | |{' |' if has_ref else ''} | | | | "
+                L.append(f"| {label(meta, s)} | **failed** | | |{' |' if has_ref else ''}{' | |' if ops else ''} | | | | "
                          f"| {errors_text(fig.get('errors'))} | 0/{fig['runs']} |")
                 continue
             ceiling = f" {ratio(fig.get('vs_ref')) if s != REF else '1.00×'} |" if has_ref else ""
+            if ops:
+                ceiling += f" {num(fig.get('ops_median'))} | {num(fig.get('ops_min'))}–{num(fig.get('ops_max'))} |"
             L.append(f"| {label(meta, s)} | {num(fig['median'])} | {num(fig['min'])}–{num(fig['max'])} "
                      f"| {ratio(fig.get('vs_base'))} |{ceiling} {num(fig.get('ttfb_ms_p50'))} | {num(fig.get('total_ms_p50'))} / {num(fig.get('total_ms_p99'))} "
                      f"| {num(fig.get('client_cpu'))} | {num(fig.get('server_cpu'))} "
                      f"| {errors_text(fig.get('errors'))} | {fig['ok_runs']}/{fig['runs']} |")
+        L.append("")
+
+    pairs = [(t, p) for t, p in FTPS_PAIRS.items() if t in summary]
+    if pairs:
+        L.append("## FTPS against plain FTP")
+        L.append("")
+        L.append("Each server's FTPS median beside its own plain-FTP median, both measured against the same "
+                 "FTPS-enabled server process, the plain run right next to each TLS run. "
+                 "\"FTPS ÷ plain\" is what TLS costs that server; \"× mirrorftpd FTPS\" compares FTPS figures.")
+        L.append("")
+        L.append("| workload | server | plain MiB/s (min–max) | FTPS MiB/s (min–max) | FTPS ÷ plain | × mirrorftpd FTPS "
+                 "| client CPU % plain / FTPS | server CPU % plain / FTPS | TLS data sessions resumed |")
+        L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+        for t, p in pairs:
+            for s in servers:
+                ft, fp = summary[t].get(s), summary.get(p, {}).get(s)
+                if ft is None and fp is None:
+                    continue
+                def cell(f):
+                    if f is None:
+                        return "–"
+                    if f.get("failed"):
+                        return "**failed**"
+                    return f"{num(f['median'])} ({num(f['min'])}–{num(f['max'])})"
+                def c(f, k):
+                    return num(f.get(k)) if f and not f.get("failed") else "–"
+                resumed = "–"
+                if ft and ft.get("tls_data") is not None:
+                    resumed = f"{ft['tls_data_resumed']}/{ft['tls_data']}"
+                L.append(f"| {SHORT.get(t, t)} | {label(meta, s)} | {cell(fp)} | {cell(ft)} "
+                         f"| {ratio((ft or {}).get('vs_plain'))} | {ratio((ft or {}).get('vs_base'))} "
+                         f"| {c(fp, 'client_cpu')} / {c(ft, 'client_cpu')} | {c(fp, 'server_cpu')} / {c(ft, 'server_cpu')} "
+                         f"| {resumed} |")
         L.append("")
 
     if "idle" in summary:

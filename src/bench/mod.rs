@@ -7,6 +7,7 @@
 //! mirrorftpd bench retr --path /big.bin --conns 8 --duration 10 --discard
 //! mirrorftpd bench login --conns 32 --json out.json
 //! mirrorftpd bench idle --conns 5000 --duration 60   # "bench: holding 5000 sessions"
+//! mirrorftpd bench retr --tls --path /big.bin --conns 8   # explicit FTPS, PROT P
 //! ```
 //!
 //! Exit status: 1 when no operation succeeded and some failed (or nothing
@@ -18,6 +19,7 @@ pub mod reactor;
 pub mod reply;
 pub mod report;
 pub mod stats;
+pub mod tls;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;

@@ -113,9 +113,24 @@ pub struct BenchArgs {
     pub ramp: f64,
 
     /// Drop received data in the kernel (recv with MSG_TRUNC) instead of
-    /// copying it into a buffer.
+    /// copying it into a buffer. Under TLS there is no MSG_TRUNC: records
+    /// are read and decrypted in user space, and only the final copy of the
+    /// plaintext into the bench's buffer is skipped.
     #[arg(long)]
     pub discard: bool,
+
+    /// Explicit FTPS: AUTH TLS after the greeting, then USER/PASS, PBSZ 0 and
+    /// PROT P over TLS; each data connection does its TLS handshake after the
+    /// 150 reply, resuming the control connection's session. ACCEPTS ANY
+    /// SERVER CERTIFICATE (signatures are still checked): for benchmarking
+    /// your own servers only.
+    #[arg(long, conflicts_with = "tls_implicit")]
+    pub tls: bool,
+
+    /// Implicit FTPS: TLS from the first byte (an implicit-FTPS port, 990
+    /// style); otherwise as --tls, and just as trusting.
+    #[arg(long)]
+    pub tls_implicit: bool,
 
     /// Reactor threads; sessions are split evenly between them.
     #[arg(long, value_name = "N", default_value_t = 1)]
@@ -136,6 +151,15 @@ pub enum DataMode {
     Epsv,
     Pasv,
     Port,
+}
+
+/// How the control connection gets to TLS.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum TlsMode {
+    /// AUTH TLS after the greeting.
+    Explicit,
+    /// TLS from the first byte.
+    Implicit,
 }
 
 /// When the run ends.
@@ -165,6 +189,7 @@ pub struct Plan {
     pub rate: Option<u64>,
     pub ramp: Duration,
     pub discard: bool,
+    pub tls: Option<TlsMode>,
     pub json: Option<String>,
     pub timeout: Duration,
 }
@@ -306,6 +331,11 @@ impl Plan {
             rate: a.rate,
             ramp: secs("--ramp", a.ramp, true)?,
             discard: a.discard,
+            tls: match (a.tls, a.tls_implicit) {
+                (_, true) => Some(TlsMode::Implicit),
+                (true, false) => Some(TlsMode::Explicit),
+                (false, false) => None,
+            },
             json: a.json,
             timeout: secs("--timeout", a.timeout, false)?,
         })
@@ -332,6 +362,13 @@ impl Plan {
             DataMode::Epsv => "epsv",
             DataMode::Pasv => "pasv",
             DataMode::Port => "port",
+        }
+    }
+
+    pub fn tls_name(&self) -> Option<&'static str> {
+        match self.tls? {
+            TlsMode::Explicit => Some("tls"),
+            TlsMode::Implicit => Some("tls-implicit"),
         }
     }
 
@@ -385,5 +422,9 @@ mod tests {
         assert!(plan(&["idle", "--mix", "retr=1"]).is_err());
         assert!(plan(&["idle", "--count", "5"]).is_err());
         assert_eq!(plan(&["idle", "--conns", "3", "--threads", "8"]).unwrap().threads, 3);
+        assert_eq!(plan(&["list"]).unwrap().tls, None);
+        assert_eq!(plan(&["list", "--tls"]).unwrap().tls, Some(TlsMode::Explicit));
+        assert_eq!(plan(&["list", "--tls-implicit"]).unwrap().tls, Some(TlsMode::Implicit));
+        assert!(plan(&["list", "--tls", "--tls-implicit"]).is_err());
     }
 }

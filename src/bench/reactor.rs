@@ -5,15 +5,18 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use mio::{Events, Poll};
+use rustls::ClientConfig;
 use slab::Slab;
 
 use super::client::{self, Client, Ctx, Outcome, Role};
 use super::plan::{Plan, Stop};
 use super::stats::Stats;
+use super::tls;
 
 /// Events taken from the kernel per poll.
 const EVENTS_CAPACITY: usize = 1024;
@@ -81,6 +84,8 @@ struct Env {
     connected: usize,
     finished: usize,
     pattern: Vec<u8>,
+    /// The thread's TLS client configuration (--tls, --tls-implicit).
+    tls: Option<Arc<ClientConfig>>,
 }
 
 impl Env {
@@ -93,6 +98,7 @@ impl Env {
             now,
             stopping,
             pattern: &self.pattern,
+            tls: self.tls.as_ref(),
             connected: &mut self.connected,
             finished: &mut self.finished,
         }
@@ -124,7 +130,11 @@ impl Reactor {
             timers.push(Reverse((at, key)));
         }
         let pattern = (0..PATTERN_LEN).map(|i| (i % 251) as u8).collect();
-        let env = Env { poll: Poll::new()?, stats: Stats::default(), connected: 0, finished: 0, pattern };
+        let tls = match plan.tls {
+            Some(_) => Some(tls::thread_config().map_err(|e| io::Error::other(format!("TLS client setup: {e}")))?),
+            None => None,
+        };
+        let env = Env { poll: Poll::new()?, stats: Stats::default(), connected: 0, finished: 0, pattern, tls };
         Ok(Reactor { id, clients, timers, run_queue: Vec::new(), env })
     }
 

@@ -56,6 +56,12 @@ impl ReplyReader {
         self.lines.read_from(r)
     }
 
+    /// Nothing buffered: no partial line, no open multi-line reply (checked
+    /// before TLS takes over the stream, as plaintext after 234 is suspect).
+    pub fn is_empty(&self) -> bool {
+        self.lines.pending() == 0 && self.multi.is_none()
+    }
+
     /// The next complete reply among the bytes read so far.
     pub fn next_reply(&mut self) -> Next {
         loop {
@@ -186,6 +192,19 @@ mod tests {
     fn a_multi_line_reply_ends_only_on_its_own_code() {
         let stream = b"211-Features:\r\n MDTM\r\n211-also\r\n226 inside\r\n211 End\r\n";
         assert_eq!(all_replies(stream, 7), vec![reply(211, "End")]);
+    }
+
+    #[test]
+    fn empty_means_nothing_buffered() {
+        let mut r = ReplyReader::new(64);
+        assert!(r.is_empty());
+        r.read_from(&mut Pieces(b"234 go\r\n", 100)).unwrap();
+        assert!(!r.is_empty());
+        assert_eq!(r.next_reply(), reply(234, "go"));
+        assert!(r.is_empty());
+        r.read_from(&mut Pieces(b"234 go\r\n2", 100)).unwrap();
+        assert_eq!(r.next_reply(), reply(234, "go"));
+        assert!(!r.is_empty(), "a byte after the reply");
     }
 
     #[test]

@@ -56,6 +56,9 @@ impl Summary<'_> {
         if p.discard {
             flags.push("discard");
         }
+        if let Some(t) = p.tls_name() {
+            flags.push(t);
+        }
         if p.workload == Workload::List {
             flags.push(p.list_verb());
         }
@@ -76,7 +79,11 @@ impl Summary<'_> {
         if !rows.is_empty() {
             let _ = writeln!(o, "latency ms   {:<18} {:>9} {:>9} {:>9} {:>9}", "", "p50", "p90", "p99", "max");
             for (k, what, h) in rows {
-                let what = if k == OpKind::Login { "connect→230" } else { what };
+                let what = match (k, p.tls) {
+                    (OpKind::Login, None) => "connect→230",
+                    (OpKind::Login, Some(_)) => "connect→PROT P",
+                    _ => what,
+                };
                 let _ = write!(o, "             {:<18}", format!("{} {what}", k.name()));
                 for (_, q) in QUANTILES {
                     let _ = write!(o, " {:>9.3}", ms(h.quantile_us(q)));
@@ -89,6 +96,14 @@ impl Summary<'_> {
         } else {
             s.errors.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ")
         };
+        if p.tls.is_some() {
+            let t = &s.tls;
+            let _ = writeln!(
+                o,
+                "tls          {} control, {} data handshakes ({} data resumed)",
+                t.control, t.data, t.data_resumed
+            );
+        }
         let _ = writeln!(o, "errors       {errors}");
         let _ = writeln!(o, "client cpu   {:.1}% of one core", self.cpu_percent());
         o
@@ -100,6 +115,18 @@ impl Summary<'_> {
         let mut o = String::from("{");
         let _ = write!(o, "\"workload\":{}", quote(self.workload_name()));
         let _ = write!(o, ",\"mode\":{},\"discard\":{}", quote(p.mode_name()), p.discard);
+        let _ = write!(o, ",\"tls\":{}", p.tls.is_some());
+        if let Some(name) = p.tls_name() {
+            let t = &s.tls;
+            let _ = write!(
+                o,
+                ",\"tls_mode\":{},\"tls_handshakes\":{{\"control\":{},\"data\":{},\"data_resumed\":{}}}",
+                quote(name),
+                t.control,
+                t.data,
+                t.data_resumed
+            );
+        }
         let _ = write!(o, ",\"conns\":{},\"threads\":{}", p.conns, p.threads);
         let _ = write!(o, ",\"duration_secs\":{:.3}", self.secs());
         let _ = write!(o, ",\"bytes\":{},\"mib_per_s\":{:.3}", s.bytes, self.mib_per_s());
@@ -179,7 +206,7 @@ pub fn progress(elapsed: Duration, mib_s: f64, ops_s: f64, connected: u64, error
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::stats::ErrorKind;
+    use crate::bench::stats::{ErrorKind, TlsCounts};
 
     #[test]
     fn json_is_well_formed_and_has_the_keys() {
@@ -210,6 +237,7 @@ mod tests {
             "\"login\":{\"count\":1,\"total_ms\":{",
             "\"client_cpu_percent\":25.0",
             "\"sessions_established\":0",
+            "\"tls\":false",
         ] {
             assert!(j.contains(key), "{key} missing from {j}");
         }
@@ -219,5 +247,23 @@ mod tests {
         assert!(t.contains("550: 1, timeout: 1"), "{t}");
         assert!(t.contains("25.0% of one core"), "{t}");
         assert_eq!(quote("a\"b\\\n"), "\"a\\\"b\\\\\\u000a\"");
+        assert!(!j.contains("tls_handshakes") && !t.contains("handshakes"), "{j}\n{t}");
+    }
+
+    #[test]
+    fn tls_runs_report_handshakes() {
+        use clap::{Args, FromArgMatches};
+        let cmd = crate::bench::plan::BenchArgs::augment_args(clap::Command::new("b").no_binary_name(true));
+        let m = cmd.try_get_matches_from(["retr", "--path", "/x", "--tls"]).unwrap();
+        let plan = Plan::from_args(crate::bench::plan::BenchArgs::from_arg_matches(&m).unwrap()).unwrap();
+        let stats = Stats { tls: TlsCounts { control: 2, data: 5, data_resumed: 4 }, ..Stats::default() };
+        let s = Summary { plan: &plan, stats: &stats, elapsed: Duration::from_secs(1), cpu: Duration::ZERO };
+        let j = s.json();
+        let want = "\"tls\":true,\"tls_mode\":\"tls\",\"tls_handshakes\":{\"control\":2,\"data\":5,\"data_resumed\":4}";
+        assert!(j.contains(want), "{j}");
+        assert_eq!(j.matches('{').count(), j.matches('}').count());
+        let t = s.text();
+        assert!(t.contains("2 control, 5 data handshakes (4 data resumed)"), "{t}");
+        assert!(t.contains("(epsv, tls)"), "{t}");
     }
 }

@@ -139,6 +139,9 @@ pub enum ErrorKind {
     Short,
     /// A reply that is not FTP (bad code, overlong line, unparsable address).
     BadReply,
+    /// A TLS handshake or record failure (client side), or a peer that
+    /// closed during the handshake.
+    Tls,
     /// Any other socket error.
     Io,
 }
@@ -153,6 +156,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Eof => f.write_str("eof"),
             ErrorKind::Short => f.write_str("short"),
             ErrorKind::BadReply => f.write_str("bad-reply"),
+            ErrorKind::Tls => f.write_str("tls"),
             ErrorKind::Io => f.write_str("io"),
         }
     }
@@ -163,6 +167,15 @@ impl fmt::Display for ErrorKind {
 pub struct OpLatency {
     pub ttfb: Histogram,
     pub total: Histogram,
+}
+
+/// Completed TLS handshakes (--tls, --tls-implicit).
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct TlsCounts {
+    pub control: u64,
+    pub data: u64,
+    /// Data handshakes that resumed a session (rustls' `HandshakeKind::Resumed`).
+    pub data_resumed: u64,
 }
 
 /// Everything one thread counted.
@@ -177,6 +190,7 @@ pub struct Stats {
     pub latency: [OpLatency; 4],
     /// Sessions that logged in at least once.
     pub established: u64,
+    pub tls: TlsCounts,
 }
 
 impl Stats {
@@ -203,6 +217,9 @@ impl Stats {
             a.total.merge(&b.total);
         }
         self.established += other.established;
+        self.tls.control += other.tls.control;
+        self.tls.data += other.tls.data;
+        self.tls.data_resumed += other.tls.data_resumed;
     }
 }
 
@@ -308,10 +325,14 @@ mod tests {
         let mut b = Stats::default();
         b.error(ErrorKind::Code(550));
         b.bytes = 10;
+        b.tls = TlsCounts { control: 1, data: 3, data_resumed: 2 };
         a.merge(&b);
-        assert_eq!(a.errors[&ErrorKind::Code(550)], 2);
-        assert_eq!(a.error_count(), 3);
-        assert_eq!(a.bytes, 10);
+        a.merge(&b);
+        assert_eq!(a.tls, TlsCounts { control: 2, data: 6, data_resumed: 4 });
+        assert_eq!(a.errors[&ErrorKind::Code(550)], 3);
+        assert_eq!(a.error_count(), 4);
+        assert_eq!(a.bytes, 20);
+        assert_eq!(ErrorKind::Tls.to_string(), "tls");
         assert_eq!(ErrorKind::Code(426).to_string(), "426");
         assert_eq!(ErrorKind::DataConnect.to_string(), "data-connect");
     }

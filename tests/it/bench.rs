@@ -1,13 +1,15 @@
 //! `mirrorftpd bench` against the real server: every workload, every data
-//! connection mode, and the failure reports (refused uploads, missing files,
-//! a dead server) read back from its `--json` summary.
+//! connection mode, FTPS (explicit and implicit, with data connections that
+//! must resume their control session), and the failure reports (refused
+//! uploads, missing files, a dead server, TLS that fails) read back from its
+//! `--json` summary.
 
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::util::{Ran, Server, TempDir, run, temp_dir};
+use crate::util::{Ran, Server, TempDir, require_tool, run, run_ok, temp_dir};
 
 /// Longest any one bench run may take before the test fails.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -23,6 +25,13 @@ struct Fx {
 
 fn fx(name: &str, args: &[&str]) -> Fx {
     let root = temp_dir(name);
+    fill(&root);
+    let server = Server::start(&root, args);
+    Fx { server, root }
+}
+
+/// The tree every fixture serves.
+fn fill(root: &Path) {
     let bytes: Vec<u8> = (0..FILE_LEN).map(|i| (i * 7 % 251) as u8).collect();
     fs::write(root.join("f.bin"), bytes).expect("write f.bin");
     fs::write(root.join("small.txt"), b"hello\n").expect("write small.txt");
@@ -30,8 +39,6 @@ fn fx(name: &str, args: &[&str]) -> Fx {
     for n in ["a", "b", "c"] {
         fs::write(root.join("d").join(n), n).expect("write d/*");
     }
-    let server = Server::start(&root, args);
-    Fx { server, root }
 }
 
 /// The bench's JSON summary, with just enough parsing for the tests.
@@ -217,4 +224,169 @@ fn ipv6_retr_with_epsv_and_eprt() {
         assert_clean(&r, Some(4));
         assert_eq!(r.num("bytes") as usize, 4 * FILE_LEN, "{mode}: {}", r.context());
     }
+}
+
+// ---------------------------------------------------------------------------
+// FTPS
+// ---------------------------------------------------------------------------
+
+/// The account of the FTPS fixture (home: its own temp dir, all permissions).
+const TLS_USER: &str = "bob";
+const TLS_PASS: &str = "secret";
+/// Longest an `openssl` call may take.
+const OPENSSL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A server with FTPS on a certificate `openssl` makes now, every transfer
+/// and login required to be encrypted, and data connections required to
+/// resume their own control connection's TLS session. Fields drop in order:
+/// the server before its directories.
+struct TlsFx {
+    server: Server,
+    #[allow(dead_code)]
+    root: TempDir,
+    /// The account's home.
+    home: TempDir,
+    /// Certificate, key and users file.
+    #[allow(dead_code)]
+    etc: TempDir,
+}
+
+/// `None` (after a loud skip line) when `openssl` is not installed.
+fn tls_fx(name: &str, extra: &[&str]) -> Option<TlsFx> {
+    if !require_tool("openssl") {
+        return None;
+    }
+    let etc = temp_dir(&format!("{name}-etc"));
+    let (cert, key) = (etc.join("cert.pem"), etc.join("key.pem"));
+    run_ok(
+        Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .args(["-days", "2", "-subj", "/CN=localhost"]),
+        OPENSSL_TIMEOUT,
+    );
+    let hash = run_ok(Command::new("openssl").args(["passwd", "-6", "-salt", "saltsalt", TLS_PASS]), OPENSSL_TIMEOUT)
+        .stdout
+        .trim()
+        .to_string();
+    assert!(hash.starts_with("$6$saltsalt$"), "openssl passwd -6 printed {hash:?}");
+    let home = temp_dir(&format!("{name}-home"));
+    let users = etc.join("users.txt");
+    fs::write(&users, format!("{TLS_USER}:{hash}:{}:all\n", home.display())).expect("write the users file");
+    let root = temp_dir(name);
+    fill(&root);
+    let (cert, key, users) = (cert.to_string_lossy(), key.to_string_lossy(), users.to_string_lossy());
+    let mut args = vec!["--tls-cert", &cert, "--tls-key", &key, "--users", &users];
+    args.extend(["--tls-session-reuse", "required", "--tls-require", "all"]);
+    args.extend_from_slice(extra);
+    let server = Server::start(&root, &args);
+    Some(TlsFx { server, root, home, etc })
+}
+
+/// The address of `mirrorftpd: implicit TLS on ADDR` in the server's log.
+fn implicit_addr(server: &Server) -> String {
+    const LINE: &str = "mirrorftpd: implicit TLS on ";
+    assert!(server.wait_log(LINE, Duration::from_secs(10)), "no implicit TLS line: {}", server.log());
+    let log = server.log();
+    let at = log.find(LINE).expect("the line is there") + LINE.len();
+    log[at..].lines().next().unwrap_or_default().trim().to_string()
+}
+
+/// Runs the bench against `addr` instead of the server's first address.
+fn bench_at(addr: &str, args: &[&str]) -> Report {
+    let dir = temp_dir("bench-json");
+    let json_path = dir.join("out.json");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mirrorftpd"));
+    cmd.arg("bench").args(args).args(["--server", addr]).arg("--json").arg(&json_path);
+    let ran = run(&mut cmd, RUN_TIMEOUT);
+    let json = read_json(&json_path);
+    Report { ran, json }
+}
+
+/// Asserts the `tls_handshakes` of a run: control, data, data resumed.
+fn assert_handshakes(r: &Report, control: u64, data: u64, resumed: u64) {
+    assert!(r.json.contains("\"tls\":true,\"tls_mode\":"), "{}", r.context());
+    let want = format!("\"tls_handshakes\":{{\"control\":{control},\"data\":{data},\"data_resumed\":{resumed}}}");
+    assert!(r.json.contains(&want), "want {want}: {}", r.context());
+}
+
+/// Every data connection resumes its own control connection's session:
+/// the server refuses any other (522), so a clean run with two sessions
+/// proves it. The bench says so too (data_resumed).
+#[test]
+fn tls_retr_resumes_the_control_session_on_every_data_connection() {
+    let Some(f) = tls_fx("bench-tls-retr", &[]) else { return };
+    let r = bench(&f.server, &["retr", "--tls", "--path", "/f.bin", "--count", "10", "--conns", "2"]);
+    assert_clean(&r, Some(10));
+    assert_eq!(r.num("bytes") as usize, 10 * FILE_LEN, "{}", r.context());
+    assert_handshakes(&r, 2, 10, 10);
+    assert!(r.ran.stdout.contains("(epsv, tls)"), "{}", r.ran.stdout);
+    assert!(r.ran.stdout.contains("2 control, 10 data handshakes (10 data resumed)"), "{}", r.ran.stdout);
+
+    // Active mode, with the plaintext dropped after decryption.
+    let r =
+        bench(&f.server, &["retr", "--tls", "--path", "/f.bin", "--count", "4", "--conns", "2", "--port", "--discard"]);
+    assert_clean(&r, Some(4));
+    assert_eq!(r.num("bytes") as usize, 4 * FILE_LEN, "{}", r.context());
+    assert_handshakes(&r, 2, 4, 4);
+}
+
+#[test]
+fn tls_list_and_stor_with_an_account() {
+    let Some(f) = tls_fx("bench-tls-stor", &[]) else { return };
+    let r = bench(&f.server, &["list", "--tls", "--dir", "/d", "--count", "10", "--conns", "2"]);
+    assert_clean(&r, Some(10));
+    assert_handshakes(&r, 2, 10, 10);
+    assert!(r.num("bytes") > 0.0, "{}", r.context());
+
+    let size = FILE_LEN.to_string();
+    let account = ["--user", TLS_USER, "--pass", TLS_PASS];
+    let mut args = vec!["stor", "--tls", "--path", "/up.bin", "--size", &size, "--count", "6", "--conns", "2"];
+    args.extend(account);
+    let r = bench(&f.server, &args);
+    assert_clean(&r, Some(6));
+    assert_eq!(r.num("bytes") as usize, 6 * FILE_LEN, "{}", r.context());
+    assert_handshakes(&r, 2, 6, 6);
+    let sizes: Vec<u64> = fs::read_dir(&*f.home)
+        .expect("read the home")
+        .map(|e| e.expect("dir entry").metadata().expect("metadata").len())
+        .collect();
+    assert_eq!(sizes, vec![FILE_LEN as u64; 6], "every upload complete on the server");
+
+    // Short uploads end with close_notify right after the handshake.
+    let mut args = vec!["stor", "--tls", "--path", "/tiny", "--size", "100", "--count", "10", "--conns", "2"];
+    args.extend(account);
+    let r = bench(&f.server, &args);
+    assert_clean(&r, Some(10));
+    assert_eq!(r.num("bytes"), 1000.0, "{}", r.context());
+}
+
+#[test]
+fn tls_implicit_and_tls_failures() {
+    let Some(f) = tls_fx("bench-tls-implicit", &["--implicit-tls-listen", "127.0.0.1:0"]) else { return };
+    let implicit = implicit_addr(&f.server);
+    let r = bench_at(&implicit, &["retr", "--tls-implicit", "--path", "/f.bin", "--count", "4", "--conns", "2"]);
+    assert_clean(&r, Some(4));
+    assert_eq!(r.num("bytes") as usize, 4 * FILE_LEN, "{}", r.context());
+    assert_handshakes(&r, 2, 4, 4);
+    assert!(r.json.contains("\"tls_mode\":\"tls-implicit\""), "{}", r.context());
+
+    // Implicit TLS against the explicit port: a plaintext greeting where a
+    // ServerHello should be is a TLS failure.
+    let r = bench(&f.server, &["login", "--tls-implicit", "--count", "3"]);
+    assert!(!r.ok(), "{}", r.context());
+    assert_eq!(r.errors(), "\"tls\":3", "{}", r.context());
+
+    // Without --tls this server refuses the login (--tls-require all).
+    let r = bench(&f.server, &["login", "--count", "2"]);
+    assert!(!r.ok(), "{}", r.context());
+    assert!(r.json.contains("\"tls\":false"), "{}", r.context());
+
+    // --tls against a server without a certificate: AUTH TLS is refused.
+    let plain = fx("bench-tls-none", &[]);
+    let r = bench(&plain.server, &["login", "--tls", "--count", "2"]);
+    assert!(!r.ok(), "{}", r.context());
+    assert!(r.errors().starts_with("\"5"), "a 5xx reply to AUTH TLS: {}", r.context());
 }

@@ -1,7 +1,8 @@
 //! The data side of a bench session: EPSV/PASV connects or the active-mode
-//! listener, the transfer command, reads (into the session's copy buffer or
-//! dropped in the kernel with MSG_TRUNC), generated uploads, and the
-//! per-session rate limit.
+//! listener, the transfer command, the TLS handshake after 150 (PROT P),
+//! reads (into the session's copy buffer, dropped in the kernel with
+//! MSG_TRUNC, or decrypted and dropped under TLS), generated uploads, and
+//! the per-session rate limit.
 
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -15,6 +16,7 @@ use super::{Client, Ctx, Phase, Role, token};
 use crate::bench::plan::DataMode;
 use crate::bench::reply;
 use crate::bench::stats::{ErrorKind, OpKind};
+use crate::bench::tls::{self, TlsIo};
 use crate::io::{Status, classify, net, sys};
 
 /// The copy buffer of a session reading without --discard.
@@ -23,6 +25,8 @@ const COPY_BUF: usize = 128 << 10;
 const DISCARD_CHUNK: usize = 8 << 20;
 /// Data reads or writes per turn before the session yields to the others.
 const DATA_CALLS_PER_TURN: usize = 32;
+/// The same under TLS, where a call moves at most one record (16 KiB).
+const TLS_DATA_CALLS_PER_TURN: usize = 256;
 /// Data bytes per turn before the session yields: keeps one busy transfer
 /// from delaying the replies of the others (and so their latencies).
 const DATA_BYTES_PER_TURN: usize = 2 << 20;
@@ -64,6 +68,9 @@ impl Client {
         if let Some(mut d) = self.data.take() {
             let _ = cx.registry.deregister(&mut d);
         }
+        self.data_tls = None;
+        self.data_tls_up = false;
+        self.data_close_sent = false;
         self.data_connecting = false;
         self.data_readable = false;
         self.data_writable = false;
@@ -202,9 +209,39 @@ impl Client {
                 Err(_) => return Err(ErrorKind::DataConnect),
             }
         }
+        if cx.plan.tls.is_some() && !self.data_tls_up {
+            if !self.data_handshake(cx)? {
+                return Ok(Some(progress));
+            }
+            progress = true;
+        }
         let stor = self.op.as_ref().is_some_and(|o| o.kind == OpKind::Stor);
         let r = if stor { self.send_data(cx) } else { self.recv_data(cx) }?;
         Ok(r.map(|p| p || progress))
+    }
+
+    /// PROT P: the data connection's handshake, begun once the 150 reply is
+    /// in and offering the control connection's session. `Ok(true)` when
+    /// plaintext can flow.
+    fn data_handshake(&mut self, cx: &mut Ctx<'_>) -> Result<bool, ErrorKind> {
+        if self.data_tls.is_none() {
+            if !self.op.as_ref().is_some_and(|o| o.prelim) {
+                return Ok(false);
+            }
+            let cfg = self.tls_cfg.as_ref().ok_or(ErrorKind::Tls)?;
+            self.data_tls = Some(tls::connect(cfg, cx.plan.server.ip())?);
+        }
+        let (Some(sock), Some(t)) = (self.data.as_mut(), self.data_tls.as_deref_mut()) else { return Ok(false) };
+        let mut io = TlsIo { tls: t, sock, readable: &mut self.data_readable, writable: &mut self.data_writable };
+        if !io.handshake()? {
+            return Ok(false);
+        }
+        self.data_tls_up = true;
+        cx.stats.tls.data += 1;
+        if t.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
+            cx.stats.tls.data_resumed += 1;
+        }
+        Ok(true)
     }
 
     /// Bytes the rate limit allows now; 0 arms the resume timer.
@@ -224,8 +261,13 @@ impl Client {
     pub(super) fn recv_data(&mut self, cx: &mut Ctx<'_>) -> Result<Option<bool>, ErrorKind> {
         let mut progress = false;
         let mut budget = DATA_BYTES_PER_TURN;
-        for _ in 0..DATA_CALLS_PER_TURN {
-            if !self.data_readable {
+        let calls = if self.data_tls.is_some() { TLS_DATA_CALLS_PER_TURN } else { DATA_CALLS_PER_TURN };
+        if !cx.plan.discard && self.buf.is_empty() {
+            self.buf = vec![0; COPY_BUF];
+        }
+        for _ in 0..calls {
+            // Under TLS rustls may hold decrypted bytes whatever the flag.
+            if !self.data_readable && self.data_tls.is_none() {
                 return Ok(Some(progress));
             }
             if budget == 0 {
@@ -237,13 +279,18 @@ impl Client {
                 return Ok(Some(progress));
             }
             let Some(d) = self.data.as_mut() else { return Ok(Some(progress)) };
-            let r = if cx.plan.discard {
-                sys::recv_discard(d.as_fd(), allowed)
-            } else {
-                if self.buf.is_empty() {
-                    self.buf = vec![0; COPY_BUF];
+            let r = match self.data_tls.as_deref_mut() {
+                Some(t) => {
+                    let (readable, writable) = (&mut self.data_readable, &mut self.data_writable);
+                    let mut io = TlsIo { tls: t, sock: d, readable, writable };
+                    if cx.plan.discard {
+                        io.discard(allowed)
+                    } else {
+                        io::Read::read(&mut io, &mut self.buf[..allowed])
+                    }
                 }
-                io::Read::read(d, &mut self.buf[..allowed])
+                None if cx.plan.discard => sys::recv_discard(d.as_fd(), allowed),
+                None => io::Read::read(d, &mut self.buf[..allowed]),
             };
             match classify(r) {
                 Status::Done(n) => {
@@ -258,7 +305,12 @@ impl Client {
                         op.first_byte.get_or_insert(cx.now);
                     }
                 }
-                Status::WouldBlock => self.data_readable = false,
+                Status::WouldBlock => {
+                    self.data_readable = false;
+                    if self.data_tls.is_some() {
+                        return Ok(Some(progress));
+                    }
+                }
                 Status::Closed => {
                     self.close_data(cx);
                     if let Some(op) = self.op.as_mut() {
@@ -269,7 +321,7 @@ impl Client {
                     return Ok(Some(true));
                 }
                 Status::Error(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Status::Error(_) => return Err(ErrorKind::Io),
+                Status::Error(e) => return Err(tls::error_kind(&e)),
             }
         }
         Ok(None)
@@ -278,7 +330,8 @@ impl Client {
     pub(super) fn send_data(&mut self, cx: &mut Ctx<'_>) -> Result<Option<bool>, ErrorKind> {
         let mut progress = false;
         let mut budget = DATA_BYTES_PER_TURN;
-        for _ in 0..DATA_CALLS_PER_TURN {
+        let calls = if self.data_tls.is_some() { TLS_DATA_CALLS_PER_TURN } else { DATA_CALLS_PER_TURN };
+        for _ in 0..calls {
             if budget == 0 {
                 break;
             }
@@ -287,14 +340,17 @@ impl Client {
                 return Ok(Some(progress)); // wait for 150
             }
             let left = cx.plan.size - op.bytes;
-            if left == 0 {
-                // All sent: closing the data connection ends the upload.
-                self.close_data(cx);
-                if let Some(op) = self.op.as_mut() {
-                    op.data_done = true;
+            if let (Some(t), Some(d)) = (self.data_tls.as_deref_mut(), self.data.as_mut()) {
+                // What the server sends here (tickets, alerts, its close) is
+                // read: bytes left unread would turn our close into a reset.
+                let (readable, writable) = (&mut self.data_readable, &mut self.data_writable);
+                if (TlsIo { tls: t, sock: d, readable, writable }).drain()? {
+                    self.upload_closed(cx);
+                    return Ok(Some(true));
                 }
-                self.check_complete(cx);
-                return Ok(Some(true));
+            }
+            if left == 0 {
+                return Ok(Some(self.end_upload(cx)? || progress));
             }
             if !self.data_writable {
                 return Ok(Some(progress));
@@ -305,7 +361,19 @@ impl Client {
                 return Ok(Some(progress));
             }
             let Some(d) = self.data.as_mut() else { return Ok(Some(progress)) };
-            match classify(d.write(&cx.pattern[..allowed])) {
+            let r = match self.data_tls.as_deref_mut() {
+                Some(t) => {
+                    let (readable, writable) = (&mut self.data_readable, &mut self.data_writable);
+                    match (TlsIo { tls: t, sock: d, readable, writable }).write_plain(&cx.pattern[..allowed]) {
+                        Ok(0) => Status::WouldBlock,
+                        Ok(n) => Status::Done(n),
+                        Err(ErrorKind::Eof) => Status::Closed,
+                        Err(k) => return Err(k),
+                    }
+                }
+                None => classify(d.write(&cx.pattern[..allowed])),
+            };
+            match r {
                 Status::Done(n) => {
                     progress = true;
                     budget = budget.saturating_sub(n);
@@ -320,11 +388,7 @@ impl Client {
                 Status::WouldBlock => self.data_writable = false,
                 Status::Closed => {
                     // The server dropped the upload; its reply says why.
-                    self.close_data(cx);
-                    if let Some(op) = self.op.as_mut() {
-                        op.data_done = true;
-                    }
-                    self.check_complete(cx);
+                    self.upload_closed(cx);
                     return Ok(Some(true));
                 }
                 Status::Error(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -332,6 +396,36 @@ impl Client {
             }
         }
         Ok(None)
+    }
+
+    /// The upload's connection is gone (the server closed it, or all bytes
+    /// are out and it was ours to close).
+    fn upload_closed(&mut self, cx: &mut Ctx<'_>) {
+        self.close_data(cx);
+        if let Some(op) = self.op.as_mut() {
+            op.data_done = true;
+        }
+        self.check_complete(cx);
+    }
+
+    /// All bytes are handed over. Plain TCP: closing ends the upload. TLS:
+    /// close_notify ends it; the connection then stays open, drained, until
+    /// the server closes it or the final reply ends the operation.
+    fn end_upload(&mut self, cx: &mut Ctx<'_>) -> Result<bool, ErrorKind> {
+        let (Some(t), Some(d)) = (self.data_tls.as_deref_mut(), self.data.as_mut()) else {
+            self.upload_closed(cx);
+            return Ok(true);
+        };
+        let (readable, writable) = (&mut self.data_readable, &mut self.data_writable);
+        if !(TlsIo { tls: t, sock: d, readable, writable }).close(&mut self.data_close_sent)? {
+            return Ok(false); // records still queued: wait for writable
+        }
+        match self.op.as_mut() {
+            Some(op) if !op.data_done => op.data_done = true,
+            _ => return Ok(false),
+        }
+        self.check_complete(cx);
+        Ok(true)
     }
 }
 

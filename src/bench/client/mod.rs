@@ -4,6 +4,8 @@
 //!
 //! ```text
 //! phase : Waiting → Connecting → Greeting → User → Pass → (operation loop)
+//! --tls : … → Greeting → AuthTls → CtrlHandshake → User → Pass → Pbsz → Prot → …
+//! --tls-implicit: Connecting → CtrlHandshake → Greeting → User → Pass → Pbsz → Prot → …
 //!         retr/stor: Type → Passive|PortSent → Transfer → (next operation)
 //!         list:             Passive|PortSent → Transfer → (next operation)
 //!         login:     Quitting{reconnect} → (221, server closes) → Connecting …
@@ -15,20 +17,28 @@
 //! anything that leaves the session in doubt (timeout, EOF, a bad reply, a
 //! data connection that cannot be made) closes it and reconnects after a
 //! short backoff.
+//!
+//! Under TLS every data connection waits for the 150 reply before its
+//! handshake (the order FTP clients use), then resumes the control
+//! connection's session (see `bench::tls`). A TLS failure on either
+//! connection is counted as `tls` and restarts the session.
 
 mod data;
 
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
+use rustls::{ClientConfig, ClientConnection};
 
-use super::plan::{DataMode, Plan, Workload};
+use super::plan::{DataMode, Plan, TlsMode, Workload};
 use super::reactor::Shared;
 use super::reply::{self, Next, Reply, ReplyReader};
 use super::stats::{ErrorKind, OpKind, Stats};
+use super::tls::{self, TlsIo};
 use crate::io::{Status, classify};
 use data::Bucket;
 
@@ -84,6 +94,8 @@ pub struct Ctx<'a> {
     pub stopping: bool,
     /// Source bytes of uploads.
     pub pattern: &'a [u8],
+    /// The thread's TLS configuration, when the run uses TLS.
+    pub tls: Option<&'a Arc<ClientConfig>>,
     /// Sessions of this thread with an open control connection.
     pub connected: &'a mut usize,
     /// Sessions of this thread that reached `Done`.
@@ -96,8 +108,16 @@ enum Phase {
     Waiting,
     Connecting,
     Greeting,
+    /// AUTH TLS sent.
+    AuthTls,
+    /// The control connection's TLS handshake.
+    CtrlHandshake,
     User,
     Pass,
+    /// PBSZ 0 sent (after login, under TLS).
+    Pbsz,
+    /// PROT P sent.
+    Prot,
     Type,
     /// EPSV or PASV sent.
     Passive,
@@ -138,6 +158,11 @@ pub struct Client {
     pub generation: u16,
     phase: Phase,
     ctrl: Option<TcpStream>,
+    /// TLS on the control connection (after 234, or from the start).
+    ctrl_tls: Option<Box<ClientConnection>>,
+    /// This control connection's TLS configuration: its own resumption
+    /// store, shared with its data connections.
+    tls_cfg: Option<Arc<ClientConfig>>,
     pub ctrl_readable: bool,
     pub ctrl_writable: bool,
     reader: ReplyReader,
@@ -145,6 +170,12 @@ pub struct Client {
     out_pos: usize,
     data: Option<TcpStream>,
     data_connecting: bool,
+    /// TLS on the data connection (set up after the 150 reply).
+    data_tls: Option<Box<ClientConnection>>,
+    /// The data connection's handshake is done (counted, plaintext flows).
+    data_tls_up: bool,
+    /// close_notify queued on an upload's data connection.
+    data_close_sent: bool,
     pub data_readable: bool,
     pub data_writable: bool,
     /// The active-mode listener, kept across successful operations of one
@@ -183,6 +214,8 @@ impl Client {
             generation: 0,
             phase: Phase::Waiting,
             ctrl: None,
+            ctrl_tls: None,
+            tls_cfg: None,
             ctrl_readable: false,
             ctrl_writable: false,
             reader: ReplyReader::new(MAX_REPLY_LINE),
@@ -190,6 +223,9 @@ impl Client {
             out_pos: 0,
             data: None,
             data_connecting: false,
+            data_tls: None,
+            data_tls_up: false,
+            data_close_sent: false,
             data_readable: false,
             data_writable: false,
             listener: None,
@@ -260,7 +296,17 @@ impl Client {
         }
         if let (Phase::Holding | Phase::Type, Some(ctrl)) = (self.phase, self.ctrl.as_mut()) {
             if self.out_pos == self.out.len() {
-                let _ = ctrl.write(b"QUIT\r\n");
+                match self.ctrl_tls.as_deref_mut() {
+                    // Best effort: one write of the record, no waiting.
+                    Some(t) => {
+                        if t.writer().write_all(b"QUIT\r\n").is_ok() {
+                            let _ = t.write_tls(ctrl);
+                        }
+                    }
+                    None => {
+                        let _ = ctrl.write(b"QUIT\r\n");
+                    }
+                }
             }
         }
         self.close_all(cx);
@@ -274,7 +320,15 @@ impl Client {
             let mut progress = false;
             match self.phase {
                 Phase::Waiting | Phase::Done => return Outcome::Idle,
-                Phase::Connecting => match self.check_connected() {
+                Phase::Connecting => match self.check_connected(cx) {
+                    Ok(true) => progress = true,
+                    Ok(false) => return Outcome::Idle,
+                    Err(kind) => {
+                        self.fail_session(kind, cx);
+                        return Outcome::Idle;
+                    }
+                },
+                Phase::CtrlHandshake => match self.ctrl_handshake(cx) {
                     Ok(true) => progress = true,
                     Ok(false) => return Outcome::Idle,
                     Err(kind) => {
@@ -346,12 +400,14 @@ impl Client {
         self.ctrl = Some(s);
         self.ctrl_readable = false;
         self.ctrl_writable = false;
+        self.tls_cfg = cx.tls.map(|t| tls::for_session(t));
         *cx.connected += 1;
         self.phase = Phase::Connecting;
     }
 
-    /// Whether the non-blocking connect has completed.
-    fn check_connected(&mut self) -> Result<bool, ErrorKind> {
+    /// Whether the non-blocking connect has completed (and, for implicit
+    /// TLS, the handshake started).
+    fn check_connected(&mut self, cx: &mut Ctx<'_>) -> Result<bool, ErrorKind> {
         if !(self.ctrl_readable || self.ctrl_writable) {
             return Ok(false);
         }
@@ -363,6 +419,9 @@ impl Client {
         match s.peer_addr() {
             Ok(_) => {
                 self.phase = Phase::Greeting;
+                if cx.plan.tls == Some(TlsMode::Implicit) {
+                    self.start_ctrl_tls(cx)?;
+                }
                 Ok(true)
             }
             Err(e) if e.kind() == io::ErrorKind::NotConnected => {
@@ -374,10 +433,40 @@ impl Client {
         }
     }
 
+    /// Puts TLS on the control connection; the handshake runs next.
+    fn start_ctrl_tls(&mut self, cx: &mut Ctx<'_>) -> Result<(), ErrorKind> {
+        let cfg = self.tls_cfg.as_ref().ok_or(ErrorKind::Tls)?;
+        self.ctrl_tls = Some(tls::connect(cfg, cx.plan.server.ip())?);
+        self.phase = Phase::CtrlHandshake;
+        Ok(())
+    }
+
+    /// Drives the control connection's handshake. `Ok(true)` once it is
+    /// complete: explicit TLS logs in next, implicit TLS waits for 220.
+    fn ctrl_handshake(&mut self, cx: &mut Ctx<'_>) -> Result<bool, ErrorKind> {
+        let (Some(sock), Some(t)) = (self.ctrl.as_mut(), self.ctrl_tls.as_deref_mut()) else {
+            return Err(ErrorKind::Tls);
+        };
+        let mut io = TlsIo { tls: t, sock, readable: &mut self.ctrl_readable, writable: &mut self.ctrl_writable };
+        if !io.handshake()? {
+            return Ok(false);
+        }
+        cx.stats.tls.control += 1;
+        if cx.plan.tls == Some(TlsMode::Implicit) {
+            self.phase = Phase::Greeting;
+        } else {
+            self.send(&format!("USER {}", cx.plan.user));
+            self.phase = Phase::User;
+        }
+        Ok(true)
+    }
+
     /// Closes every socket of the session.
     fn close_all(&mut self, cx: &mut Ctx<'_>) {
         self.close_data(cx);
         self.close_listener(cx);
+        self.ctrl_tls = None;
+        self.tls_cfg = None;
         if let Some(mut s) = self.ctrl.take() {
             let _ = cx.registry.deregister(&mut s);
             *cx.connected -= 1;
@@ -432,6 +521,18 @@ impl Client {
     fn flush(&mut self) -> Result<bool, ErrorKind> {
         let mut progress = false;
         let Some(s) = self.ctrl.as_mut() else { return Ok(false) };
+        if let Some(t) = self.ctrl_tls.as_deref_mut() {
+            // Commands are short: rustls takes them whole (up to its buffer
+            // limit) and they go out as records.
+            if self.out_pos < self.out.len() && !t.is_handshaking() {
+                let n = t.writer().write(&self.out[self.out_pos..]).map_err(|_| ErrorKind::Tls)?;
+                self.out_pos += n;
+                progress |= n > 0;
+            }
+            let mut io =
+                TlsIo { tls: t, sock: s, readable: &mut self.ctrl_readable, writable: &mut self.ctrl_writable };
+            return Ok(io.flush()? > 0 || progress);
+        }
         while self.out_pos < self.out.len() && self.ctrl_writable {
             match classify(s.write(&self.out[self.out_pos..])) {
                 Status::Done(n) => {
@@ -450,6 +551,9 @@ impl Client {
     fn read_replies(&mut self, cx: &mut Ctx<'_>) -> Result<bool, ErrorKind> {
         let mut progress = false;
         for _ in 0..CTRL_READS_PER_TURN {
+            if self.phase == Phase::CtrlHandshake {
+                return Ok(progress); // `ctrl_handshake` reads until it is done
+            }
             match self.reader.next_reply() {
                 Next::Reply(r) => {
                     self.on_reply(r, cx)?;
@@ -462,11 +566,19 @@ impl Client {
                 Next::Bad => return Err(ErrorKind::BadReply),
                 Next::Partial => {}
             }
-            if !self.ctrl_readable {
+            // Under TLS rustls may hold decrypted replies whatever the flag.
+            if !self.ctrl_readable && self.ctrl_tls.is_none() {
                 return Ok(progress);
             }
             let Some(s) = self.ctrl.as_mut() else { return Ok(progress) };
-            match classify(self.reader.read_from(s)) {
+            let got = match self.ctrl_tls.as_deref_mut() {
+                Some(t) => {
+                    let (readable, writable) = (&mut self.ctrl_readable, &mut self.ctrl_writable);
+                    self.reader.read_from(&mut TlsIo { tls: t, sock: s, readable, writable })
+                }
+                None => self.reader.read_from(s),
+            };
+            match classify(got) {
                 Status::Done(_) => progress = true,
                 Status::WouldBlock => {
                     self.ctrl_readable = false;
@@ -480,7 +592,7 @@ impl Client {
                     return Err(ErrorKind::Eof);
                 }
                 Status::Error(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Status::Error(_) => return Err(ErrorKind::Io),
+                Status::Error(e) => return Err(tls::error_kind(&e)),
             }
         }
         Ok(progress)
@@ -495,6 +607,10 @@ impl Client {
         }
         match self.phase {
             Phase::Greeting => match code {
+                220 if cx.plan.tls == Some(TlsMode::Explicit) => {
+                    self.send("AUTH TLS");
+                    self.phase = Phase::AuthTls;
+                }
                 220 => {
                     self.send(&format!("USER {}", cx.plan.user));
                     self.phase = Phase::User;
@@ -502,16 +618,33 @@ impl Client {
                 120 => {}
                 _ => return Err(ErrorKind::Code(code)),
             },
+            Phase::AuthTls => match code {
+                // Nothing may follow 234 in plaintext: the handshake is next.
+                234 if self.reader.is_empty() => self.start_ctrl_tls(cx)?,
+                234 => return Err(ErrorKind::BadReply),
+                _ => return Err(ErrorKind::Code(code)),
+            },
             Phase::User => match code {
                 331 => {
                     self.send(&format!("PASS {}", cx.plan.pass));
                     self.phase = Phase::Pass;
                 }
-                230 => self.logged_in(cx),
+                230 => self.authenticated(cx),
                 _ => return Err(ErrorKind::Code(code)),
             },
             Phase::Pass => match code {
-                230 | 202 => self.logged_in(cx),
+                230 | 202 => self.authenticated(cx),
+                _ => return Err(ErrorKind::Code(code)),
+            },
+            Phase::Pbsz => match code {
+                200 => {
+                    self.send("PROT P");
+                    self.phase = Phase::Prot;
+                }
+                _ => return Err(ErrorKind::Code(code)),
+            },
+            Phase::Prot => match code {
+                200 => self.logged_in(cx),
                 _ => return Err(ErrorKind::Code(code)),
             },
             Phase::Type => match code {
@@ -561,13 +694,24 @@ impl Client {
                     self.end_quit(reconnect, cx);
                 }
             }
-            Phase::Holding | Phase::Waiting | Phase::Connecting | Phase::Done => {
+            Phase::Holding | Phase::Waiting | Phase::Connecting | Phase::CtrlHandshake | Phase::Done => {
                 return Err(ErrorKind::Code(code));
             }
         }
         Ok(())
     }
 
+    /// USER/PASS accepted: under TLS, PBSZ 0 and PROT P come next.
+    fn authenticated(&mut self, cx: &mut Ctx<'_>) {
+        if cx.plan.tls.is_some() {
+            self.send("PBSZ 0");
+            self.phase = Phase::Pbsz;
+        } else {
+            self.logged_in(cx);
+        }
+    }
+
+    /// Ready for transfers.
     fn logged_in(&mut self, cx: &mut Ctx<'_>) {
         self.fails = 0;
         if !self.established {

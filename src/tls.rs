@@ -111,6 +111,14 @@ impl fmt::Display for TlsError {
 
 impl std::error::Error for TlsError {}
 
+/// The crypto provider: ring. Measured here (AMD EPYC with VAES, no
+/// AVX-512) it encrypts AES-GCM records 1.6x faster than aws-lc-rs (5,326
+/// vs 3,310 MiB/s for TLS 1.3 AES-128-GCM, encryption alone) and builds in
+/// half the time with gcc alone; see README "FTPS" for the figures.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
 /// The three server configurations one certificate gives.
 #[derive(Debug)]
 pub struct Configs {
@@ -136,7 +144,7 @@ static RESUMPTION: OnceLock<Result<Resumption, String>> = OnceLock::new();
 fn resumption() -> Result<&'static Resumption, TlsError> {
     RESUMPTION
         .get_or_init(|| {
-            let tickets = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(|e| format!("ticketer: {e}"))?;
+            let tickets = rustls::crypto::ring::Ticketer::new().map_err(|e| format!("ticketer: {e}"))?;
             Ok(Resumption {
                 tickets: Arc::new(BoundTickets(tickets)),
                 cache: Arc::new(BoundCache(ServerSessionMemoryCache::new(limits::TLS_SESSION_CACHE))),
@@ -166,7 +174,9 @@ pub fn build(cert: &Path, key: &Path, tls13_only: bool) -> Result<Arc<Configs>, 
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError(format!("--tls-key {}: {e}", key.display())))?;
     let versions: &[&'static rustls::SupportedProtocolVersion] =
         if tls13_only { &[&rustls::version::TLS13] } else { &[&rustls::version::TLS13, &rustls::version::TLS12] };
-    let mut sc = ServerConfig::builder_with_protocol_versions(versions)
+    let mut sc = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions)
+        .map_err(|e| TlsError(format!("TLS versions: {e}")))?
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(|e| TlsError(format!("certificate and key: {e}")))?;

@@ -192,7 +192,7 @@ enum Versions {
 /// A client configuration with its own session cache (so one control
 /// session never resumes another's tickets), offering `alpn`.
 fn client_config(versions: Versions, alpn: &[&str]) -> Arc<ClientConfig> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = mirrorftpd::tls::provider();
     let v: &[&'static rustls::SupportedProtocolVersion] = match versions {
         Versions::Both => &[&rustls::version::TLS13, &rustls::version::TLS12],
         Versions::Only12 => &[&rustls::version::TLS12],

@@ -78,10 +78,10 @@ impl ServerCertVerifier for AcceptAnyCert {
     }
 }
 
-/// The configuration of one bench thread (aws-lc-rs, TLS 1.2 and 1.3, ALPN
+/// The configuration of one bench thread (ring, TLS 1.2 and 1.3, ALPN
 /// `ftp`). Connections use `for_session` copies of it.
 pub fn thread_config() -> Result<Arc<ClientConfig>, rustls::Error> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = crate::tls::provider();
     let verifier = Arc::new(AcceptAnyCert { algs: provider.signature_verification_algorithms });
     let mut c = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -304,7 +304,7 @@ mod tests {
 
     #[test]
     fn any_certificate_is_accepted() {
-        let provider = rustls::crypto::aws_lc_rs::default_provider();
+        let provider = rustls::crypto::ring::default_provider();
         let v = AcceptAnyCert { algs: provider.signature_verification_algorithms };
         let junk = CertificateDer::from(vec![1u8, 2, 3]);
         let name = server_name("127.0.0.1".parse().unwrap());

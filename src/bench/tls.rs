@@ -39,8 +39,16 @@ const FILLS_PER_CALL: usize = 256;
 /// servers), but checks the handshake signatures with the provider's
 /// algorithms, so the handshake is a real one and costs what it costs.
 #[derive(Debug)]
-struct AcceptAnyCert {
+pub struct AcceptAnyCert {
     algs: WebPkiSupportedAlgorithms,
+}
+
+impl AcceptAnyCert {
+    /// A verifier for `provider`'s signature algorithms (also used by the
+    /// FTPS tests, whose certificates are self-signed).
+    pub fn new(provider: &rustls::crypto::CryptoProvider) -> Arc<AcceptAnyCert> {
+        Arc::new(AcceptAnyCert { algs: provider.signature_verification_algorithms })
+    }
 }
 
 impl ServerCertVerifier for AcceptAnyCert {

@@ -195,6 +195,12 @@ pub struct Flags {
     #[arg(long)]
     pub tls_exempt_anonymous: bool,
 
+    /// Honour CCC (back to a plaintext control connection after login, for
+    /// NAT helpers); refused by default, and always under --tls-require
+    /// login/all.
+    #[arg(long)]
+    pub allow_ccc: bool,
+
     /// Lowest TLS version accepted: 1.2 or 1.3.
     #[arg(long, value_name = "VERSION", default_value = "1.2")]
     pub tls_min_version: String,
@@ -291,6 +297,7 @@ pub struct Config {
     pub implicit_tls_listen: Vec<SocketAddr>,
     pub tls_require: TlsRequire,
     pub tls_exempt_anonymous: bool,
+    pub allow_ccc: bool,
     /// True: TLS 1.3 only.
     pub tls13_only: bool,
     pub tls_session_reuse: SessionReuse,
@@ -421,6 +428,7 @@ impl Config {
             implicit_tls_listen: f.implicit_tls_listen,
             tls_require: f.tls_require,
             tls_exempt_anonymous: f.tls_exempt_anonymous,
+            allow_ccc: f.allow_ccc,
             tls13_only,
             tls_session_reuse: f.tls_session_reuse,
         })

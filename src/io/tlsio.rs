@@ -18,6 +18,36 @@ pub struct TlsIo<'a> {
     pub session: u64,
     /// Set when a handshake resumed a session (the issuing session's id).
     pub resumed_from: &'a mut Option<u64>,
+    /// After CCC: read one TLS record at a time (bytes left of the current
+    /// one), so the client's plaintext after its close_notify stays in the
+    /// socket instead of vanishing into rustls' buffer.
+    pub record_exact: Option<&'a mut usize>,
+}
+
+/// Reads from the socket without crossing the end of a TLS record.
+struct RecordReader<'a> {
+    sock: &'a mut TcpStream,
+    left: &'a mut usize,
+}
+
+impl Read for RecordReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if *self.left == 0 {
+            let mut hdr = [0u8; 5];
+            let n = self.sock.peek(&mut hdr)?;
+            if n == 0 {
+                return Ok(0);
+            }
+            if n < hdr.len() {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            *self.left = hdr.len() + usize::from(u16::from_be_bytes([hdr[3], hdr[4]]));
+        }
+        let want = buf.len().min(*self.left);
+        let n = self.sock.read(&mut buf[..want])?;
+        *self.left -= n;
+        Ok(n)
+    }
 }
 
 fn tls_err(e: rustls::Error) -> io::Error {
@@ -28,7 +58,10 @@ impl TlsIo<'_> {
     /// Reads records from the socket once and processes them.
     /// `Ok(false)`: the peer closed the TCP stream.
     fn fill(&mut self) -> io::Result<bool> {
-        let n = self.tls.read_tls(self.sock)?;
+        let n = match self.record_exact.as_deref_mut() {
+            Some(left) => self.tls.read_tls(&mut RecordReader { sock: self.sock, left })?,
+            None => self.tls.read_tls(self.sock)?,
+        };
         if n == 0 {
             return Ok(false);
         }

@@ -173,7 +173,13 @@ impl Session {
             Verb::Pbsz => self.cmd_pbsz(),
             Verb::Prot => self.cmd_prot(arg, cx),
             Verb::Ccc => {
-                if self.tls.is_some() {
+                if self.tls.is_some()
+                    && cx.cfg.allow_ccc
+                    && !self.must_encrypt(TlsRequire::Login, self.access.anonymous, cx)
+                {
+                    self.reply(reply::COMMAND_OK, "CCC ok: the control connection continues in the clear.");
+                    self.ccc = super::Ccc::Reply;
+                } else if self.tls.is_some() {
                     self.reply(reply::REQUEST_DENIED, "CCC refused: the control connection stays encrypted.")
                 } else {
                     self.reply(reply::BAD_SEQUENCE, "CCC needs a TLS control connection.")

@@ -145,6 +145,20 @@ pub struct Session {
     pub pbsz: bool,
     /// PROT P: data connections are encrypted.
     pub prot_private: bool,
+    /// Where a CCC (clear command channel) stands.
+    pub ccc: Ccc,
+    /// Bytes left of the TLS record being read (record-exact reads after CCC).
+    record_left: usize,
+}
+
+/// CCC: back to a plaintext control connection (RFC 4217 §6), with --allow-ccc.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Ccc {
+    Off,
+    /// The 200 is queued; close_notify follows it.
+    Reply,
+    /// Our close_notify is out; the client's ends TLS.
+    AwaitPeer,
 }
 
 impl Session {
@@ -196,6 +210,8 @@ impl Session {
             tls_next: None,
             pbsz: false,
             prot_private: false,
+            ccc: Ccc::Off,
+            record_left: 0,
         }
     }
 
@@ -335,29 +351,40 @@ impl Session {
         let mut progress = false;
         if let Some(tls) = self.tls.as_deref_mut() {
             // Under TLS: replies become records, records go to the socket.
-            let mut io = TlsIo { sock: &mut self.ctrl, tls, session: self.id, resumed_from: &mut None };
-            while self.ctrl_writable && (self.out_pos < self.out.len() || io.tls.wants_write()) {
-                let st = if self.out_pos < self.out.len() {
-                    io.write_plain(&self.out[self.out_pos..])
-                } else {
-                    match io.flush() {
-                        Status::Done(0) => break,
-                        s => s,
-                    }
-                };
-                match st {
-                    Status::Done(n) => {
-                        if self.out_pos < self.out.len() {
-                            self.out_pos += n;
+            let mut io =
+                TlsIo { sock: &mut self.ctrl, tls, session: self.id, resumed_from: &mut None, record_exact: None };
+            loop {
+                while self.ctrl_writable && (self.out_pos < self.out.len() || io.tls.wants_write()) {
+                    let st = if self.out_pos < self.out.len() {
+                        io.write_plain(&self.out[self.out_pos..])
+                    } else {
+                        match io.flush() {
+                            Status::Done(0) => break,
+                            s => s,
                         }
-                        progress = true;
-                    }
-                    Status::WouldBlock => self.ctrl_writable = false,
-                    Status::Closed | Status::Error(_) => {
-                        self.end_log("control connection lost");
-                        return Err(());
+                    };
+                    match st {
+                        Status::Done(n) => {
+                            if self.out_pos < self.out.len() {
+                                self.out_pos += n;
+                            }
+                            progress = true;
+                        }
+                        Status::WouldBlock => self.ctrl_writable = false,
+                        Status::Closed | Status::Error(_) => {
+                            self.end_log("control connection lost");
+                            return Err(());
+                        }
                     }
                 }
+                // CCC: once its 200 is handed to TLS, close TLS (close_notify)
+                // and wait for the client's before reading plaintext.
+                if self.ccc == Ccc::Reply && self.out_pos == self.out.len() {
+                    io.tls.send_close_notify();
+                    self.ccc = Ccc::AwaitPeer;
+                    continue;
+                }
+                break;
             }
         } else {
             while self.out_pos < self.out.len() && self.ctrl_writable {
@@ -434,7 +461,14 @@ impl Session {
             let got = match self.tls.as_deref_mut() {
                 None => self.input.read_from(&mut self.ctrl),
                 Some(tls) => {
-                    let mut io = TlsIo { sock: &mut self.ctrl, tls, session: self.id, resumed_from: &mut None };
+                    let exact = (self.ccc == Ccc::AwaitPeer).then_some(&mut self.record_left);
+                    let mut io = TlsIo {
+                        sock: &mut self.ctrl,
+                        tls,
+                        session: self.id,
+                        resumed_from: &mut None,
+                        record_exact: exact,
+                    };
                     let r = self.input.read_from(&mut io);
                     if io.tls.wants_write() && r.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock) {
                         // A handshake step or ticket to answer: report
@@ -446,6 +480,14 @@ impl Session {
                 }
             };
             match got {
+                Ok(0) if self.ccc == Ccc::AwaitPeer && self.tls.is_some() => {
+                    // The client's close_notify: the control connection is
+                    // plaintext from the next byte on.
+                    self.tls = None;
+                    self.ccc = Ccc::Off;
+                    self.record_left = 0;
+                    crate::log::info(format_args!("session {}: CCC: control connection now in the clear", self.id));
+                }
                 Ok(0) => {
                     self.end_log("client closed the control connection");
                     return Err(());

@@ -56,7 +56,7 @@ impl Conn {
 
     fn io(&mut self) -> Option<TlsIo<'_>> {
         let Conn { stream, tls, session, resumed_from, .. } = self;
-        tls.as_deref_mut().map(|tls| TlsIo { sock: stream, tls, session: *session, resumed_from })
+        tls.as_deref_mut().map(|tls| TlsIo { sock: stream, tls, session: *session, resumed_from, record_exact: None })
     }
 
     /// Drives the TLS handshake (plain connections are always done).

@@ -29,7 +29,7 @@ use socket2::SockRef;
 
 use crate::accounts::{AcctFx, acct_fx};
 use crate::protocol::{MIB, SHORT, epsv_port, pattern, put};
-use crate::util::{Ftp, Ran, Server, TempDir, file_digest, require_tool, run_ok, temp_dir, tree_digest};
+use crate::util::{Ftp, Ran, Server, TempDir, file_digest, require_tool, run, run_ok, temp_dir, tree_digest};
 
 /// Deadline for one external client run.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -1383,4 +1383,67 @@ fn tls13_upload_closed_without_reading_the_data_connection_arrives_whole() {
         src.len()
     );
     assert!(fs::read(f.root().join("whole.bin")).expect("whole.bin") == src, "the uploaded file differs");
+}
+
+// ---------------------------------------------------------------------------
+// CCC with --allow-ccc
+// ---------------------------------------------------------------------------
+
+const FTPLIB_CCC: &str = r#"
+import ftplib, ssl, sys, io
+host, port, user, pw, want = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+ftp = ftplib.FTP_TLS(context=ctx, timeout=20)
+ftp.connect(host, port)
+ftp.login(user, pw)
+ftp.prot_p()
+print("ccc", ftp.ccc()[:3])
+print("noop", ftp.voidcmd("NOOP")[:3])
+buf = io.BytesIO()
+ftp.retrbinary("RETR big.bin", buf.write)
+print("retr", buf.getvalue() == open(want, "rb").read())
+print("quit", ftp.quit()[:3])
+"#;
+
+fn ftplib_ccc(f: &TlsFx) -> Ran {
+    let addr = f.server().addr;
+    let want = f.root().join("big.bin");
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", FTPLIB_CCC, &addr.ip().to_string(), &addr.port().to_string(), USER, PASS]);
+    cmd.arg(&want);
+    run(&mut cmd, TOOL_TIMEOUT)
+}
+
+#[test]
+fn ccc_with_allow_ccc_returns_the_control_connection_to_plaintext() {
+    if !tools(&["openssl", "python3"]) {
+        return;
+    }
+    let f = tls_fx("ftps-ccc", &["--allow-ccc"], fill_big);
+    let ran = ftplib_ccc(&f);
+    let out = &ran.stdout;
+    assert!(out.contains("ccc 200"), "CCC must be accepted with --allow-ccc:\n{out}\n{}", ran.stderr);
+    assert!(
+        f.server().wait_log("control connection now in the clear", Duration::from_secs(5)),
+        "the server switched the control connection back to plaintext:\n{}",
+        f.server().log()
+    );
+    assert!(out.contains("noop 200"), "plaintext commands are read after the client's close_notify:\n{out}");
+    assert!(out.contains("retr True"), "data connections keep PROT P after CCC:\n{out}");
+    assert!(out.contains("quit 221"), "{out}");
+}
+
+#[test]
+fn ccc_is_refused_under_tls_require_login_even_with_allow_ccc() {
+    if !tools(&["openssl", "python3"]) {
+        return;
+    }
+    let f = tls_fx("ftps-ccc-req", &["--allow-ccc", "--tls-require", "login"], fill_big);
+    let ran = ftplib_ccc(&f);
+    assert!(
+        ran.stdout.is_empty() || !ran.stdout.contains("ccc 200"),
+        "CCC accepted under --tls-require login:\n{}",
+        ran.stdout
+    );
+    assert!(ran.stderr.contains("534"), "CCC refused with 534:\n{}", ran.stderr);
 }

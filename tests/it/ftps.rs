@@ -17,8 +17,8 @@ use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -515,82 +515,6 @@ fn tls_records(raw: &[u8]) -> Result<Vec<u8>, String> {
         at += 5 + len;
     }
     Ok(types)
-}
-
-// ---------------------------------------------------------------------------
-// A server this file starts itself (its pid is needed for SIGHUP)
-// ---------------------------------------------------------------------------
-
-/// The real binary on 127.0.0.1:0 with `args`; killed on drop.
-struct Spawned {
-    child: Child,
-    addr: SocketAddr,
-    log: Arc<Mutex<String>>,
-}
-
-impl Spawned {
-    fn start(root: &Path, args: &[&str]) -> Spawned {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mirrorftpd"));
-        cmd.arg("--root").arg(root).args(["--listen", "127.0.0.1:0", "--workers", "2"]).args(args);
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let sink = log.clone();
-        // Drains stderr for the server's whole life so it never blocks.
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(a) = line.split("mirrorftpd: listening on ").nth(1) {
-                    if let Ok(addr) = a.trim().parse::<SocketAddr>() {
-                        let _ = tx.send(addr);
-                    }
-                }
-                let mut l = sink.lock().unwrap_or_else(|p| p.into_inner());
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(addr) => Spawned { child, addr, log },
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let log = log.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                panic!("{cmd:?} did not say where it listens ({e:?}); stderr:\n{log}");
-            }
-        }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while !self.log().contains(needle) {
-            if Instant::now() >= deadline {
-                return false;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        true
-    }
-
-    fn sighup(&self) {
-        run_ok(Command::new("kill").args(["-HUP", &self.child.id().to_string()]), SHORT);
-    }
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if thread::panicking() {
-            eprintln!("---- server log ----\n{}---- end of server log ----", self.log());
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1249,7 +1173,7 @@ fn reload_keeps_sessions(name: &str, args: &[&str]) {
     let (c, k) = (cert.to_string_lossy().into_owned(), key.to_string_lossy().into_owned());
     let mut all = vec!["--tls-cert", c.as_str(), "--tls-key", k.as_str()];
     all.extend_from_slice(args);
-    let server = Spawned::start(&root, &all);
+    let server = Server::start(&root, &all);
     let first = cert_der(&cert);
 
     let mut old = TlsCtl::explicit(server.addr, default_config());
@@ -1263,7 +1187,7 @@ fn reload_keeps_sessions(name: &str, args: &[&str]) {
     fs::rename(&new_key, &key).expect("replacing the key");
     let second = cert_der(&cert);
     assert!(first != second);
-    server.sighup();
+    run_ok(Command::new("kill").args(["-HUP", &server.pid().to_string()]), SHORT);
     assert!(server.wait_log("TLS certificate reloaded", SHORT), "no reload in the log:\n{}", server.log());
 
     old.expect("NOOP", 200);

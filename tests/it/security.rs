@@ -3,12 +3,10 @@
 //! port theft protection, glob and line-length bombs, connection limits.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -213,69 +211,11 @@ fn jail_refuses_every_escape_openat2() {
     check_jail(server.addr, &t);
 }
 
-/// The real binary with extra environment variables; `Server::start` has no
-/// way to pass them. Same "listening on" protocol; killed on drop.
-struct EnvServer {
-    child: Child,
-    addr: SocketAddr,
-    log: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-impl EnvServer {
-    fn start(root: &Path, env: &[(&str, &str)]) -> EnvServer {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mirrorftpd"));
-        cmd.arg("--root")
-            .arg(root)
-            .args(["--listen", "127.0.0.1:0", "--workers", "2"])
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
-        let stderr = child.stderr.take().expect("stderr");
-        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let sink = log.clone();
-        // Keep draining stderr for the server's whole life so it never blocks.
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(a) = line.split("mirrorftpd: listening on ").nth(1) {
-                    if let Ok(addr) = a.trim().parse::<SocketAddr>() {
-                        let _ = tx.send(addr);
-                    }
-                }
-                let mut l = sink.lock().unwrap_or_else(|p| p.into_inner());
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(addr) => EnvServer { child, addr, log },
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{cmd:?} did not say where it listens ({e:?})");
-            }
-        }
-    }
-}
-
-impl Drop for EnvServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if thread::panicking() {
-            eprintln!("---- server log ----\n{}", self.log.lock().unwrap_or_else(|p| p.into_inner()));
-        }
-    }
-}
-
 #[test]
 fn jail_refuses_every_escape_fallback_walk() {
     let t = jail_tree("sec-jail-walk");
-    let server = EnvServer::start(&t.root, &[("MIRRORFTPD_NO_OPENAT2", "1")]);
-    let environ = fs::read(format!("/proc/{}/environ", server.child.id())).expect("read environ");
+    let server = Server::start_env(&t.root, &[], &[("MIRRORFTPD_NO_OPENAT2", "1")]);
+    let environ = fs::read(format!("/proc/{}/environ", server.pid())).expect("read environ");
     assert!(
         environ.split(|&b| b == 0).any(|kv| kv == b"MIRRORFTPD_NO_OPENAT2=1"),
         "the server runs with the fallback resolver"

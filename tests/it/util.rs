@@ -192,6 +192,12 @@ impl Server {
     }
 
     /// Everything the server wrote to stderr (and stdout) so far.
+    /// The server process's id (for signals and /proc); panics for an
+    /// external server, which this harness did not start.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("IT_EXTERNAL_SERVER: no process of ours").id()
+    }
+
     pub fn log(&self) -> String {
         lock(&self.log).clone()
     }

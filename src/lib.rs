@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod bench;
+pub mod cidr;
 pub mod config;
 pub mod fs;
 pub mod io;

@@ -91,6 +91,20 @@ pub struct Flags {
     #[arg(long, value_name = "SECS", default_value_t = limits::DEFAULT_LOGIN_TIMEOUT_SECS)]
     pub login_timeout: u64,
 
+    /// On SIGTERM/SIGINT: seconds running transfers may take to finish after
+    /// the server stops accepting; then it exits. A second signal exits at once.
+    #[arg(long, value_name = "SECS", default_value_t = limits::DEFAULT_DRAIN_TIMEOUT_SECS)]
+    pub drain_timeout: u64,
+
+    /// Text file shown as the 220 greeting (multi-line; re-read on SIGHUP).
+    #[arg(long, value_name = "FILE")]
+    pub banner_file: Option<PathBuf>,
+
+    /// Do not show a directory's `.message` file in the reply to CWD (the
+    /// mirror convention, on by default).
+    #[arg(long)]
+    pub no_dir_messages: bool,
+
     /// Most sessions at once across all workers; over it new clients get 421.
     #[arg(long, value_name = "N", default_value_t = limits::DEFAULT_MAX_CLIENTS)]
     pub max_clients: usize,
@@ -103,6 +117,11 @@ pub struct Flags {
     /// instead of UTC.
     #[arg(long)]
     pub local_time: bool,
+
+    /// Validate the flags, the files they name and the root, print the
+    /// result, and exit (0 when everything is usable) without serving.
+    #[arg(long)]
+    pub check_config: bool,
 
     /// Make names starting with '.' unreachable, not just hidden from listings.
     #[arg(long)]
@@ -273,9 +292,13 @@ pub struct Config {
     pub idle_timeout: Duration,
     pub data_timeout: Duration,
     pub login_timeout: Duration,
+    pub drain_timeout: Duration,
+    pub banner_file: Option<PathBuf>,
+    pub dir_messages: bool,
     pub max_clients: usize,
     pub max_per_ip: usize,
     pub local_time: bool,
+    pub check_config: bool,
     pub deny_dotfiles: bool,
     pub allow_foreign_port: bool,
     pub allow_foreign_pasv: bool,
@@ -404,9 +427,13 @@ impl Config {
             idle_timeout: Duration::from_secs(f.idle_timeout),
             data_timeout: Duration::from_secs(f.data_timeout),
             login_timeout: Duration::from_secs(f.login_timeout),
+            drain_timeout: Duration::from_secs(f.drain_timeout),
+            banner_file: f.banner_file,
+            dir_messages: !f.no_dir_messages,
             max_clients: f.max_clients,
             max_per_ip: f.max_per_ip,
             local_time: f.local_time,
+            check_config: f.check_config,
             deny_dotfiles: f.deny_dotfiles,
             allow_foreign_port: f.allow_foreign_port,
             allow_foreign_pasv: f.allow_foreign_pasv,

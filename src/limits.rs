@@ -41,6 +41,16 @@ pub const DEFAULT_PORT: u16 = 2121;
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;
 pub const DEFAULT_DATA_TIMEOUT_SECS: u64 = 120;
 pub const DEFAULT_LOGIN_TIMEOUT_SECS: u64 = 60;
+/// Time running transfers get to finish after SIGTERM.
+pub const DEFAULT_DRAIN_TIMEOUT_SECS: u64 = 60;
+/// Largest --banner-file and `.message` file shown (bytes; the rest is cut).
+pub const MAX_MESSAGE_FILE: usize = 8 << 10;
+/// Lines of a banner or `.message` shown at most.
+pub const MAX_MESSAGE_LINES: usize = 100;
+/// Name of the per-directory message file shown on CWD.
+pub const DIR_MESSAGE_NAME: &std::ffi::CStr = c".message";
+/// Directories whose `.message` one session has seen (each shown once).
+pub const DIR_MESSAGES_REMEMBERED: usize = 32;
 pub const DEFAULT_MAX_CLIENTS: usize = 10_000;
 pub const DEFAULT_MAX_PER_IP: usize = 50;
 pub const DEFAULT_BACKLOG: i32 = 1024;

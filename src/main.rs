@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use clap::Parser;
 
-use mirrorftpd::auth::access::Auth;
+use mirrorftpd::auth::access::{Auth, AuthCell};
 use mirrorftpd::config::{Cli, Command, Config, Flags};
 use mirrorftpd::io::sys;
 use mirrorftpd::pool::Pool;
+use mirrorftpd::session::messages;
 use mirrorftpd::worker::{Shared, Worker};
 
 fn main() -> ExitCode {
@@ -35,17 +36,21 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
 fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let config = Config::from_flags(flags)?;
     mirrorftpd::log::set_quiet(config.quiet);
+    if config.check_config {
+        return check_config(config);
+    }
     // Only the main thread takes signals; workers inherit the blocked mask.
     sys::block_signals()?;
     // A file-size limit (RLIMIT_FSIZE) must give EFBIG to the upload, not
     // kill the server with SIGXFSZ.
     sys::ignore_sigxfsz()?;
-    let auth = Arc::new(Auth::load(&config)?);
+    let auth = Arc::new(AuthCell::new(Auth::load(&config)?));
     // Uploads and new directories get 0666/0777 minus this mask.
     mirrorftpd::io::fsys::set_umask(config.umask);
     let pool = Pool::start(config.auth_threads, auth.clone(), config.deny_dotfiles)?;
     let tls = mirrorftpd::tls::load(&config)?;
-    let shared = Arc::new(Shared::new(config, auth, pool, tls));
+    let greeting = load_greeting(&config)?;
+    let shared = Arc::new(Shared::new(config, auth, pool, tls, greeting));
     let cfg = &shared.config;
 
     // Worker 0 binds first so that port 0 resolves to one port, which the
@@ -90,20 +95,98 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
     loop {
         let sig = sys::wait_signal()?;
         match sig {
-            libc::SIGTERM | libc::SIGINT => {
-                mirrorftpd::log::info(format_args!("signal {sig}: exiting ({} sessions open)", shared.session_count()));
-                return Ok(ExitCode::SUCCESS);
-            }
+            libc::SIGTERM | libc::SIGINT => return drain(&shared, sig),
             libc::SIGHUP => reload(&shared),
             _ => mirrorftpd::log::info(format_args!("signal {sig}: nothing to do")),
         }
     }
 }
 
-/// SIGHUP: reloads what can be reloaded without dropping sessions (the TLS
-/// certificate; new handshakes use it, running sessions keep theirs).
+/// SIGTERM/SIGINT: stop accepting, let running transfers finish for up to
+/// --drain-timeout, then exit 0. A second SIGTERM/SIGINT exits at once.
+fn drain(shared: &Shared, sig: i32) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let timeout = shared.config.drain_timeout;
+    mirrorftpd::log::info(format_args!(
+        "signal {sig}: draining {} sessions for up to {} s (a second signal exits now)",
+        shared.session_count(),
+        timeout.as_secs()
+    ));
+    shared.start_drain();
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = shared.session_count();
+        if left == 0 {
+            mirrorftpd::log::info(format_args!("drained: exiting"));
+            return Ok(ExitCode::SUCCESS);
+        }
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            mirrorftpd::log::warn(format_args!("drain timeout: exiting with {left} sessions still open"));
+            return Ok(ExitCode::SUCCESS);
+        }
+        match sys::wait_signal_for((deadline - now).min(std::time::Duration::from_millis(50)))? {
+            Some(s @ (libc::SIGTERM | libc::SIGINT)) => {
+                mirrorftpd::log::warn(format_args!("signal {s} during drain: exiting with {left} sessions open"));
+                return Ok(ExitCode::SUCCESS);
+            }
+            Some(libc::SIGHUP) => reload(shared),
+            _ => {}
+        }
+    }
+}
+
+/// --check-config: everything `serve` would load, loaded and reported, then
+/// exit without binding a port.
+fn check_config(config: Config) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let auth = Auth::load(&config)?;
+    mirrorftpd::fs::jail::Jail::open(&config.root, config.deny_dotfiles)
+        .map_err(|e| format!("--root {}: {e}", config.root.display()))?;
+    let tls = mirrorftpd::tls::load(&config)?;
+    load_greeting(&config)?;
+    println!("mirrorftpd: configuration OK");
+    println!("  root {}", config.root.display());
+    let listen: Vec<String> = config.listen.iter().map(|a| a.to_string()).collect();
+    println!("  listen {} with {} workers", listen.join(", "), config.workers);
+    println!(
+        "  anonymous {}, {} accounts, {} rules",
+        if config.anonymous { "allowed (read-only)" } else { "refused" },
+        auth.users.len(),
+        auth.rules.len()
+    );
+    println!("  FTPS {}", if tls.is_some() { "on" } else { "off" });
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The 220 greeting: --banner-file's text, or the default line.
+fn load_greeting(cfg: &Config) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    match &cfg.banner_file {
+        Some(p) => messages::load_banner(p).map_err(|e| format!("--banner-file {}: {e}", p.display()).into()),
+        None => Ok(messages::greeting(None)),
+    }
+}
+
+/// SIGHUP: reloads what can be reloaded without dropping sessions: the
+/// accounts and rules (new commands and logins use them), the banner, and
+/// the TLS certificate (new handshakes use it). A file that fails to load
+/// keeps the old version and is logged.
 fn reload(shared: &Shared) {
     let cfg = &shared.config;
+    if cfg.users.is_some() || cfg.rules.is_some() {
+        match Auth::load(cfg) {
+            Ok(a) => {
+                let n = a.users.len();
+                shared.set_auth(a);
+                mirrorftpd::log::info(format_args!("SIGHUP: {n} accounts and the permission rules reloaded"));
+            }
+            Err(e) => mirrorftpd::log::error(format_args!("SIGHUP: accounts/rules not reloaded: {e}")),
+        }
+    }
+    if cfg.banner_file.is_some() {
+        match load_greeting(cfg) {
+            Ok(g) => shared.set_greeting(g),
+            Err(e) => mirrorftpd::log::error(format_args!("SIGHUP: banner not reloaded: {e}")),
+        }
+    }
     if let (Some(cert), Some(key)) = (&cfg.tls_cert, &cfg.tls_key) {
         match mirrorftpd::tls::build(cert, key, cfg.tls13_only) {
             Ok(sc) => {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use mio::Waker;
 
-use crate::auth::access::{Access, Auth};
+use crate::auth::access::{Access, Auth, AuthCell};
 use crate::auth::hash;
 use crate::fs::jail::Jail;
 use crate::limits;
@@ -34,7 +34,7 @@ pub struct Pool {
 }
 
 impl Pool {
-    pub fn start(threads: usize, auth: Arc<Auth>, deny_dotfiles: bool) -> std::io::Result<Pool> {
+    pub fn start(threads: usize, auth: Arc<AuthCell>, deny_dotfiles: bool) -> std::io::Result<Pool> {
         let (tx, rx) = mpsc::sync_channel::<LoginJob>(limits::AUTH_QUEUE);
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..threads {
@@ -53,7 +53,7 @@ impl Pool {
     }
 }
 
-fn serve(rx: &Mutex<Receiver<LoginJob>>, auth: &Auth, deny_dotfiles: bool) {
+fn serve(rx: &Mutex<Receiver<LoginJob>>, auth: &AuthCell, deny_dotfiles: bool) {
     loop {
         let job = {
             let guard = rx.lock().unwrap_or_else(|p| p.into_inner());
@@ -63,7 +63,7 @@ fn serve(rx: &Mutex<Receiver<LoginJob>>, auth: &Auth, deny_dotfiles: bool) {
             }
         };
         let LoginJob { slot, user, mut password, done, waker } = job;
-        let access = check(auth, &user, &password, deny_dotfiles);
+        let access = check(&auth.get(), &user, &password, deny_dotfiles);
         password.iter_mut().for_each(|b| *b = 0);
         if done.send(LoginVerdict { slot, access }).is_ok() {
             let _ = waker.wake();

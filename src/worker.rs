@@ -16,7 +16,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use crate::auth::access::Auth;
+use crate::auth::access::{Auth, AuthCell};
 use crate::config::Config;
 use crate::fs::jail::Jail;
 use crate::io::net;
@@ -90,8 +90,15 @@ struct Failures {
 /// logins (and counters as atomics); never on the per-event path.
 pub struct Shared {
     pub config: Config,
-    pub auth: Arc<Auth>,
+    /// Accounts and rules (swapped on SIGHUP).
+    auth: Arc<AuthCell>,
     pub pool: Pool,
+    /// The 220 greeting (--banner-file; swapped on SIGHUP).
+    greeting: std::sync::RwLock<Arc<[u8]>>,
+    /// SIGTERM: stop accepting, finish transfers, close the rest.
+    draining: std::sync::atomic::AtomicBool,
+    /// Every worker's waker, to tell them about a drain.
+    wakers: Mutex<Vec<Arc<Waker>>>,
     /// FTPS configuration, swapped whole on SIGHUP (sessions keep theirs).
     tls: std::sync::RwLock<Option<Arc<crate::tls::Configs>>>,
     sessions: AtomicUsize,
@@ -101,16 +108,58 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(config: Config, auth: Arc<Auth>, pool: Pool, tls: Option<Arc<crate::tls::Configs>>) -> Shared {
+    pub fn new(
+        config: Config,
+        auth: Arc<AuthCell>,
+        pool: Pool,
+        tls: Option<Arc<crate::tls::Configs>>,
+        greeting: Vec<u8>,
+    ) -> Shared {
         Shared {
             config,
             auth,
             pool,
+            greeting: std::sync::RwLock::new(greeting.into()),
+            draining: std::sync::atomic::AtomicBool::new(false),
+            wakers: Mutex::new(Vec::new()),
             tls: std::sync::RwLock::new(tls),
             sessions: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             next_session: AtomicU64::new(1),
+        }
+    }
+
+    /// The current accounts, rules and deny patterns.
+    pub fn auth(&self) -> Arc<Auth> {
+        self.auth.get()
+    }
+
+    /// Installs reloaded accounts and rules.
+    pub fn set_auth(&self, auth: Auth) {
+        self.auth.set(auth);
+    }
+
+    /// The greeting sent to every new session.
+    pub fn greeting(&self) -> Arc<[u8]> {
+        self.greeting.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn set_greeting(&self, g: Vec<u8>) {
+        *self.greeting.write().unwrap_or_else(|p| p.into_inner()) = g.into();
+    }
+
+    /// True once SIGTERM asked the server to drain.
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Starts the drain: every worker closes its listeners, ends idle
+    /// sessions with 421, and lets running transfers finish.
+    pub fn start_drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+        for w in self.wakers.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = w.wake();
         }
     }
 
@@ -213,6 +262,8 @@ pub struct Worker {
     run_queue: Vec<Slot>,
     accept_pending: Vec<bool>,
     accept_paused_until: Option<Instant>,
+    /// The drain has begun here: listeners closed, sessions told.
+    drained: bool,
     next_gen: u16,
     jail: Jail,
     shared: Arc<Shared>,
@@ -247,6 +298,7 @@ impl Worker {
         });
         let n = listeners.len();
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        shared.wakers.lock().unwrap_or_else(|p| p.into_inner()).push(waker.clone());
         let (verdict_tx, verdict_rx) = mpsc::channel();
         Ok(Worker {
             waker,
@@ -261,6 +313,7 @@ impl Worker {
             run_queue: Vec::new(),
             accept_pending: vec![true; n],
             accept_paused_until: None,
+            drained: false,
             next_gen: 0,
             jail,
             pasv_cursor: pasv_range.map_or(0, |r| r.0),
@@ -318,12 +371,29 @@ impl Worker {
                 }
                 to_drive.push(Slot { key, generation });
             }
+            if !self.drained && self.shared.draining() {
+                self.begin_drain(&mut to_drive);
+            }
             self.fire_timers(now, &mut to_drive);
             self.accept_all(now, &mut to_drive);
             for i in 0..to_drive.len() {
                 self.drive(to_drive[i], now);
             }
         }
+    }
+
+    /// SIGTERM: close the listeners (the kernel refuses new connections from
+    /// here on) and look at every session once; idle ones end with 421.
+    fn begin_drain(&mut self, to_drive: &mut Vec<Slot>) {
+        self.drained = true;
+        for l in &mut self.listeners {
+            let _ = self.poll.registry().deregister(l);
+        }
+        self.listeners.clear();
+        self.implicit.clear();
+        self.accept_pending.clear();
+        self.accept_paused_until = None;
+        to_drive.extend(self.sessions.iter().map(|(key, s)| Slot { key, generation: s.generation }));
     }
 
     /// Hands login verdicts from the helper threads to their sessions.
@@ -456,7 +526,9 @@ impl Worker {
             self.shared.release(ip);
             return None;
         }
-        let mut s = Session::new(id, generation, stream, SocketAddr::new(ip, peer.port()), local, now, self.id);
+        let greeting = self.shared.greeting();
+        let mut s =
+            Session::new(id, generation, stream, SocketAddr::new(ip, peer.port()), local, now, self.id, &greeting);
         if implicit {
             match self.shared.tls().map(|c| crate::tls::accept(&c.control)) {
                 Some(Ok(tls)) => s.start_implicit_tls(tls),

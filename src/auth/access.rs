@@ -18,6 +18,24 @@ pub struct Auth {
     pub deny: Arc<Deny>,
 }
 
+/// The current accounts and rules, swapped whole on SIGHUP: new commands
+/// and logins see the new ones, nothing running is dropped.
+pub struct AuthCell(std::sync::RwLock<Arc<Auth>>);
+
+impl AuthCell {
+    pub fn new(auth: Auth) -> AuthCell {
+        AuthCell(std::sync::RwLock::new(Arc::new(auth)))
+    }
+
+    pub fn get(&self) -> Arc<Auth> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn set(&self, auth: Auth) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(auth);
+    }
+}
+
 #[derive(Debug)]
 pub struct AuthError(pub String);
 

@@ -72,6 +72,22 @@ pub fn wait_signal() -> io::Result<libc::c_int> {
     Ok(sig)
 }
 
+/// Like `wait_signal`, but gives up after `timeout` (`Ok(None)`).
+pub fn wait_signal_for(timeout: std::time::Duration) -> io::Result<Option<libc::c_int>> {
+    let set = waited_set();
+    let ts = libc::timespec { tv_sec: timeout.as_secs() as libc::time_t, tv_nsec: timeout.subsec_nanos() as _ };
+    // SAFETY: `set` and `ts` are valid; a null siginfo pointer is allowed.
+    let rc = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &ts) };
+    if rc >= 0 {
+        return Ok(Some(rc));
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(None),
+        _ => Err(e),
+    }
+}
+
 /// The soft limit on open files (for sizing and for messages).
 pub fn nofile_limit() -> u64 {
     // SAFETY: an all-zero rlimit is a valid value to initialise.

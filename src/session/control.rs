@@ -202,7 +202,7 @@ impl Session {
             self.user_name = "anonymous".into();
             return self.reply(reply::NEED_PASSWORD, "Anonymous login ok, send your e-mail address as password.");
         }
-        if cx.shared.auth.users.is_empty() {
+        if cx.shared.auth().users.is_empty() {
             self.state = CtrlState::NeedUser;
             return self.reply(reply::NOT_LOGGED_IN, "This server accepts anonymous logins only.");
         }

@@ -14,7 +14,7 @@ use crate::proto::reply;
 
 use super::data::{BeginError, DataState};
 use super::transfer::{Job, Listing, Retr};
-use super::{Cx, Session};
+use super::{Cx, Session, messages};
 
 /// A failure already turned into its reply.
 pub(super) struct Refused(pub u16, pub String);
@@ -60,11 +60,11 @@ impl Session {
     /// the session's permissions at the result.
     pub(super) fn path_for(&self, arg: &[u8], need: Need, cx: &Cx<'_>) -> Result<VPath, Refused> {
         let p = self.cwd.join(arg)?;
-        let auth = &cx.shared.auth;
+        let auth = cx.shared.auth();
         if auth.deny.hides_path(p.as_bytes()) {
             return Err(FsError::NotFound.into());
         }
-        let have = self.access.at(auth, p.as_bytes());
+        let have = self.access.at(&auth, p.as_bytes());
         let ok = match need {
             Need::Any => have != Perms::NONE,
             Need::All(n) => have.contains(n),
@@ -91,11 +91,36 @@ impl Session {
         });
         match r {
             Ok(p) => {
+                let message = if cx.cfg.dir_messages { self.dir_message_once(&p, cx) } else { None };
                 self.cwd = p;
-                self.reply(reply::FILE_ACTION_OK, "Directory successfully changed.");
+                match message {
+                    Some(lines) => {
+                        let mut m = reply::Multi::begin(self.out(), reply::FILE_ACTION_OK, &lines[0]);
+                        for l in &lines[1..] {
+                            m.line(l);
+                        }
+                        m.end(b"Directory successfully changed.");
+                    }
+                    None => self.reply(reply::FILE_ACTION_OK, "Directory successfully changed."),
+                }
             }
             Err(r) => self.refuse(r),
         }
+    }
+
+    /// The `.message` of directory `p`, the first time this session enters
+    /// it (the mirror convention; a small read from the page cache).
+    fn dir_message_once(&mut self, p: &VPath, cx: &Cx<'_>) -> Option<Vec<Vec<u8>>> {
+        let key = messages::dir_key(p.as_bytes());
+        if self.seen_dirs.contains(&key) {
+            return None;
+        }
+        if self.seen_dirs.len() >= limits::DIR_MESSAGES_REMEMBERED {
+            self.seen_dirs.remove(0);
+        }
+        self.seen_dirs.push(key);
+        let dir = self.jail(cx.jail).open_dir(p).ok()?;
+        messages::dir_message(dir)
     }
 
     fn stat_file(&self, arg: &[u8], cx: &Cx<'_>) -> Result<Stat, Refused> {
@@ -204,8 +229,8 @@ impl Session {
         if cx.cfg.deny_dotfiles {
             o.hide = listing::hide_dotfiles;
         }
-        if !cx.shared.auth.deny.is_empty() {
-            o.deny = Some(cx.shared.auth.deny.clone());
+        if !cx.shared.auth().deny.is_empty() {
+            o.deny = Some(cx.shared.auth().deny.clone());
         }
         o.file_perm = have.mlsx_file();
         o.dir_perm = have.mlsx_dir();
@@ -241,7 +266,7 @@ impl Session {
         let listed = if pattern.is_some() { joined.parent() } else { joined };
         // --deny and the LIST permission apply to what is listed.
         let target = self.path_for(listed.as_bytes(), Need::All(Perms::LIST), cx)?;
-        let have = self.access.at(&cx.shared.auth, target.as_bytes());
+        let have = self.access.at(&cx.shared.auth(), target.as_bytes());
         let mut opts = self.list_options(format, have, cx);
         opts.flags = flags;
         opts.pattern = pattern;
@@ -274,7 +299,7 @@ impl Session {
         });
         match r {
             Ok((p, st)) => {
-                let have = self.access.at(&cx.shared.auth, p.as_bytes());
+                let have = self.access.at(&cx.shared.auth(), p.as_bytes());
                 let opts = self.list_options(ListFormat::Mlsd, have, cx);
                 let mut line = Vec::with_capacity(256);
                 listing::push_mlsx_facts(&mut line, &st, None, opts.file_perm, opts.dir_perm, opts.local_time);

@@ -7,6 +7,7 @@ pub mod control;
 pub mod data;
 pub mod events;
 pub mod files;
+pub mod messages;
 pub mod sink;
 pub mod transfer;
 pub mod upload;
@@ -149,6 +150,8 @@ pub struct Session {
     pub ccc: Ccc,
     /// Bytes left of the TLS record being read (record-exact reads after CCC).
     record_left: usize,
+    /// Directories whose `.message` was shown (fingerprints, bounded).
+    pub seen_dirs: Vec<u64>,
 }
 
 /// CCC: back to a plaintext control connection (RFC 4217 §6), with --allow-ccc.
@@ -162,6 +165,7 @@ pub enum Ccc {
 }
 
 impl Session {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: u64,
         generation: u16,
@@ -170,10 +174,10 @@ impl Session {
         local: SocketAddr,
         now: Instant,
         worker: usize,
+        greeting: &[u8],
     ) -> Session {
         crate::log::info(format_args!("session {id} connect from {peer} (worker {worker})"));
-        let mut out = Vec::new();
-        reply::push(&mut out, reply::SERVICE_READY, b"mirrorftpd ready.");
+        let out = greeting.to_vec();
         Session {
             id,
             generation,
@@ -212,6 +216,7 @@ impl Session {
             prot_private: false,
             ccc: Ccc::Off,
             record_left: 0,
+            seen_dirs: Vec::new(),
         }
     }
 
@@ -332,6 +337,12 @@ impl Session {
             if let CtrlState::Closing { .. } = self.state {
                 // Wait for the last reply to flush (or the grace deadline).
                 return if self.out_pending() { Outcome::Idle } else { Outcome::Close };
+            }
+            if !self.out_pending() && cx.shared.draining() && !self.data.busy() {
+                // SIGTERM: a session with no transfer running ends now; one
+                // with a transfer ends after its final reply.
+                self.close_with(reply::SERVICE_UNAVAILABLE, "Server shutting down.", cx.now);
+                continue;
             }
             if !self.out_pending() {
                 match self.next_command(cx) {

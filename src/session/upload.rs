@@ -104,7 +104,7 @@ impl Session {
                     name.extend_from_slice(format!(".{i}").as_bytes());
                     path.parent().join(&name)?
                 };
-                if cx.shared.auth.deny.hides_name(candidate.file_name()) {
+                if cx.shared.auth().deny.hides_name(candidate.file_name()) {
                     continue;
                 }
                 match jail.open_upload(&candidate, Create::Exclusive, mode, atomic) {
@@ -219,7 +219,7 @@ impl Session {
             return self.reply(reply::BAD_SEQUENCE, "RNFR required first.");
         };
         let r = self.path_for(arg, Need::All(Perms::RENAME), cx).and_then(|to| {
-            if cx.shared.auth.deny.hides_name(to.file_name()) {
+            if cx.shared.auth().deny.hides_name(to.file_name()) {
                 return Err(FsError::Denied.into());
             }
             Ok(self.jail(cx.jail).rename(&from, &to)?)

@@ -198,6 +198,29 @@ impl Server {
         self.child.as_ref().expect("IT_EXTERNAL_SERVER: no process of ours").id()
     }
 
+    /// Sends `sig` to the server process (ours only, by PID).
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on the PID of a child this harness started.
+        let rc = unsafe { libc::kill(self.pid() as i32, sig) };
+        assert_eq!(rc, 0, "kill({}, {sig}): {}", self.pid(), io::Error::last_os_error());
+    }
+
+    /// Waits up to `timeout` for the server to exit; its status, or None if
+    /// it is still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut().expect("IT_EXTERNAL_SERVER: no process of ours");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = child.try_wait().expect("try_wait") {
+                return Some(st);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     pub fn log(&self) -> String {
         lock(&self.log).clone()
     }
@@ -482,6 +505,7 @@ pub fn require_tool(name: &str) -> bool {
 }
 
 /// What a finished external command printed.
+#[derive(Debug)]
 pub struct Ran {
     pub status: ExitStatus,
     pub stdout: String,

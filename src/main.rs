@@ -11,6 +11,7 @@ use mirrorftpd::auth::access::Auth;
 use mirrorftpd::config::{Cli, Command, Config, Flags};
 use mirrorftpd::io::sys;
 use mirrorftpd::pool::Pool;
+use mirrorftpd::systemd;
 use mirrorftpd::worker::{Shared, Worker};
 
 fn main() -> ExitCode {
@@ -35,6 +36,11 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
 fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let config = Config::from_flags(flags)?;
     mirrorftpd::log::set_quiet(config.quiet);
+    // While this is the only thread: systemd's variables, the user to become,
+    // PR_SET_NO_NEW_PRIVS (inherited by every thread started later).
+    let notifier = systemd::Notifier::from_env()?;
+    let activated = systemd::listen_fds()?;
+    let privs = mirrorftpd::privs::prepare(&config)?;
     // Only the main thread takes signals; workers inherit the blocked mask.
     sys::block_signals()?;
     // A file-size limit (RLIMIT_FSIZE) must give EFBIG to the upload, not
@@ -48,23 +54,28 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let shared = Arc::new(Shared::new(config, auth, pool, tls));
     let cfg = &shared.config;
 
-    // Worker 0 binds first so that port 0 resolves to one port, which the
-    // other workers then share through SO_REUSEPORT.
     let mut wanted: Vec<(SocketAddr, bool)> = cfg.listen.iter().map(|a| (*a, false)).collect();
     wanted.extend(cfg.implicit_tls_listen.iter().map(|a| (*a, true)));
-    let first = match Worker::bind(0, shared.clone(), &wanted) {
-        Err(e) if cfg.listen_is_default => {
-            // The default includes [::]:2121; hosts without IPv6 still start.
-            mirrorftpd::log::warn(format_args!("{e}; serving IPv4 only"));
-            wanted.remove(1);
-            Worker::bind(0, shared.clone(), &wanted)?
-        }
-        r => r?,
+    let socket_activated = activated.is_some();
+    let first = match activated.map(|given| Worker::from_listeners(0, shared.clone(), given)) {
+        Some(w) => w?,
+        None => bind_first(&shared, wanted)?,
     };
     let addrs = first.local_addrs()?;
     let mut workers = vec![first];
     for id in 1..cfg.workers {
-        workers.push(Worker::bind(id, shared.clone(), &addrs)?);
+        let w = match Worker::bind(id, shared.clone(), &addrs) {
+            // Inherited sockets without SO_REUSEPORT (no ReusePort=yes): the
+            // other workers share worker 0's sockets instead.
+            Err(e) if socket_activated => {
+                if id == 1 {
+                    mirrorftpd::log::warn(format_args!("{e}; workers share the inherited sockets"));
+                }
+                Worker::from_listeners(id, shared.clone(), workers[0].try_clone_listeners()?)?
+            }
+            r => r?,
+        };
+        workers.push(w);
     }
     for (a, implicit) in &addrs {
         if *implicit {
@@ -79,6 +90,10 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
         cfg.workers,
         sys::nofile_limit()
     ));
+    // Everything that opens files or sockets by name happens above this line:
+    // from here on the process may be chrooted and is no longer root.
+    let who = privs.apply()?;
+    mirrorftpd::log::info(format_args!("{who}"));
     for (id, w) in workers.into_iter().enumerate() {
         std::thread::Builder::new().name(format!("worker-{id}")).spawn(move || {
             if let Err(e) = w.run() {
@@ -87,16 +102,44 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
             }
         })?;
     }
+    if let Some(n) = &notifier {
+        n.ready();
+    }
     loop {
         let sig = sys::wait_signal()?;
         match sig {
             libc::SIGTERM | libc::SIGINT => {
+                if let Some(n) = &notifier {
+                    n.stopping();
+                }
                 mirrorftpd::log::info(format_args!("signal {sig}: exiting ({} sessions open)", shared.session_count()));
                 return Ok(ExitCode::SUCCESS);
             }
-            libc::SIGHUP => reload(&shared),
+            libc::SIGHUP => {
+                if let Some(n) = &notifier {
+                    n.reloading();
+                }
+                reload(&shared);
+                if let Some(n) = &notifier {
+                    n.ready();
+                }
+            }
             _ => mirrorftpd::log::info(format_args!("signal {sig}: nothing to do")),
         }
+    }
+}
+
+/// Binds worker 0 on the configured addresses. It binds first so that port 0
+/// resolves to one port, which the other workers then share through SO_REUSEPORT.
+fn bind_first(shared: &Arc<Shared>, mut wanted: Vec<(SocketAddr, bool)>) -> std::io::Result<Worker> {
+    match Worker::bind(0, shared.clone(), &wanted) {
+        Err(e) if shared.config.listen_is_default => {
+            // The default includes [::]:2121; hosts without IPv6 still start.
+            mirrorftpd::log::warn(format_args!("{e}; serving IPv4 only"));
+            wanted.remove(1);
+            Worker::bind(0, shared.clone(), &wanted)
+        }
+        r => r,
     }
 }
 

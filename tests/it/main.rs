@@ -7,6 +7,7 @@ mod ftps;
 mod interop;
 mod interop_upload;
 mod options;
+mod privileges;
 mod protocol;
 mod security;
 mod uploads;

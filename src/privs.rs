@@ -19,6 +19,8 @@ use crate::io::creds::{self, CapSets};
 pub const DEFAULT_USER: &str = "nobody";
 /// CAP_NET_BIND_SERVICE, the only capability kept (for --active-from-port-20).
 const CAP_NET_BIND_SERVICE: u32 = 10;
+/// CAP_SYS_CHROOT, which --chroot needs when not started as root.
+const CAP_SYS_CHROOT: u32 = 18;
 
 #[derive(Debug)]
 pub struct PrivError(pub String);
@@ -141,6 +143,10 @@ pub fn prepare(cfg: &Config) -> Result<Privs, PrivError> {
         (None, false) => Plan::Keep,
     };
     if cfg.chroot {
+        let may = euid == 0 || creds::capget().is_ok_and(|c| c.effective & (1 << CAP_SYS_CHROOT) != 0);
+        if !may {
+            return fail(format!("--chroot needs root or CAP_SYS_CHROOT (started as {})", creds::describe_uid(euid)));
+        }
         chroot_warnings(cfg, &plan);
     }
     if cfg.active_from_port_20 && euid != 0 {

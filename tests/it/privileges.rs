@@ -233,6 +233,10 @@ fn non_root_start_accepts_only_its_own_user() {
     let (code, stderr) = run_to_exit(&mut as_nobody("daemon"));
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("not as root: only root can switch users"), "{stderr}");
+    let (code, stderr) = run_to_exit(as_nobody(NOBODY).arg("--chroot"));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("--chroot needs root or CAP_SYS_CHROOT (started as nobody)"), "{stderr}");
+    assert!(!stderr.contains("listening on"), "it refused before binding: {stderr}");
 
     let server = Server::spawn(as_nobody(NOBODY), &root, 1);
     assert!(server.wait_log("running as nobody", IO_TIMEOUT), "{}", server.log());
@@ -254,7 +258,6 @@ fn chroot_confines_the_process_and_account_homes_still_work() {
     // The users file lives outside the root and names the home by its path
     // outside the chroot: the home must be opened before the chroot.
     let users = users_file(&conf, &root.join("homes/up"));
-    // A "certificate" outside the root is only checked for the warning.
     let server = Server::start(&root, &["--chroot", "--run-as", NOBODY, "--users", users.to_str().expect("utf-8")]);
     assert!(server.wait_log("chrooted to", IO_TIMEOUT), "{}", server.log());
     let link = fs::read_link(format!("/proc/{}/root", server.pid())).expect("readlink /proc/PID/root");

@@ -38,7 +38,7 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
     mirrorftpd::log::set_quiet(config.quiet);
     // While this is the only thread: systemd's variables, the user to become,
     // PR_SET_NO_NEW_PRIVS (inherited by every thread started later).
-    let notifier = systemd::Notifier::from_env()?;
+    let notifier = systemd::Notifier::from_env();
     let activated = systemd::listen_fds()?;
     let privs = mirrorftpd::privs::prepare(&config)?;
     // Only the main thread takes signals; workers inherit the blocked mask.

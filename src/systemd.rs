@@ -29,23 +29,31 @@ pub struct Notifier {
 
 impl Notifier {
     /// Connects to $NOTIFY_SOCKET (a path, or an abstract name written with a
-    /// leading '@') and unsets it. `Ok(None)`: not run by a service manager.
+    /// leading '@') and unsets it. `None`: not run by a service manager, or
+    /// the socket is unusable (logged; like sd_notify, not fatal).
     /// Call before other threads start.
-    pub fn from_env() -> io::Result<Option<Notifier>> {
-        let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
-            return Ok(None);
-        };
+    pub fn from_env() -> Option<Notifier> {
+        let target = std::env::var_os("NOTIFY_SOCKET")?;
         creds::unset_env("NOTIFY_SOCKET");
         let target = target.to_string_lossy().into_owned();
-        let addr = match target.strip_prefix('@') {
-            Some(name) => UnixAddr::from_abstract_name(name.as_bytes()),
-            None => UnixAddr::from_pathname(&target),
+        match Notifier::connect(&target) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                crate::log::warn(format_args!("NOTIFY_SOCKET {target:?}: {e}; not notifying the service manager"));
+                None
+            }
         }
-        .map_err(|e| io::Error::new(e.kind(), format!("NOTIFY_SOCKET {target:?}: {e}")))?;
+    }
+
+    fn connect(target: &str) -> io::Result<Notifier> {
+        let addr = match target.strip_prefix('@') {
+            Some(name) => UnixAddr::from_abstract_name(name.as_bytes())?,
+            None => UnixAddr::from_pathname(target)?,
+        };
         let sock = UnixDatagram::unbound()?;
-        sock.connect_addr(&addr).map_err(|e| io::Error::new(e.kind(), format!("NOTIFY_SOCKET {target:?}: {e}")))?;
+        sock.connect_addr(&addr)?;
         sock.set_nonblocking(true)?;
-        Ok(Some(Notifier { sock }))
+        Ok(Notifier { sock })
     }
 
     /// Sends one state message (`READY=1`, ...); failures are logged, not fatal.

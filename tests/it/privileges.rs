@@ -406,6 +406,11 @@ fn sd_notify_reports_ready_reloading_and_stopping() {
     abs.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
     let _s2 = Server::start_env(&root, &[], &[("NOTIFY_SOCKET", &format!("@{name}"))]);
     assert!(next_msg(&abs).starts_with("READY=1"), "READY=1 on the abstract socket");
+
+    // A socket that is not there: a warning, not a failure (as sd_notify).
+    let missing = dir.join("missing");
+    let s3 = Server::start_env(&root, &[], &[("NOTIFY_SOCKET", missing.to_str().expect("utf-8"))]);
+    assert!(s3.wait_log("not notifying the service manager", IO_TIMEOUT), "{}", s3.log());
 }
 
 /// Starts the server as systemd would: `listener` as fd 3, LISTEN_PID set to

@@ -191,7 +191,7 @@ start_vsftpd() {
 start_mirrorftpd() {
     local port
     port=$(free_port)
-    "$MIRRORFTPD_BIN" --root "$TREE" --listen "127.0.0.1:$port" > "$TMP/mirrorftpd.log" 2>&1 &
+    "$MIRRORFTPD_BIN" --root "$TREE" --listen "127.0.0.1:$port" --allow-root > "$TMP/mirrorftpd.log" 2>&1 &
     PIDS+=($!)
     wait_port mirrorftpd "$!" "$port" "$TMP/mirrorftpd.log"
     check_serves mirrorftpd "$port" "$TMP/mirrorftpd.log"

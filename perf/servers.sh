@@ -125,7 +125,8 @@ launch_mirrorftpd() {
             extra=(--users "$2/mirrorftpd.users") ;;
         tls) extra=(--tls-cert "$TLS_DIR/cert.pem" --tls-key "$TLS_DIR/key.pem") ;;
     esac
-    "$REAPER" "$MIRRORFTPD_BIN" --root "$(serve_root)" --listen "127.0.0.1:$1" --quiet \
+    # --allow-root: as before the root policy (the upload root belongs to root).
+    "$REAPER" "$MIRRORFTPD_BIN" --root "$(serve_root)" --listen "127.0.0.1:$1" --quiet --allow-root \
         --max-per-ip "$MAX_SESSIONS" --max-clients "$MAX_SESSIONS" "${extra[@]}" > "$2/mirrorftpd.out" 2>&1 &
     LAUNCHED_PID=$!
 }

@@ -40,6 +40,28 @@ pub struct Flags {
     #[arg(long, value_name = "DIR", required = true)]
     pub root: Option<PathBuf>,
 
+    /// After binding its ports and opening the root, certificates and log
+    /// files, drop to this user (and its primary group, or GROUP) for good.
+    /// Started as root without --run-as or --allow-root, mirrorftpd drops to
+    /// `nobody`.
+    #[arg(long, value_name = "USER[:GROUP]", conflicts_with = "allow_root")]
+    pub run_as: Option<String>,
+
+    /// Keep running as root when started as root (not recommended).
+    #[arg(long)]
+    pub allow_root: bool,
+
+    /// chroot the whole process into --root once everything is open (needs
+    /// root or CAP_SYS_CHROOT); SIGHUP cannot reload files outside the root.
+    #[arg(long)]
+    pub chroot: bool,
+
+    /// Open active-mode (PORT/EPRT) data connections from the control port
+    /// minus one (RFC 959's L-1: port 20 when serving on 21); keeps only
+    /// CAP_NET_BIND_SERVICE after the privilege drop.
+    #[arg(long)]
+    pub active_from_port_20: bool,
+
     /// Control address to listen on; repeat for several (IPv4 and IPv6).
     /// [default: 0.0.0.0:2121 and [::]:2121]
     #[arg(long = "listen", value_name = "ADDR:PORT")]
@@ -279,6 +301,12 @@ impl PortRange {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub root: PathBuf,
+    /// --run-as: the user (and optional group) to drop to.
+    pub run_as: Option<String>,
+    pub allow_root: bool,
+    pub chroot: bool,
+    /// Active data connections come from the control port minus one.
+    pub active_from_port_20: bool,
     pub listen: Vec<SocketAddr>,
     /// No --listen given: the IPv6 default may be skipped where IPv6 is off.
     pub listen_is_default: bool,
@@ -415,6 +443,10 @@ impl Config {
         }
         Ok(Config {
             root,
+            run_as: f.run_as,
+            allow_root: f.allow_root,
+            chroot: f.chroot,
+            active_from_port_20: f.active_from_port_20,
             listen,
             listen_is_default,
             workers,

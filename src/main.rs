@@ -12,6 +12,7 @@ use mirrorftpd::config::{Cli, Command, Config, Flags};
 use mirrorftpd::io::sys;
 use mirrorftpd::pool::Pool;
 use mirrorftpd::session::messages;
+use mirrorftpd::systemd;
 use mirrorftpd::worker::{Shared, Worker};
 
 fn main() -> ExitCode {
@@ -39,6 +40,11 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
     if config.check_config {
         return check_config(config);
     }
+    // While this is the only thread: systemd's variables, the user to become,
+    // PR_SET_NO_NEW_PRIVS (inherited by every thread started later).
+    let notifier = systemd::Notifier::from_env();
+    let activated = systemd::listen_fds()?;
+    let privs = mirrorftpd::privs::prepare(&config)?;
     // Only the main thread takes signals; workers inherit the blocked mask.
     sys::block_signals()?;
     // A file-size limit (RLIMIT_FSIZE) must give EFBIG to the upload, not
@@ -53,23 +59,28 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let shared = Arc::new(Shared::new(config, auth, pool, tls, greeting));
     let cfg = &shared.config;
 
-    // Worker 0 binds first so that port 0 resolves to one port, which the
-    // other workers then share through SO_REUSEPORT.
     let mut wanted: Vec<(SocketAddr, bool)> = cfg.listen.iter().map(|a| (*a, false)).collect();
     wanted.extend(cfg.implicit_tls_listen.iter().map(|a| (*a, true)));
-    let first = match Worker::bind(0, shared.clone(), &wanted) {
-        Err(e) if cfg.listen_is_default => {
-            // The default includes [::]:2121; hosts without IPv6 still start.
-            mirrorftpd::log::warn(format_args!("{e}; serving IPv4 only"));
-            wanted.remove(1);
-            Worker::bind(0, shared.clone(), &wanted)?
-        }
-        r => r?,
+    let socket_activated = activated.is_some();
+    let first = match activated.map(|given| Worker::from_listeners(0, shared.clone(), given)) {
+        Some(w) => w?,
+        None => bind_first(&shared, wanted)?,
     };
     let addrs = first.local_addrs()?;
     let mut workers = vec![first];
     for id in 1..cfg.workers {
-        workers.push(Worker::bind(id, shared.clone(), &addrs)?);
+        let w = match Worker::bind(id, shared.clone(), &addrs) {
+            // Inherited sockets without SO_REUSEPORT (no ReusePort=yes): the
+            // other workers share worker 0's sockets instead.
+            Err(e) if socket_activated => {
+                if id == 1 {
+                    mirrorftpd::log::warn(format_args!("{e}; workers share the inherited sockets"));
+                }
+                Worker::from_listeners(id, shared.clone(), workers[0].try_clone_listeners()?)?
+            }
+            r => r?,
+        };
+        workers.push(w);
     }
     for (a, implicit) in &addrs {
         if *implicit {
@@ -84,6 +95,10 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
         cfg.workers,
         sys::nofile_limit()
     ));
+    // Everything that opens files or sockets by name happens above this line:
+    // from here on the process may be chrooted and is no longer root.
+    let who = privs.apply()?;
+    mirrorftpd::log::info(format_args!("{who}"));
     for (id, w) in workers.into_iter().enumerate() {
         std::thread::Builder::new().name(format!("worker-{id}")).spawn(move || {
             if let Err(e) = w.run() {
@@ -92,19 +107,45 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
             }
         })?;
     }
+    if let Some(n) = &notifier {
+        n.ready();
+    }
     loop {
         let sig = sys::wait_signal()?;
         match sig {
-            libc::SIGTERM | libc::SIGINT => return drain(&shared, sig),
-            libc::SIGHUP => reload(&shared),
+            libc::SIGTERM | libc::SIGINT => {
+                if let Some(n) = &notifier {
+                    n.stopping();
+                }
+                return drain(&shared, sig, notifier.as_ref());
+            }
+            libc::SIGHUP => reload(&shared, notifier.as_ref()),
             _ => mirrorftpd::log::info(format_args!("signal {sig}: nothing to do")),
         }
     }
 }
 
+/// Binds worker 0 on the configured addresses. It binds first so that port 0
+/// resolves to one port, which the other workers then share through SO_REUSEPORT.
+fn bind_first(shared: &Arc<Shared>, mut wanted: Vec<(SocketAddr, bool)>) -> std::io::Result<Worker> {
+    match Worker::bind(0, shared.clone(), &wanted) {
+        Err(e) if shared.config.listen_is_default => {
+            // The default includes [::]:2121; hosts without IPv6 still start.
+            mirrorftpd::log::warn(format_args!("{e}; serving IPv4 only"));
+            wanted.remove(1);
+            Worker::bind(0, shared.clone(), &wanted)
+        }
+        r => r,
+    }
+}
+
 /// SIGTERM/SIGINT: stop accepting, let running transfers finish for up to
 /// --drain-timeout, then exit 0. A second SIGTERM/SIGINT exits at once.
-fn drain(shared: &Shared, sig: i32) -> Result<ExitCode, Box<dyn std::error::Error>> {
+fn drain(
+    shared: &Shared,
+    sig: i32,
+    notifier: Option<&systemd::Notifier>,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let timeout = shared.config.drain_timeout;
     mirrorftpd::log::info(format_args!(
         "signal {sig}: draining {} sessions for up to {} s (a second signal exits now)",
@@ -129,7 +170,7 @@ fn drain(shared: &Shared, sig: i32) -> Result<ExitCode, Box<dyn std::error::Erro
                 mirrorftpd::log::warn(format_args!("signal {s} during drain: exiting with {left} sessions open"));
                 return Ok(ExitCode::SUCCESS);
             }
-            Some(libc::SIGHUP) => reload(shared),
+            Some(libc::SIGHUP) => reload(shared, notifier),
             _ => {}
         }
     }
@@ -138,6 +179,8 @@ fn drain(shared: &Shared, sig: i32) -> Result<ExitCode, Box<dyn std::error::Erro
 /// --check-config: everything `serve` would load, loaded and reported, then
 /// exit without binding a port.
 fn check_config(config: Config) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    // The user to become (--run-as) must exist; nothing is dropped here.
+    mirrorftpd::privs::prepare(&config)?;
     let auth = Auth::load(&config)?;
     mirrorftpd::fs::jail::Jail::open(&config.root, config.deny_dotfiles)
         .map_err(|e| format!("--root {}: {e}", config.root.display()))?;
@@ -168,8 +211,19 @@ fn load_greeting(cfg: &Config) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
 /// SIGHUP: reloads what can be reloaded without dropping sessions: the
 /// accounts and rules (new commands and logins use them), the banner, and
 /// the TLS certificate (new handshakes use it). A file that fails to load
-/// keeps the old version and is logged.
-fn reload(shared: &Shared) {
+/// keeps the old version and is logged. systemd hears RELOADING=1 before
+/// and READY=1 after.
+fn reload(shared: &Shared, notifier: Option<&systemd::Notifier>) {
+    if let Some(n) = notifier {
+        n.reloading();
+    }
+    reload_files(shared);
+    if let Some(n) = notifier {
+        n.ready();
+    }
+}
+
+fn reload_files(shared: &Shared) {
     let cfg = &shared.config;
     if cfg.users.is_some() || cfg.rules.is_some() {
         match Auth::load(cfg) {

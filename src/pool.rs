@@ -81,7 +81,9 @@ fn check(auth: &Auth, user: &str, password: &[u8], deny_dotfiles: bool) -> Optio
     if !hash::verify(password, &acct.hash) {
         return None;
     }
-    match Jail::open(&acct.home, deny_dotfiles) {
+    // The home was opened at start-up: a path would not resolve after --chroot.
+    let home = auth.homes.get(&acct.name).map(Jail::try_clone);
+    match home.unwrap_or_else(|| Jail::open(&acct.home, deny_dotfiles)) {
         Ok(jail) => Some(Access { user: acct.name.clone(), anonymous: false, base: acct.perms, jail: Some(jail) }),
         Err(e) => {
             crate::log::error(format_args!("login {user}: home {}: {e}", acct.home.display()));

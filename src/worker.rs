@@ -280,16 +280,27 @@ impl Worker {
     /// must be resolved by the caller (bind worker 0 first, then reuse its
     /// ports) so all workers share one port per address.
     pub fn bind(id: usize, shared: Arc<Shared>, addrs: &[(SocketAddr, bool)]) -> io::Result<Worker> {
+        let mut listeners = Vec::with_capacity(addrs.len());
+        for (addr, implicit) in addrs {
+            let l = net::control_listener(*addr, shared.config.backlog)
+                .map_err(|e| io::Error::new(e.kind(), format!("listen on {addr}: {e}")))?;
+            listeners.push((l, *implicit));
+        }
+        Worker::from_listeners(id, shared, listeners)
+    }
+
+    /// Creates worker `id` around listening sockets it is given (socket
+    /// activation), each with whether it is an implicit-TLS listener.
+    pub fn from_listeners(id: usize, shared: Arc<Shared>, given: Vec<(TcpListener, bool)>) -> io::Result<Worker> {
         let cfg = &shared.config;
         let poll = Poll::new()?;
-        let mut listeners = Vec::with_capacity(addrs.len());
-        for (i, (addr, _)) in addrs.iter().enumerate() {
-            let mut l = net::control_listener(*addr, cfg.backlog)
-                .map_err(|e| io::Error::new(e.kind(), format!("listen on {addr}: {e}")))?;
+        let mut listeners = Vec::with_capacity(given.len());
+        let mut implicit = Vec::with_capacity(given.len());
+        for (i, (mut l, tls)) in given.into_iter().enumerate() {
             poll.registry().register(&mut l, Token((i << KEY_SHIFT) | ROLE_SERVER), Interest::READABLE)?;
             listeners.push(l);
+            implicit.push(tls);
         }
-        let implicit = addrs.iter().map(|(_, t)| *t).collect();
         let jail = Jail::open(&cfg.root, cfg.deny_dotfiles)
             .map_err(|e| io::Error::new(e.kind(), format!("--root {}: {e}", cfg.root.display())))?;
         let pasv_range = cfg.pasv_ports.map(|r| {
@@ -321,6 +332,16 @@ impl Worker {
             shared,
             line: Vec::with_capacity(limits::MAX_LINE),
         })
+    }
+
+    /// Duplicates of this worker's listening sockets (same open sockets), for
+    /// workers that share them instead of binding their own.
+    pub fn try_clone_listeners(&self) -> io::Result<Vec<(TcpListener, bool)>> {
+        use std::os::fd::AsFd;
+        let dup = |l: &TcpListener| -> io::Result<TcpListener> {
+            Ok(TcpListener::from_std(std::net::TcpListener::from(l.as_fd().try_clone_to_owned()?)))
+        };
+        self.listeners.iter().zip(&self.implicit).map(|(l, t)| Ok((dup(l)?, *t))).collect()
     }
 
     /// The addresses actually bound (port 0 resolved).

@@ -1,6 +1,7 @@
 //! What a session may do once logged in (identity, base permissions, jail),
 //! and the `Auth` bundle loaded at start-up from --users, --rules, --deny.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -16,6 +17,9 @@ pub struct Auth {
     pub users: Users,
     pub rules: Rules,
     pub deny: Arc<Deny>,
+    /// Every account's home, opened at start-up (before a chroot or the
+    /// privilege drop could put its path out of reach); logins duplicate it.
+    pub homes: HashMap<String, Jail>,
 }
 
 /// The current accounts and rules, swapped whole on SIGHUP: new commands
@@ -60,14 +64,16 @@ impl Auth {
             None => Rules::default(),
         };
         let deny = Deny::new(&cfg.deny).map_err(|e| AuthError(format!("--deny: {e}")))?;
+        let mut homes = HashMap::with_capacity(users.len());
         for a in users.iter() {
-            Jail::open(&a.home, cfg.deny_dotfiles)
+            let jail = Jail::open(&a.home, cfg.deny_dotfiles)
                 .map_err(|e| AuthError(format!("--users: home of {}: {}: {e}", a.name, a.home.display())))?;
+            homes.insert(a.name.clone(), jail);
         }
         if !cfg.anonymous && users.is_empty() {
             return Err(AuthError("--no-anonymous without --users leaves nobody able to log in".into()));
         }
-        Ok(Auth { users, rules, deny: Arc::new(deny) })
+        Ok(Auth { users, rules, deny: Arc::new(deny), homes })
     }
 }
 

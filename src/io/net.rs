@@ -58,14 +58,25 @@ pub fn passive_listener(ip: IpAddr, ports: Option<(u16, u16)>, cursor: &mut u16)
     Err(last)
 }
 
-/// Starts a non-blocking connect from `local_ip` (port chosen by the kernel)
-/// to `to` for an active-mode data connection.
-pub fn active_connect(local_ip: IpAddr, to: SocketAddr) -> io::Result<mio::net::TcpStream> {
+/// Starts a non-blocking connect from `local_ip` to `to` for an active-mode
+/// data connection, from `from_port` (--active-from-port-20) or from a port
+/// the kernel chooses.
+pub fn active_connect(local_ip: IpAddr, from_port: Option<u16>, to: SocketAddr) -> io::Result<mio::net::TcpStream> {
     let sock = Socket::new(Domain::for_address(to), Type::STREAM.nonblocking().cloexec(), Some(Protocol::TCP))?;
-    // Let connect() pick the port for the whole 4-tuple, so TIME_WAIT from
-    // earlier transfers does not exhaust the ephemeral range at bind().
-    super::sys::set_bind_address_no_port(&sock)?;
-    sock.bind(&SocketAddr::new(local_ip, 0).into())?;
+    match from_port {
+        // SO_REUSEADDR: every session binds the same source port; connect()
+        // then needs only the 4-tuple to be unique (EADDRNOTAVAIL if not).
+        Some(port) => {
+            sock.set_reuse_address(true)?;
+            sock.bind(&SocketAddr::new(local_ip, port).into())?;
+        }
+        // Let connect() pick the port for the whole 4-tuple, so TIME_WAIT from
+        // earlier transfers does not exhaust the ephemeral range at bind().
+        None => {
+            super::sys::set_bind_address_no_port(&sock)?;
+            sock.bind(&SocketAddr::new(local_ip, 0).into())?;
+        }
+    }
     match sock.connect(&to.into()) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}

@@ -181,6 +181,7 @@ impl DataChan {
         slot: Slot,
         registry: &Registry,
         local_ip: IpAddr,
+        from_port: Option<u16>,
         now: Instant,
     ) -> Result<(), (Job, BeginError)> {
         self.since = now;
@@ -202,7 +203,7 @@ impl DataChan {
                 Ok(())
             }
             DataState::PortSet(to) => {
-                let mut stream = match net::active_connect(local_ip, to) {
+                let mut stream = match net::active_connect(local_ip, from_port, to) {
                     Ok(s) => s,
                     Err(e) => return Err((job, BeginError::Connect(e))),
                 };

@@ -184,7 +184,9 @@ impl Session {
         }
         self.arm_data_tls(cx);
         let local_ip = net::canonical_ip(self.local.ip());
-        match self.data.begin(job, cx.slot, cx.registry, local_ip, cx.now) {
+        // --active-from-port-20: RFC 959's L-1 (port 20 under a control port 21).
+        let from_port = cx.cfg.active_from_port_20.then(|| self.local.port().saturating_sub(1));
+        match self.data.begin(job, cx.slot, cx.registry, local_ip, from_port, cx.now) {
             Ok(()) => {
                 if matches!(self.data.state, DataState::Running { .. }) {
                     self.reply_opening();

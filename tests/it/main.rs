@@ -8,6 +8,7 @@ mod interop;
 mod interop_upload;
 mod operations;
 mod options;
+mod privileges;
 mod protocol;
 mod security;
 mod uploads;

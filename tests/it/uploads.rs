@@ -478,7 +478,7 @@ impl Limited {
             .arg("-c")
             .arg(format!("ulimit -f {blocks} && exec \"$0\" \"$@\""))
             .arg(env!("CARGO_BIN_EXE_mirrorftpd"))
-            .args(["--listen", "127.0.0.1:0", "--workers", "1"])
+            .args(["--listen", "127.0.0.1:0", "--workers", "1", "--allow-root"])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -122,9 +122,20 @@ impl Server {
         if !has("--workers") {
             cmd.args(["--workers", "2"]);
         }
+        // Tests run as root; a root start drops to `nobody` unless told
+        // otherwise, and the tests' trees belong to root.
+        if !has("--run-as") && !has("--allow-root") {
+            cmd.arg("--allow-root");
+        }
         cmd.args(extra_args);
         cmd.envs(envs.iter().copied());
         let expected = listen_args(extra_args).len().max(1);
+        Server::spawn(cmd, root, expected)
+    }
+
+    /// Runs `cmd` (a `mirrorftpd` serving `root`, perhaps behind a wrapper)
+    /// and waits for `expected` "listening on" lines, as `start` does.
+    pub fn spawn(mut cmd: Command, root: &Path, expected: usize) -> Server {
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
 

@@ -103,6 +103,8 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
 /// SIGHUP: reloads what can be reloaded without dropping sessions (the TLS
 /// certificate; new handshakes use it, running sessions keep theirs).
 fn reload(shared: &Shared) {
+    // A --pasv-address name is resolved again (here, on the main thread).
+    let _ = shared.refresh_pasv_address();
     let cfg = &shared.config;
     if let (Some(cert), Some(key)) = (&cfg.tls_cert, &cfg.tls_key) {
         match mirrorftpd::tls::build(cert, key, cfg.tls13_only) {

@@ -7,6 +7,7 @@ pub mod control;
 pub mod data;
 pub mod events;
 pub mod files;
+pub mod proxied;
 pub mod sink;
 pub mod transfer;
 pub mod upload;
@@ -41,6 +42,9 @@ use transfer::Job;
 /// The control channel's login state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CtrlState {
+    /// --proxy-protocol: nothing is sent or executed until the load
+    /// balancer's PROXY header is read (see `proxied.rs`).
+    AwaitProxy,
     NeedUser,
     /// USER was accepted; PASS completes the login.
     NeedPass {
@@ -149,6 +153,12 @@ pub struct Session {
     pub ccc: Ccc,
     /// Bytes left of the TLS record being read (record-exact reads after CCC).
     record_left: usize,
+    /// Counted by `Shared::admit` (released on close). False while a PROXY
+    /// header is awaited, or when admission refused the real client.
+    pub admitted: bool,
+    /// The load balancer's address when the connection came through one
+    /// (`peer` is then the client's real address from the PROXY header).
+    pub proxy: Option<SocketAddr>,
 }
 
 /// CCC: back to a plaintext control connection (RFC 4217 §6), with --allow-ccc.
@@ -172,8 +182,26 @@ impl Session {
         worker: usize,
     ) -> Session {
         crate::log::info(format_args!("session {id} connect from {peer} (worker {worker})"));
-        let mut out = Vec::new();
-        reply::push(&mut out, reply::SERVICE_READY, b"mirrorftpd ready.");
+        let mut s = Session::bare(id, generation, ctrl, peer, local, now, worker);
+        s.greet();
+        s
+    }
+
+    /// Queues the 220 greeting.
+    fn greet(&mut self) {
+        reply::push(&mut self.out, reply::SERVICE_READY, b"mirrorftpd ready.");
+    }
+
+    /// A session in `NeedUser` with nothing queued and nothing logged.
+    fn bare(
+        id: u64,
+        generation: u16,
+        ctrl: TcpStream,
+        peer: SocketAddr,
+        local: SocketAddr,
+        now: Instant,
+        worker: usize,
+    ) -> Session {
         Session {
             id,
             generation,
@@ -185,7 +213,7 @@ impl Session {
             ctrl_writable: true,
             input: LineBuf::new(limits::MAX_LINE),
             held: None,
-            out,
+            out: Vec::new(),
             out_pos: 0,
             state: CtrlState::NeedUser,
             cwd: VPath::root(),
@@ -212,6 +240,8 @@ impl Session {
             prot_private: false,
             ccc: Ccc::Off,
             record_left: 0,
+            admitted: true,
+            proxy: None,
         }
     }
 
@@ -261,6 +291,7 @@ impl Session {
     /// The moment this session must be looked at again.
     pub fn deadline(&self, cfg: &Config) -> Instant {
         match &self.state {
+            CtrlState::AwaitProxy => self.connected_at + limits::PROXY_HEADER_TIMEOUT,
             CtrlState::Closing { since } => *since + CLOSE_GRACE,
             CtrlState::NeedUser | CtrlState::NeedPass { .. } => {
                 (self.connected_at + cfg.login_timeout).min(self.last_command + cfg.idle_timeout)
@@ -281,6 +312,9 @@ impl Session {
     /// The deadline passed: time out the transfer, or the session.
     pub fn on_timeout(&mut self, cx: &mut Cx<'_>) {
         match self.state {
+            CtrlState::AwaitProxy => {
+                self.refuse_proxy("no PROXY header in time", cx.now);
+            }
             CtrlState::Failed { close, .. } => {
                 if close {
                     self.close_with(reply::SERVICE_UNAVAILABLE, "Too many failed logins.", cx.now);
@@ -317,6 +351,11 @@ impl Session {
 
     /// Runs the session until it would block, must close, or used its budget.
     pub fn drive(&mut self, cx: &mut Cx<'_>) -> Outcome {
+        if self.state == CtrlState::AwaitProxy {
+            if let Some(waiting) = self.await_proxy(cx) {
+                return waiting;
+            }
+        }
         let mut yielded = false;
         for _ in 0..limits::COMMANDS_PER_TURN {
             let mut progress = false;
@@ -577,6 +616,9 @@ impl Session {
     }
 
     fn end_log(&self, reason: &str) {
+        if !self.admitted {
+            return; // never a session (see `proxied.rs`, which logs why)
+        }
         crate::log::info(format_args!(
             "session {} end {} user={} transfers={} bytes={} secs={:.1} reason={reason}",
             self.id,

@@ -8,6 +8,7 @@ mod interop;
 mod interop_upload;
 mod options;
 mod protocol;
+mod proxy;
 mod security;
 mod uploads;
 mod util;

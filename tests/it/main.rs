@@ -9,6 +9,7 @@ mod interop_upload;
 mod options;
 mod protocol;
 mod proxy;
+mod proxy_haproxy;
 mod security;
 mod uploads;
 mod util;

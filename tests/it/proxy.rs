@@ -25,15 +25,20 @@ fn behind<'a>(extra: &[&'a str]) -> Vec<&'a str> {
 
 /// A TCP connection from `src` (an address on the loopback) to `dst`.
 pub fn connect_from(src: &str, dst: SocketAddr) -> TcpStream {
+    try_connect_from(src, dst).unwrap_or_else(|e| panic!("connect {src} -> {dst}: {e}"))
+}
+
+/// `connect_from`, returning the error.
+pub fn try_connect_from(src: &str, dst: SocketAddr) -> std::io::Result<TcpStream> {
     let src: IpAddr = src.parse().expect("source address");
-    let sock = Socket::new(Domain::for_address(dst), Type::STREAM, None).expect("socket");
-    sock.bind(&SocketAddr::new(src, 0).into()).unwrap_or_else(|e| panic!("bind {src}: {e}"));
-    sock.connect_timeout(&dst.into(), IO_TIMEOUT).unwrap_or_else(|e| panic!("connect {src} -> {dst}: {e}"));
+    let sock = Socket::new(Domain::for_address(dst), Type::STREAM, None)?;
+    sock.bind(&SocketAddr::new(src, 0).into())?;
+    sock.connect_timeout(&dst.into(), IO_TIMEOUT)?;
     let s: TcpStream = sock.into();
-    s.set_read_timeout(Some(IO_TIMEOUT)).expect("read timeout");
-    s.set_write_timeout(Some(IO_TIMEOUT)).expect("write timeout");
-    s.set_nodelay(true).expect("nodelay");
-    s
+    s.set_read_timeout(Some(IO_TIMEOUT))?;
+    s.set_write_timeout(Some(IO_TIMEOUT))?;
+    s.set_nodelay(true)?;
+    Ok(s)
 }
 
 /// A version 2 PROXY header: PROXY (or LOCAL) over TCP/IPv4.
@@ -286,6 +291,31 @@ fn per_ip_limits_count_real_clients_and_local_checks_count_the_proxy() {
         thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(b.cmd("NOOP").0, 200);
+}
+
+#[test]
+fn failed_logins_ban_the_real_client_not_the_proxy() {
+    let args = behind(&["--ban-after", "1", "--ban-time", "60", "--max-login-attempts", "1"]);
+    let f = crate::accounts::acct_fx(
+        "proxy-ban",
+        &[("bob", crate::accounts::BOB_HASH, "", "readonly")],
+        None,
+        &args,
+        |_| {},
+    );
+    let mut ftp = via_v1(&f.server, "127.0.0.2:40020");
+    assert_eq!(ftp.cmd("USER bob").0, 331);
+    assert_eq!(ftp.cmd("PASS wrong").0, 421, "the failure that bans");
+    assert!(f.server.wait_log("banning 127.0.0.2 for 60 s", IO_TIMEOUT), "log: {}", f.server.log());
+    // The banned client is refused after its header; others through the
+    // same proxy are not.
+    let mut s = connect_from("127.0.0.1", f.server.addr);
+    s.write_all(b"PROXY TCP4 127.0.0.2 127.0.0.1 40021 21\r\n").unwrap();
+    let got = bytes_until_close(&mut s, IO_TIMEOUT);
+    assert!(got.starts_with(b"421 Too many failed logins"), "{:?}", String::from_utf8_lossy(&got));
+    let mut other = via_v1(&f.server, "127.0.0.3:40022");
+    assert_eq!(other.cmd("USER bob").0, 331);
+    assert_eq!(other.cmd("PASS bob-pw").0, 230);
 }
 
 #[test]

@@ -101,7 +101,8 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
 }
 
 /// SIGHUP: reloads what can be reloaded without dropping sessions (the TLS
-/// certificate; new handshakes use it, running sessions keep theirs).
+/// certificate: new handshakes use it, running sessions keep theirs; a
+/// --pasv-address name is resolved again).
 fn reload(shared: &Shared) {
     // A --pasv-address name is resolved again (here, on the main thread).
     let _ = shared.refresh_pasv_address();

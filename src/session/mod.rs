@@ -351,7 +351,7 @@ impl Session {
 
     /// Runs the session until it would block, must close, or used its budget.
     pub fn drive(&mut self, cx: &mut Cx<'_>) -> Outcome {
-        if self.state == CtrlState::AwaitProxy {
+        if matches!(self.state, CtrlState::AwaitProxy) {
             if let Some(waiting) = self.await_proxy(cx) {
                 return waiting;
             }

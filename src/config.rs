@@ -1,9 +1,11 @@
 //! Command-line flags (clap derive) and the validated `Config` built from them.
 
+use crate::cidr::Cidr;
 use crate::limits;
+pub use crate::pasv_address::PasvAddress;
 use clap::{Args, Parser, Subcommand};
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -77,10 +79,12 @@ pub struct Flags {
     #[arg(long, value_name = "LOW-HIGH")]
     pub pasv_ports: Option<String>,
 
-    /// IPv4 address announced in PASV replies (for servers behind NAT).
-    /// [default: the address the client connected to]
-    #[arg(long, value_name = "IP")]
-    pub pasv_address: Option<IpAddr>,
+    /// IPv4 address announced in PASV replies (for servers behind NAT or a
+    /// load balancer), or a DNS name resolved to its first IPv4 address at
+    /// start and again on SIGHUP. [default: the address the client
+    /// connected to]
+    #[arg(long, value_name = "IP|NAME")]
+    pub pasv_address: Option<String>,
 
     /// SO_SNDBUF of data connections in bytes; 0 keeps kernel autotuning.
     #[arg(long, value_name = "BYTES", default_value_t = limits::DEFAULT_SNDBUF)]
@@ -158,6 +162,23 @@ pub struct Flags {
     /// connection's; off by default as data-theft protection.
     #[arg(long)]
     pub allow_foreign_pasv: bool,
+
+    /// Every control connection starts with a PROXY protocol header (v1 or
+    /// v2, HAProxy's send-proxy/send-proxy-v2) carrying the client's real
+    /// address; needs --proxy-from. The greeting follows the header.
+    #[arg(long)]
+    pub proxy_protocol: bool,
+
+    /// Address block (CIDR or one address) of a load balancer allowed to
+    /// connect with --proxy-protocol; repeatable. Others are refused.
+    #[arg(long = "proxy-from", value_name = "CIDR")]
+    pub proxy_from: Vec<Cidr>,
+
+    /// With --proxy-protocol, passive data connections must come from the
+    /// client's real address (strict), or may also come from the proxy's
+    /// (relaxed: for proxies that carry data connections too).
+    #[arg(long, value_name = "MODE", default_value = "strict")]
+    pub proxy_data_check: ProxyDataCheck,
 
     /// Log nothing but errors on stderr.
     #[arg(long)]
@@ -262,6 +283,13 @@ pub enum TlsRequire {
     All,
 }
 
+/// --proxy-data-check
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProxyDataCheck {
+    Strict,
+    Relaxed,
+}
+
 /// --tls-session-reuse
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SessionReuse {
@@ -312,7 +340,9 @@ pub struct Config {
     pub listen_is_default: bool,
     pub workers: usize,
     pub pasv_ports: Option<PortRange>,
-    pub pasv_address: Option<std::net::Ipv4Addr>,
+    /// Resolved at start; a name is resolved again on reload (the current
+    /// value is `Shared::pasv_address`).
+    pub pasv_address: Option<PasvAddress>,
     pub sndbuf: usize,
     pub rcvbuf: usize,
     pub backlog: i32,
@@ -330,6 +360,9 @@ pub struct Config {
     pub deny_dotfiles: bool,
     pub allow_foreign_port: bool,
     pub allow_foreign_pasv: bool,
+    pub proxy_protocol: bool,
+    pub proxy_from: Vec<Cidr>,
+    pub proxy_data_check: ProxyDataCheck,
     pub quiet: bool,
     pub users: Option<PathBuf>,
     pub rules: Option<PathBuf>,
@@ -407,13 +440,7 @@ impl Config {
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
         let pasv_ports = f.pasv_ports.as_deref().map(parse_port_range).transpose()?;
-        let pasv_address = match f.pasv_address {
-            None => None,
-            Some(IpAddr::V4(v4)) => Some(v4),
-            Some(IpAddr::V6(_)) => {
-                return err("--pasv-address must be an IPv4 address (EPSV needs none)".into());
-            }
-        };
+        let pasv_address = f.pasv_address.as_deref().map(PasvAddress::from_flag).transpose().map_err(ConfigError)?;
         if f.max_clients == 0 || f.max_per_ip == 0 {
             return err("--max-clients and --max-per-ip must be at least 1".into());
         }
@@ -437,6 +464,12 @@ impl Config {
         };
         if f.tls_cert.is_none() && (!f.implicit_tls_listen.is_empty() || f.tls_require != TlsRequire::None) {
             return err("--implicit-tls-listen and --tls-require need --tls-cert and --tls-key".into());
+        }
+        if f.proxy_protocol && f.proxy_from.is_empty() {
+            return err("--proxy-protocol needs --proxy-from CIDR (the load balancers allowed to send headers)".into());
+        }
+        if !f.proxy_protocol && (!f.proxy_from.is_empty() || f.proxy_data_check != ProxyDataCheck::Strict) {
+            return err("--proxy-from and --proxy-data-check need --proxy-protocol".into());
         }
         if f.backlog < 1 {
             return err("--backlog must be at least 1".into());
@@ -469,6 +502,9 @@ impl Config {
             deny_dotfiles: f.deny_dotfiles,
             allow_foreign_port: f.allow_foreign_port,
             allow_foreign_pasv: f.allow_foreign_pasv,
+            proxy_protocol: f.proxy_protocol,
+            proxy_from: f.proxy_from,
+            proxy_data_check: f.proxy_data_check,
             quiet: f.quiet,
             users: f.users,
             rules: f.rules,

@@ -36,6 +36,10 @@ pub const EVENTS_CAPACITY: usize = 1024;
 pub const ACCEPTS_PER_TURN: usize = 256;
 /// How long accepting pauses after EMFILE/ENFILE before it is retried.
 pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+/// How long a connection from a trusted load balancer has to deliver its
+/// PROXY header (--proxy-protocol) before it is dropped; the spec asks for at
+/// least 3 s, to cover a TCP retransmission.
+pub const PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub const DEFAULT_PORT: u16 = 2121;
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;

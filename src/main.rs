@@ -224,6 +224,8 @@ fn reload(shared: &Shared, notifier: Option<&systemd::Notifier>) {
 }
 
 fn reload_files(shared: &Shared) {
+    // A --pasv-address name is resolved again (here, on the main thread).
+    let _ = shared.refresh_pasv_address();
     let cfg = &shared.config;
     if cfg.users.is_some() || cfg.rules.is_some() {
         match Auth::load(cfg) {

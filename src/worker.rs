@@ -105,6 +105,8 @@ pub struct Shared {
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     failures: Mutex<HashMap<IpAddr, Failures>>,
     next_session: AtomicU64,
+    /// The --pasv-address value now announced (see `pasv_address.rs`).
+    pub(crate) pasv: crate::pasv_address::Announced,
 }
 
 impl Shared {
@@ -116,6 +118,7 @@ impl Shared {
         greeting: Vec<u8>,
     ) -> Shared {
         Shared {
+            pasv: crate::pasv_address::Announced::new(config.pasv_address.as_ref()),
             config,
             auth,
             pool,
@@ -216,7 +219,7 @@ impl Shared {
     }
 
     /// Counts a new session from `ip`, or says which limit refuses it.
-    fn admit(&self, ip: IpAddr, now: Instant) -> Result<u64, &'static str> {
+    pub(crate) fn admit(&self, ip: IpAddr, now: Instant) -> Result<u64, &'static str> {
         if self.banned(ip, now) {
             return Err("Too many failed logins from your address; try again later.");
         }
@@ -519,7 +522,11 @@ impl Worker {
         implicit: bool,
     ) -> Option<Slot> {
         let ip = net::canonical_ip(peer.ip());
-        let id = match self.shared.admit(ip, now) {
+        // --proxy-protocol: admission waits for the header's real address.
+        let proxied = self.shared.config.proxy_protocol;
+        let admitted =
+            if proxied { crate::session::proxied::screen(&self.shared.config, ip) } else { self.shared.admit(ip, now) };
+        let id = match admitted {
             Ok(id) => id,
             Err(why) => {
                 let _ = stream.write(format!("421 {why}\r\n").as_bytes());
@@ -527,10 +534,15 @@ impl Worker {
                 return None;
             }
         };
+        let release = |shared: &Shared| {
+            if !proxied {
+                shared.release(ip);
+            }
+        };
         let local = match stream.local_addr() {
             Ok(a) => a,
             Err(_) => {
-                self.shared.release(ip);
+                release(&self.shared);
                 return None;
             }
         };
@@ -544,18 +556,21 @@ impl Worker {
             self.poll.registry().register(&mut stream, slot.token(Role::Ctrl), Interest::READABLE | Interest::WRITABLE)
         {
             crate::log::warn(format_args!("register {peer}: {e}"));
-            self.shared.release(ip);
+            release(&self.shared);
             return None;
         }
-        let greeting = self.shared.greeting();
-        let mut s =
-            Session::new(id, generation, stream, SocketAddr::new(ip, peer.port()), local, now, self.id, &greeting);
+        let peer = SocketAddr::new(ip, peer.port());
+        let mut s = if proxied {
+            Session::awaiting_proxy(generation, stream, peer, local, now, self.id)
+        } else {
+            Session::new(id, generation, stream, peer, local, now, self.id, &self.shared.greeting())
+        };
         if implicit {
             match self.shared.tls().map(|c| crate::tls::accept(&c.control)) {
                 Some(Ok(tls)) => s.start_implicit_tls(tls),
                 _ => {
                     let _ = self.poll.registry().deregister(&mut s.ctrl);
-                    self.shared.release(ip);
+                    release(&self.shared);
                     return None;
                 }
             }
@@ -575,7 +590,9 @@ impl Worker {
             Outcome::Close => {
                 let mut s = self.sessions.remove(slot.key);
                 s.close(self.poll.registry());
-                self.shared.release(s.peer.ip());
+                if s.admitted {
+                    self.shared.release(s.peer.ip());
+                }
                 return;
             }
             Outcome::Yield => {

@@ -5,4 +5,5 @@
 
 pub mod addr;
 pub mod command;
+pub mod proxy;
 pub mod reply;

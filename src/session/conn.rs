@@ -42,7 +42,7 @@ impl Session {
         let IpAddr::V4(local) = self.local_ip() else {
             return self.reply(reply::BAD_NETWORK_PROTOCOL, "PASV is IPv4 only; use EPSV on IPv6.");
         };
-        let announce = cx.cfg.pasv_address.unwrap_or(local);
+        let announce = cx.shared.pasv_address().unwrap_or(local);
         if let Some(port) = self.open_passive(cx) {
             let mut text = Vec::with_capacity(64);
             addr::push_pasv_text(&mut text, announce, port);

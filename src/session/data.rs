@@ -223,14 +223,15 @@ impl DataChan {
         }
     }
 
-    /// Gives the channel one turn. `peer_ip` is the control connection's
-    /// client address (passive connections from elsewhere are refused unless
-    /// `allow_foreign`).
+    /// Gives the channel one turn. `peer_ips` are the addresses passive
+    /// connections may come from: the control connection's client (and its
+    /// load balancer with --proxy-data-check relaxed); others are refused
+    /// unless `allow_foreign`.
     pub fn drive(
         &mut self,
         slot: Slot,
         registry: &Registry,
-        peer_ip: IpAddr,
+        peer_ips: &[IpAddr],
         allow_foreign: bool,
         sndbuf: usize,
         rcvbuf: usize,
@@ -241,7 +242,7 @@ impl DataChan {
         }
         match mem::replace(&mut self.state, DataState::Idle) {
             DataState::Listening { listener, port } => {
-                match self.accept(&listener, slot, registry, peer_ip, allow_foreign, sndbuf, rcvbuf, None) {
+                match self.accept(&listener, slot, registry, peer_ips, allow_foreign, sndbuf, rcvbuf, None) {
                     Ok(Some(conn)) => {
                         let mut listener = listener;
                         let _ = registry.deregister(&mut listener);
@@ -262,7 +263,7 @@ impl DataChan {
             }
             DataState::WaitAccept { listener, job } => {
                 let sc = self.secure.as_ref().map(|c| sink::config_for(c, &job));
-                match self.accept(&listener, slot, registry, peer_ip, allow_foreign, sndbuf, rcvbuf, sc) {
+                match self.accept(&listener, slot, registry, peer_ips, allow_foreign, sndbuf, rcvbuf, sc) {
                     Ok(Some(conn)) => {
                         let mut listener = listener;
                         let _ = registry.deregister(&mut listener);
@@ -383,7 +384,7 @@ impl DataChan {
         listener: &TcpListener,
         slot: Slot,
         registry: &Registry,
-        peer_ip: IpAddr,
+        peer_ips: &[IpAddr],
         allow_foreign: bool,
         sndbuf: usize,
         rcvbuf: usize,
@@ -392,9 +393,10 @@ impl DataChan {
         for _ in 0..limits::ACCEPTS_PER_TURN {
             match listener.accept() {
                 Ok((stream, from)) => {
-                    if !allow_foreign && net::canonical_ip(from.ip()) != peer_ip {
+                    if !allow_foreign && !peer_ips.contains(&net::canonical_ip(from.ip())) {
                         crate::log::warn(format_args!(
-                            "refused data connection from {from}: control connection is from {peer_ip}"
+                            "refused data connection from {from}: control connection is from {}",
+                            peer_ips.first().map_or(String::new(), |ip| ip.to_string())
                         ));
                         continue;
                     }

@@ -11,10 +11,11 @@ use super::{Cx, Session};
 impl Session {
     /// Gives the data channel a turn. `None`: it yielded on its budget.
     pub(super) fn drive_data(&mut self, cx: &mut Cx<'_>) -> Option<bool> {
+        let sources = self.data_sources(cx.cfg);
         let ev = self.data.drive(
             cx.slot,
             cx.registry,
-            self.peer.ip(),
+            &sources,
             cx.cfg.allow_foreign_pasv,
             cx.cfg.sndbuf,
             cx.cfg.rcvbuf,

@@ -8,6 +8,7 @@ pub mod data;
 pub mod events;
 pub mod files;
 pub mod messages;
+pub mod proxied;
 pub mod sink;
 pub mod transfer;
 pub mod upload;
@@ -42,6 +43,9 @@ use transfer::Job;
 /// The control channel's login state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CtrlState {
+    /// --proxy-protocol: nothing is sent or executed until the load
+    /// balancer's PROXY header is read (see `proxied.rs`).
+    AwaitProxy,
     NeedUser,
     /// USER was accepted; PASS completes the login.
     NeedPass {
@@ -152,6 +156,12 @@ pub struct Session {
     record_left: usize,
     /// Directories whose `.message` was shown (fingerprints, bounded).
     pub seen_dirs: Vec<u64>,
+    /// Counted by `Shared::admit` (released on close). False while a PROXY
+    /// header is awaited, or when admission refused the real client.
+    pub admitted: bool,
+    /// The load balancer's address when the connection came through one
+    /// (`peer` is then the client's real address from the PROXY header).
+    pub proxy: Option<SocketAddr>,
 }
 
 /// CCC: back to a plaintext control connection (RFC 4217 §6), with --allow-ccc.
@@ -177,7 +187,26 @@ impl Session {
         greeting: &[u8],
     ) -> Session {
         crate::log::info(format_args!("session {id} connect from {peer} (worker {worker})"));
-        let out = greeting.to_vec();
+        let mut s = Session::bare(id, generation, ctrl, peer, local, now, worker);
+        s.greet(greeting);
+        s
+    }
+
+    /// Queues the 220 greeting (the default line or --banner-file's text).
+    fn greet(&mut self, greeting: &[u8]) {
+        self.out.extend_from_slice(greeting);
+    }
+
+    /// A session in `NeedUser` with nothing queued and nothing logged.
+    fn bare(
+        id: u64,
+        generation: u16,
+        ctrl: TcpStream,
+        peer: SocketAddr,
+        local: SocketAddr,
+        now: Instant,
+        worker: usize,
+    ) -> Session {
         Session {
             id,
             generation,
@@ -189,7 +218,7 @@ impl Session {
             ctrl_writable: true,
             input: LineBuf::new(limits::MAX_LINE),
             held: None,
-            out,
+            out: Vec::new(),
             out_pos: 0,
             state: CtrlState::NeedUser,
             cwd: VPath::root(),
@@ -217,6 +246,8 @@ impl Session {
             ccc: Ccc::Off,
             record_left: 0,
             seen_dirs: Vec::new(),
+            admitted: true,
+            proxy: None,
         }
     }
 
@@ -266,6 +297,7 @@ impl Session {
     /// The moment this session must be looked at again.
     pub fn deadline(&self, cfg: &Config) -> Instant {
         match &self.state {
+            CtrlState::AwaitProxy => self.connected_at + limits::PROXY_HEADER_TIMEOUT,
             CtrlState::Closing { since } => *since + CLOSE_GRACE,
             CtrlState::NeedUser | CtrlState::NeedPass { .. } => {
                 (self.connected_at + cfg.login_timeout).min(self.last_command + cfg.idle_timeout)
@@ -286,6 +318,9 @@ impl Session {
     /// The deadline passed: time out the transfer, or the session.
     pub fn on_timeout(&mut self, cx: &mut Cx<'_>) {
         match self.state {
+            CtrlState::AwaitProxy => {
+                self.refuse_proxy("no PROXY header in time", cx.now);
+            }
             CtrlState::Failed { close, .. } => {
                 if close {
                     self.close_with(reply::SERVICE_UNAVAILABLE, "Too many failed logins.", cx.now);
@@ -322,6 +357,11 @@ impl Session {
 
     /// Runs the session until it would block, must close, or used its budget.
     pub fn drive(&mut self, cx: &mut Cx<'_>) -> Outcome {
+        if matches!(self.state, CtrlState::AwaitProxy) {
+            if let Some(waiting) = self.await_proxy(cx) {
+                return waiting;
+            }
+        }
         let mut yielded = false;
         for _ in 0..limits::COMMANDS_PER_TURN {
             let mut progress = false;
@@ -588,6 +628,9 @@ impl Session {
     }
 
     fn end_log(&self, reason: &str) {
+        if !self.admitted {
+            return; // never a session (see `proxied.rs`, which logs why)
+        }
         crate::log::info(format_args!(
             "session {} end {} user={} transfers={} bytes={} secs={:.1} reason={reason}",
             self.id,

@@ -47,7 +47,7 @@ const BIG: usize = 5 * MIB as usize + 7;
 
 /// Makes a self-signed P-256 certificate for CN=localhost: `dir/NAME.cert.pem`
 /// and `dir/NAME.key.pem`.
-fn make_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+pub(crate) fn make_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     let cert = dir.join(format!("{name}.cert.pem"));
     let key = dir.join(format!("{name}.key.pem"));
     run_ok(
@@ -119,7 +119,7 @@ fn tls_fx(name: &str, args: &[&str], fill: impl FnOnce(&Path)) -> TlsFx {
 }
 
 /// The address of `mirrorftpd: implicit TLS on ADDR` in the server's log.
-fn implicit_addr(server: &Server) -> SocketAddr {
+pub(crate) fn implicit_addr(server: &Server) -> SocketAddr {
     const LINE: &str = "mirrorftpd: implicit TLS on ";
     assert!(server.wait_log(LINE, SHORT), "no {LINE:?} line; log:\n{}", server.log());
     let log = server.log();
@@ -164,7 +164,7 @@ fn client_config(versions: Versions, alpn: &[&str]) -> Arc<ClientConfig> {
     Arc::new(cfg)
 }
 
-fn default_config() -> Arc<ClientConfig> {
+pub(crate) fn default_config() -> Arc<ClientConfig> {
     client_config(Versions::Both, &[])
 }
 
@@ -236,7 +236,7 @@ fn read_line(r: &mut impl BufRead) -> io::Result<String> {
 }
 
 /// One reply; the lines of a multi-line reply joined with '\n'.
-fn read_reply(r: &mut impl BufRead) -> io::Result<(u16, String)> {
+pub(crate) fn read_reply(r: &mut impl BufRead) -> io::Result<(u16, String)> {
     let first = read_line(r)?;
     let code = first
         .get(..3)

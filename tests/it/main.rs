@@ -10,6 +10,8 @@ mod operations;
 mod options;
 mod privileges;
 mod protocol;
+mod proxy;
+mod proxy_haproxy;
 mod security;
 mod uploads;
 mod util;

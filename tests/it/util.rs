@@ -368,6 +368,12 @@ impl Ftp {
     pub fn connect(addr: SocketAddr) -> Ftp {
         let stream =
             TcpStream::connect_timeout(&addr, IO_TIMEOUT).unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
+        Ftp::over(stream, addr)
+    }
+
+    /// Takes over a connected control stream (one that sent a PROXY header
+    /// first, say) and reads the greeting, which must be 220.
+    pub fn over(stream: TcpStream, addr: SocketAddr) -> Ftp {
         stream.set_read_timeout(Some(IO_TIMEOUT)).expect("set_read_timeout");
         stream.set_write_timeout(Some(IO_TIMEOUT)).expect("set_write_timeout");
         let writer = stream.try_clone().expect("try_clone");

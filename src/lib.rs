@@ -11,6 +11,7 @@ pub mod limits;
 pub mod log;
 pub mod pool;
 pub mod proto;
+pub mod rate;
 pub mod session;
 pub mod tls;
 pub mod worker;

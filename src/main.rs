@@ -100,9 +100,13 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
     }
 }
 
-/// SIGHUP: reloads what can be reloaded without dropping sessions (the TLS
+/// SIGHUP: reloads what can be reloaded without dropping sessions (--ban-list, for new connections; the TLS
 /// certificate; new handshakes use it, running sessions keep theirs).
 fn reload(shared: &Shared) {
+    match shared.reload_ban_list() {
+        Ok(msg) => mirrorftpd::log::info(format_args!("SIGHUP: {msg}")),
+        Err(e) => mirrorftpd::log::error(format_args!("SIGHUP: ban list not reloaded (the old one stays): {e}")),
+    }
     let cfg = &shared.config;
     if let (Some(cert), Some(key)) = (&cfg.tls_cert, &cfg.tls_key) {
         match mirrorftpd::tls::build(cert, key, cfg.tls13_only) {

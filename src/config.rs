@@ -356,8 +356,7 @@ pub fn parse_port_range(s: &str) -> Result<PortRange, ConfigError> {
 
 /// Reads a --ban-list file (one IP or CIDR block a line, `#` comments).
 pub fn read_ban_list(path: &std::path::Path) -> Result<Vec<crate::cidr::Cidr>, ConfigError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| ConfigError(format!("--ban-list {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("--ban-list {}: {e}", path.display())))?;
     crate::cidr::parse_list(&text, &format!("--ban-list {}", path.display())).map_err(ConfigError)
 }
 

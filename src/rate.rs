@@ -109,7 +109,11 @@ pub struct SharedBucket {
 
 impl SharedBucket {
     pub fn new(rate: u64, now: Instant) -> SharedBucket {
-        SharedBucket { rate, bucket: Mutex::new(Bucket::new(rate, chunk_for(rate, 1), now)), active: AtomicUsize::new(0) }
+        SharedBucket {
+            rate,
+            bucket: Mutex::new(Bucket::new(rate, chunk_for(rate, 1), now)),
+            active: AtomicUsize::new(0),
+        }
     }
 
     pub fn rate(&self) -> u64 {

@@ -77,6 +77,7 @@ s = j.get("session_mib_per_s", {})
 print(json.dumps({"case": name, "flags": flags, "target": float(target), "mib_per_s": j["mib_per_s"],
                   "min": s.get("min"), "max": s.get("max"), "sessions": s.get("count"),
                   "cpu_s": cpu, "gib": gib, "cpu_per_gib": cpu / gib if gib else None,
+                  "client_cpu_s": j["client_cpu_percent"] / 100 * j["duration_secs"],
                   "errors": j["errors"]}))
 EOF
     log "$name: $(tail -n1 "$DIR/runs/results.jsonl")"
@@ -107,8 +108,10 @@ def med(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None
 print("| case | server flags | target MiB/s | achieved MiB/s | achieved / target | session min–max MiB/s"
-      " | server CPU s/GiB | CPU/GiB ÷ unlimited | errors |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---|")
+      " | server CPU s/GiB | CPU/GiB ÷ unlimited | server+client CPU s/GiB (÷ unlimited) | errors |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+def both(r):
+    return (r["cpu_s"] + r["client_cpu_s"]) / r["gib"] if r["gib"] else None
 for case, rs in by.items():
     r0 = rs[0][1]
     ach = med([r["mib_per_s"] for _, r in rs])
@@ -119,8 +122,10 @@ for case, rs in by.items():
     rel = med([r["cpu_per_gib"] / free[rnd]["cpu_per_gib"] for rnd, r in rs
                if r["cpu_per_gib"] and free[rnd]["cpu_per_gib"]])
     errs = sum(sum(r["errors"].values()) for _, r in rs)
+    tot = med([both(r) for _, r in rs])
+    trel = med([both(r) / both(free[rnd]) for rnd, r in rs if both(r) and both(free[rnd])])
     print(f"| {case} | `{r0['flags'] or '(none)'}` | {tgt:,.0f} | {ach:,.1f} | {ratio} | {lo:,.1f}–{hi:,.1f}"
-          f" | {cpg:.3f} | {rel:.2f} | {errs} |")
+          f" | {cpg:.3f} | {rel:.2f} | {tot:.3f} ({trel:.2f}) | {errs} |")
 EOF
 )
 
@@ -128,7 +133,7 @@ EOF
     echo "# Rate limits: held rate and CPU per byte — $(date -u '+%F %T') UTC"
     echo
     echo "- machine: $(nproc) CPUs ($(cpu_model)), $(ram_gib) RAM, kernel $(uname -r), qdisc on lo: $(tc qdisc show dev lo 2>/dev/null | awk '{print $2}' | head -n1), congestion control $(sysctl -n net.ipv4.tcp_congestion_control 2>/dev/null); server and load generator share the CPUs; load average at start $load0, at end $load1"
-    echo "- command: \`CONNS=$CONNS SECS=$SECS ROUNDS=$ROUNDS PER=$PER TOTAL=$TOTAL perf/rate.sh\` (commit $(repo_commit))"
+    echo "- command: \`CONNS=$CONNS SECS=$SECS ROUNDS=$ROUNDS PER=$PER TOTAL=$TOTAL perf/rate.sh\` (commit $(git -C "$REPO_DIR" rev-parse --short=12 HEAD 2>/dev/null || repo_commit))"
     echo "- each run: \`mirrorftpd --workers 2 --quiet FLAGS\` serving a $FILE_MIB MiB file (re-read into the page cache right before), \`mirrorftpd bench retr --conns $CONNS --duration $SECS --discard --threads 2\`; server CPU = utime+stime from /proc/PID/stat around the bench"
     echo "- medians over $ROUNDS round(s), cases interleaved; CPU ratio taken against the unlimited run of the same round"
     echo

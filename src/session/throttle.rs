@@ -56,9 +56,17 @@ impl Throttle {
         Throttle { session_rate, upload: None, total, joined: false, credit: 0, credit_upload: false, until: None }
     }
 
-    /// SO_MAX_PACING_RATE for the session's data sockets (0: none).
+    /// SO_MAX_PACING_RATE for the session's data sockets (0: none): the
+    /// session's own limit, and never above the total (no session can go
+    /// faster than that anyway), so that a chunk granted by the total bucket
+    /// leaves smoothly rather than as one burst.
     pub fn pacing_rate(&self) -> u64 {
-        self.session_rate
+        let total = self.total.as_ref().map_or(0, |t| t.rate());
+        match (self.session_rate, total) {
+            (0, t) => t,
+            (s, 0) => s,
+            (s, t) => s.min(t),
+        }
     }
 
     fn limited(&self, upload: bool) -> bool {
@@ -165,6 +173,10 @@ mod tests {
         // --max-rate alone: downloads are the kernel's business.
         let mut t = Throttle::new(1 << 20, None);
         assert_eq!(t.pacing_rate(), 1 << 20);
+        let total = Some(Arc::new(SharedBucket::new(4 << 20, now)));
+        assert_eq!(Throttle::new(0, total.clone()).pacing_rate(), 4 << 20, "paced at the total");
+        assert_eq!(Throttle::new(8 << 20, total.clone()).pacing_rate(), 4 << 20);
+        assert_eq!(Throttle::new(1 << 20, total).pacing_rate(), 1 << 20);
         assert_eq!(t.budget(false, now), Budget::Bytes(limits::SEND_BUDGET_PER_TURN));
     }
 

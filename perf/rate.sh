@@ -53,13 +53,21 @@ cpu_ticks() {
 measure() {
     local name=$1 target=$2
     shift 2
-    local port pid c0 c1 json
-    port=$(free_port)
-    "$BIN" --root "$DIR/root" --listen "127.0.0.1:$port" --workers 2 --quiet \
-        --max-clients 1000 --max-per-ip 1000 "$@" 2> "$DIR/runs/$name.server.log" &
+    local port="" pid c0 c1 json i slog=$DIR/runs/$name.server.log
+    # Port 0: the server picks a free port and prints it (no race with
+    # other programs for a port chosen here).
+    : > "$slog"
+    "$BIN" --root "$DIR/root" --listen "127.0.0.1:0" --workers 2 --quiet \
+        --max-clients 1000 --max-per-ip 1000 "$@" 2> "$slog" &
     pid=$!
     PIDS+=("$pid")
-    wait_port mirrorftpd "$pid" "$port" || die "server for $name did not start"
+    for ((i = 0; i < WAIT_PORT_SECS * 10; i++)); do
+        port=$(sed -n 's/^mirrorftpd: listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$slog" | head -n1 || true)
+        [[ -n $port ]] && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    [[ -n $port ]] || { show_logs "$slog"; die "server for $name did not start"; }
     warm "$DIR/root/big.bin"
     c0=$(cpu_ticks "$pid")
     json=$DIR/runs/$name.json
@@ -83,7 +91,7 @@ EOF
     log "$name: $(tail -n1 "$DIR/runs/results.jsonl")"
 }
 
-rm -f "$DIR/runs/results.jsonl"
+rm -f "$DIR/runs/"*
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 for ((r = 1; r <= ROUNDS; r++)); do
     measure "r$r-unlimited" 0

@@ -106,7 +106,11 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(config: Config, auth: Arc<Auth>, pool: Pool, tls: Option<Arc<crate::tls::Configs>>) -> Shared {
+        let total_rate = (config.max_rate_total > 0)
+            .then(|| Arc::new(crate::rate::SharedBucket::new(config.max_rate_total, Instant::now())));
+        let ban_list = std::sync::RwLock::new(Arc::new(config.ban_cidrs.clone()));
         Shared {
+            config,
             auth,
             pool,
             tls: std::sync::RwLock::new(tls),
@@ -114,10 +118,8 @@ impl Shared {
             per_ip: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             next_session: AtomicU64::new(1),
-            total_rate: (config.max_rate_total > 0)
-                .then(|| Arc::new(crate::rate::SharedBucket::new(config.max_rate_total, Instant::now()))),
-            ban_list: std::sync::RwLock::new(Arc::new(config.ban_cidrs.clone())),
-            config,
+            total_rate,
+            ban_list,
         }
     }
 

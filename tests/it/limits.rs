@@ -143,16 +143,11 @@ fn max_rate_throttles_an_upload_without_a_false_data_timeout() {
     assert_eq!(ftp.cmd("NOOP").0, 200);
 }
 
-#[test]
-fn max_rate_total_is_shared_by_concurrent_downloads() {
-    // Two downloads of 4 MiB under a total of 4 MiB/s: 8 MiB take 2 s, and
-    // each must get about half (neither may finish in the first 1.5 s, which
-    // an unfair split or a per-session reading of the limit would allow).
-    let data = pattern(64, SIZE);
-    let f = fx("lim-total", &["--max-rate-total", "4M"], |r| put(r, "f.bin", &data));
-    let addr = f.server.addr;
-    let start = Arc::new(Barrier::new(2));
-    let ts: Vec<_> = (0..2)
+/// `n` sessions download `path` at the same moment; each gives the bytes
+/// received, the final reply code and the time from RETR to that reply.
+fn concurrent_retr(addr: SocketAddr, n: usize, path: &'static str) -> Vec<(usize, u16, Duration)> {
+    let start = Arc::new(Barrier::new(n));
+    let ts: Vec<_> = (0..n)
         .map(|_| {
             let start = start.clone();
             thread::spawn(move || {
@@ -161,23 +156,51 @@ fn max_rate_total_is_shared_by_concurrent_downloads() {
                 let mut data = ftp.pasv_connect();
                 start.wait();
                 let t = Instant::now();
-                ftp.send("RETR /f.bin");
+                ftp.send(&format!("RETR {path}"));
                 assert_eq!(ftp.reply().0, 150);
                 let mut got = Vec::new();
                 data.read_to_end(&mut got).expect("reading data");
-                assert_eq!(ftp.reply().0, 226);
-                (got.len(), t.elapsed())
+                let done = ftp.reply().0;
+                (got.len(), done, t.elapsed())
             })
         })
         .collect();
+    ts.into_iter().map(|t| t.join().expect("download thread")).collect()
+}
+
+#[test]
+fn max_rate_total_is_shared_by_concurrent_downloads() {
+    // Two downloads of 4 MiB under a total of 4 MiB/s: 8 MiB take 2 s, and
+    // each must get about half (neither may finish in the first 1.5 s, which
+    // an unfair split or a per-session reading of the limit would allow).
+    let data = pattern(64, SIZE);
+    let f = fx("lim-total", &["--max-rate-total", "4M"], |r| put(r, "f.bin", &data));
     let t0 = Instant::now();
-    let res: Vec<(usize, Duration)> = ts.into_iter().map(|t| t.join().expect("download thread")).collect();
+    let res = concurrent_retr(f.server.addr, 2, "/f.bin");
     let all = t0.elapsed();
-    for (len, took) in &res {
-        assert_eq!(*len, SIZE);
+    for (len, code, took) in &res {
+        assert_eq!((*len, *code), (SIZE, 226), "{res:?}");
         assert!(*took >= Duration::from_millis(1500), "a download sharing 4M finished in {took:?}: {res:?}");
     }
     assert!(all < Duration::from_secs(6), "two shared downloads took {all:?}");
+}
+
+#[test]
+fn waiting_for_the_total_bucket_is_not_a_data_timeout() {
+    // 5 downloads of 48 KiB share 64 KiB/s in 16 KiB chunks: each waits
+    // about 1.25 s for its next chunk, longer than --data-timeout 1. Those
+    // waits are the server's own; every transfer must end with 226.
+    let f = fx("lim-total-wait", &["--max-rate-total", "64K", "--data-timeout", "1"], |r| {
+        put(r, "s.bin", &pattern(65, 48 << 10))
+    });
+    let t0 = Instant::now();
+    let res = concurrent_retr(f.server.addr, 5, "/s.bin");
+    let all = t0.elapsed();
+    for (len, code, _) in &res {
+        assert_eq!((*len, *code), (48 << 10, 226), "a throttled download failed: {res:?}");
+    }
+    // 240 KiB at 64 KiB/s, less one 16 KiB burst: 3.5 s.
+    assert!(all >= Duration::from_secs(3), "5 × 48 KiB under 64K took only {all:?}");
 }
 
 /// Connects and returns the first reply code (0: closed without one).

@@ -139,6 +139,22 @@ pub struct Flags {
     #[arg(long, value_name = "N", default_value_t = limits::DEFAULT_MAX_PER_IP)]
     pub max_per_ip: usize,
 
+    /// Most bytes per second one session's transfers may move, e.g. 500K,
+    /// 10M, 1G (binary suffixes); 0 is unlimited. Downloads are paced by the
+    /// kernel, uploads by a token bucket.
+    #[arg(long, value_name = "RATE", default_value = "0", value_parser = crate::rate::parse_rate)]
+    pub max_rate: u64,
+
+    /// Most bytes per second all sessions together may move (shared by
+    /// every worker), with the same syntax; 0 is unlimited.
+    #[arg(long, value_name = "RATE", default_value = "0", value_parser = crate::rate::parse_rate)]
+    pub max_rate_total: u64,
+
+    /// Addresses refused with 421 on connect: one IP or CIDR block a line,
+    /// `#` comments; re-read on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    pub ban_list: Option<PathBuf>,
+
     /// Show times in LIST, MLSD and MDTM in the server's local time zone
     /// instead of UTC.
     #[arg(long)]
@@ -355,6 +371,13 @@ pub struct Config {
     pub dir_messages: bool,
     pub max_clients: usize,
     pub max_per_ip: usize,
+    /// --max-rate in bytes/s; 0: unlimited.
+    pub max_rate: u64,
+    /// --max-rate-total in bytes/s; 0: unlimited.
+    pub max_rate_total: u64,
+    pub ban_list: Option<PathBuf>,
+    /// The blocks of --ban-list as read at startup (SIGHUP re-reads the file).
+    pub ban_cidrs: Vec<crate::cidr::Cidr>,
     pub local_time: bool,
     pub check_config: bool,
     pub deny_dotfiles: bool,
@@ -413,6 +436,12 @@ pub fn parse_port_range(s: &str) -> Result<PortRange, ConfigError> {
         return err(format!("--pasv-ports {s:?}: need 1 <= LOW <= HIGH"));
     }
     Ok(PortRange { low, high })
+}
+
+/// Reads a --ban-list file (one IP or CIDR block a line, `#` comments).
+pub fn read_ban_list(path: &std::path::Path) -> Result<Vec<crate::cidr::Cidr>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("--ban-list {}: {e}", path.display())))?;
+    crate::cidr::parse_list(&text, &format!("--ban-list {}", path.display())).map_err(ConfigError)
 }
 
 impl Config {
@@ -497,6 +526,13 @@ impl Config {
             dir_messages: !f.no_dir_messages,
             max_clients: f.max_clients,
             max_per_ip: f.max_per_ip,
+            max_rate: f.max_rate,
+            max_rate_total: f.max_rate_total,
+            ban_cidrs: match &f.ban_list {
+                Some(p) => read_ban_list(p)?,
+                None => Vec::new(),
+            },
+            ban_list: f.ban_list,
             local_time: f.local_time,
             check_config: f.check_config,
             deny_dotfiles: f.deny_dotfiles,

@@ -13,6 +13,7 @@ pub mod pasv_address;
 pub mod pool;
 pub mod privs;
 pub mod proto;
+pub mod rate;
 pub mod session;
 pub mod systemd;
 pub mod tls;

@@ -17,6 +17,14 @@ pub const SEND_BUDGET_PER_TURN: u64 = 8 << 20;
 /// Size of one `sendfile` call. The kernel stops at the socket buffer anyway;
 /// a large count makes each writable event move as much as it can.
 pub const SENDFILE_CHUNK: usize = 4 << 20;
+/// A rate-limited transfer reserves this much time's worth of its bucket's
+/// rate at a time (split among the transfers sharing the bucket).
+pub const RATE_SLICE: Duration = Duration::from_millis(50);
+/// Smallest chunk a rate-limited transfer reserves (the largest is
+/// SENDFILE_CHUNK).
+pub const RATE_CHUNK_MIN: u64 = 16 << 10;
+/// Highest --max-rate / --max-rate-total accepted (1 TiB/s).
+pub const MAX_RATE: u64 = 1 << 40;
 /// Buffer for the read+write fallback and for ASCII conversion.
 pub const COPY_BUF: usize = 64 << 10;
 /// The one buffer of an upload: socket reads land here, then a positioned

@@ -226,6 +226,10 @@ fn reload(shared: &Shared, notifier: Option<&systemd::Notifier>) {
 fn reload_files(shared: &Shared) {
     // A --pasv-address name is resolved again (here, on the main thread).
     let _ = shared.refresh_pasv_address();
+    match shared.reload_ban_list() {
+        Ok(msg) => mirrorftpd::log::info(format_args!("SIGHUP: {msg}")),
+        Err(e) => mirrorftpd::log::error(format_args!("SIGHUP: ban list not reloaded (the old one stays): {e}")),
+    }
     let cfg = &shared.config;
     if cfg.users.is_some() || cfg.rules.is_some() {
         match Auth::load(cfg) {

@@ -107,6 +107,10 @@ pub struct Shared {
     next_session: AtomicU64,
     /// The --pasv-address value now announced (see `pasv_address.rs`).
     pub(crate) pasv: crate::pasv_address::Announced,
+    /// --max-rate-total's bucket, drawn from by every session.
+    pub total_rate: Option<Arc<crate::rate::SharedBucket>>,
+    /// --ban-list, swapped whole on SIGHUP; read at every accept.
+    ban_list: std::sync::RwLock<Arc<Vec<crate::cidr::Cidr>>>,
 }
 
 impl Shared {
@@ -117,6 +121,9 @@ impl Shared {
         tls: Option<Arc<crate::tls::Configs>>,
         greeting: Vec<u8>,
     ) -> Shared {
+        let total_rate = (config.max_rate_total > 0)
+            .then(|| Arc::new(crate::rate::SharedBucket::new(config.max_rate_total, Instant::now())));
+        let ban_list = std::sync::RwLock::new(Arc::new(config.ban_cidrs.clone()));
         Shared {
             pasv: crate::pasv_address::Announced::new(config.pasv_address.as_ref()),
             config,
@@ -130,6 +137,8 @@ impl Shared {
             per_ip: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             next_session: AtomicU64::new(1),
+            total_rate,
+            ban_list,
         }
     }
 
@@ -164,6 +173,22 @@ impl Shared {
         for w in self.wakers.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             let _ = w.wake();
         }
+    }
+
+    /// SIGHUP: re-reads --ban-list. On an error the old list stays.
+    pub fn reload_ban_list(&self) -> Result<String, String> {
+        let Some(path) = &self.config.ban_list else {
+            return Ok("no --ban-list".into());
+        };
+        let list = crate::config::read_ban_list(path).map_err(|e| e.to_string())?;
+        let msg = format!("--ban-list {}: {} blocks", path.display(), list.len());
+        *self.ban_list.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(list);
+        Ok(msg)
+    }
+
+    fn ban_listed(&self, ip: IpAddr) -> bool {
+        let list = self.ban_list.read().unwrap_or_else(|p| p.into_inner());
+        crate::cidr::any_contains(&list, ip)
     }
 
     /// The current FTPS configuration (None: FTPS is off).
@@ -222,6 +247,9 @@ impl Shared {
     pub(crate) fn admit(&self, ip: IpAddr, now: Instant) -> Result<u64, &'static str> {
         if self.banned(ip, now) {
             return Err("Too many failed logins from your address; try again later.");
+        }
+        if self.ban_listed(ip) {
+            return Err("Your address is not allowed to connect.");
         }
         let mut map = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
         if self.sessions.load(Ordering::Relaxed) >= self.config.max_clients {
@@ -565,6 +593,7 @@ impl Worker {
         } else {
             Session::new(id, generation, stream, peer, local, now, self.id, &self.shared.greeting())
         };
+        s.data.throttle = crate::session::throttle::Throttle::new(cfg.max_rate, self.shared.total_rate.clone());
         if implicit {
             match self.shared.tls().map(|c| crate::tls::accept(&c.control)) {
                 Some(Ok(tls)) => s.start_implicit_tls(tls),

@@ -155,6 +155,14 @@ impl Summary<'_> {
         o.push('}');
         let _ = write!(o, ",\"client_cpu_percent\":{:.1}", self.cpu_percent());
         let _ = write!(o, ",\"sessions_established\":{}", s.established);
+        // Per-session rates (MiB/s) over the whole run: how evenly a rate
+        // limit is shared.
+        let rates: Vec<f64> = s.session_bytes.iter().map(|b| *b as f64 / MIB / self.secs().max(1e-9)).collect();
+        if !rates.is_empty() {
+            let min = rates.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = rates.iter().copied().fold(0.0, f64::max);
+            let _ = write!(o, ",\"session_mib_per_s\":{{\"min\":{min:.3},\"max\":{max:.3},\"count\":{}}}", rates.len());
+        }
         o.push('}');
         o
     }

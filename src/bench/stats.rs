@@ -191,6 +191,8 @@ pub struct Stats {
     /// Sessions that logged in at least once.
     pub established: u64,
     pub tls: TlsCounts,
+    /// Data bytes by session number (0..conns), for per-session rates.
+    pub session_bytes: Vec<u64>,
 }
 
 impl Stats {
@@ -206,7 +208,22 @@ impl Stats {
         &mut self.latency[kind as usize]
     }
 
+    /// `n` data bytes moved by session number `session`.
+    pub fn moved(&mut self, session: usize, n: u64) {
+        self.bytes += n;
+        if session >= self.session_bytes.len() {
+            self.session_bytes.resize(session + 1, 0);
+        }
+        self.session_bytes[session] += n;
+    }
+
     pub fn merge(&mut self, other: &Stats) {
+        if self.session_bytes.len() < other.session_bytes.len() {
+            self.session_bytes.resize(other.session_bytes.len(), 0);
+        }
+        for (a, b) in self.session_bytes.iter_mut().zip(&other.session_bytes) {
+            *a += b;
+        }
         self.bytes += other.bytes;
         self.ops += other.ops;
         for (k, v) in &other.errors {

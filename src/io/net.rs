@@ -98,8 +98,9 @@ pub fn tune_control(s: &mio::net::TcpStream, nodelay: bool) -> io::Result<()> {
 }
 
 /// Options of a data connection: buffer sizes when configured (0 keeps the
-/// kernel's autotuning), keepalive so a dead peer is noticed.
-pub fn tune_data(s: &mio::net::TcpStream, sndbuf: usize, rcvbuf: usize) -> io::Result<()> {
+/// kernel's autotuning), keepalive so a dead peer is noticed, and with
+/// `max_rate` > 0 (--max-rate) the kernel's pacing of what it sends.
+pub fn tune_data(s: &mio::net::TcpStream, sndbuf: usize, rcvbuf: usize, max_rate: u64) -> io::Result<()> {
     let sock = SockRef::from(s);
     if sndbuf > 0 {
         sock.set_send_buffer_size(sndbuf)?;
@@ -108,6 +109,9 @@ pub fn tune_data(s: &mio::net::TcpStream, sndbuf: usize, rcvbuf: usize) -> io::R
         sock.set_recv_buffer_size(rcvbuf)?;
     }
     sock.set_keepalive(true)?;
+    if max_rate > 0 {
+        super::sys::set_max_pacing_rate(s, max_rate)?;
+    }
     Ok(())
 }
 

@@ -212,3 +212,31 @@ pub fn set_bind_address_no_port(sock: &socket2::Socket) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// SO_MAX_PACING_RATE: the kernel sends at most `bytes_per_sec` on this
+/// socket (TCP paces itself without the fq qdisc since Linux 4.13), so a
+/// rate-limited download needs no timers in user space and stays on
+/// sendfile. Rates above what the kernel can represent mean unlimited.
+pub fn set_max_pacing_rate(sock: &impl AsRawFd, bytes_per_sec: u64) -> io::Result<()> {
+    // The kernel takes an unsigned long (64-bit here); ~0 means unlimited.
+    let rate: libc::c_ulong = libc::c_ulong::try_from(bytes_per_sec).unwrap_or(libc::c_ulong::MAX);
+    // SAFETY: `sock` is a live socket; the option value is a c_ulong of the
+    // size passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_MAX_PACING_RATE,
+            (&rate as *const libc::c_ulong).cast(),
+            std::mem::size_of::<libc::c_ulong>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// asm-generic/socket.h (x86, arm, riscv…); the libc crate has no export
+/// of it for every target.
+const SO_MAX_PACING_RATE: libc::c_int = 47;

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use rustls::ServerConfig;
 
 use super::sink::{self, Conn};
+use super::throttle::{Budget, Throttle};
 use super::transfer::{Failure, Job, Pump};
 use crate::config::SessionReuse;
 use crate::io::Status;
@@ -54,6 +55,8 @@ pub struct DataChan {
     /// The control session's id (binds data TLS sessions to it).
     pub session: u64,
     pub reuse: SessionReuse,
+    /// Rate limits (--max-rate, --max-rate-total) and their state.
+    pub throttle: Throttle,
 }
 
 /// What the channel reports back to the control side after a turn.
@@ -86,7 +89,21 @@ impl DataChan {
             secure: None,
             session,
             reuse: SessionReuse::Preferred,
+            throttle: Throttle::new(0, None),
         }
+    }
+
+    /// When the running transfer must be looked at again: the end of a rate
+    /// limit's wait (the data timeout does not run meanwhile), else the data
+    /// timeout.
+    pub fn deadline(&self, data_timeout: std::time::Duration) -> Instant {
+        self.throttle.until.unwrap_or(self.since + data_timeout)
+    }
+
+    /// True when a rate limit's wait is over (the deadline that fired was
+    /// not a timeout).
+    pub fn throttle_due(&self, now: Instant) -> bool {
+        self.throttle.until.is_some_and(|t| t <= now)
     }
 
     /// Applies --tls-session-reuse to a finished data handshake.
@@ -122,6 +139,7 @@ impl DataChan {
 
     /// Closes whatever is open; returns the job that was pending, if any.
     pub fn reset(&mut self, registry: &Registry) -> Option<Job> {
+        self.throttle.end();
         match mem::replace(&mut self.state, DataState::Idle) {
             DataState::Idle | DataState::PortSet(_) => None,
             DataState::Listening { mut listener, .. } => {
@@ -302,7 +320,7 @@ impl DataChan {
                     let _ = registry.deregister(&mut stream);
                     return DataEvent::NoConnection(job, e);
                 }
-                let _ = net::tune_data(&stream, sndbuf, rcvbuf);
+                let _ = net::tune_data(&stream, sndbuf, rcvbuf, self.throttle.pacing_rate());
                 let sc = self.secure.as_ref().map(|c| sink::config_for(c, &job));
                 let conn = match Conn::new(stream, sc.as_ref(), self.session) {
                     Ok(c) => c,
@@ -342,8 +360,21 @@ impl DataChan {
                         }
                     }
                 }
+                let upload = matches!(job, Job::Stor(_));
+                if self.throttle_due(now) {
+                    // The wait was ours: the data timeout starts afresh.
+                    self.since = now;
+                }
+                let budget = match self.throttle.budget(upload, now) {
+                    Budget::Bytes(b) => b,
+                    Budget::Wait(_) => {
+                        self.state = DataState::Running { conn, job };
+                        return DataEvent::Nothing;
+                    }
+                };
                 let mut moved = 0u64;
-                let pump = job.pump(&mut conn, &mut moved);
+                let pump = job.pump(&mut conn, &mut moved, budget);
+                self.throttle.used(moved);
                 if moved > 0 {
                     self.since = now;
                 }
@@ -360,7 +391,12 @@ impl DataChan {
                     }
                     Pump::Yield => {
                         self.state = DataState::Running { conn, job };
-                        DataEvent::Yield
+                        // Out of credit: reserve the next chunk now, and wait
+                        // for it on the timer when it is not due yet.
+                        match self.throttle.budget(upload, now) {
+                            Budget::Wait(_) => DataEvent::Nothing,
+                            Budget::Bytes(_) => DataEvent::Yield,
+                        }
                     }
                     Pump::Failed(f) => {
                         let _ = registry.deregister(&mut conn.stream);
@@ -400,7 +436,7 @@ impl DataChan {
                         ));
                         continue;
                     }
-                    let _ = net::tune_data(&stream, sndbuf, rcvbuf);
+                    let _ = net::tune_data(&stream, sndbuf, rcvbuf, self.throttle.pacing_rate());
                     let conn = Conn::new(stream, tls.as_ref(), self.session)
                         .map_err(|e| io::Error::other(format!("TLS setup: {e}")))?;
                     let mut conn = conn;

@@ -10,6 +10,7 @@ pub mod files;
 pub mod messages;
 pub mod proxied;
 pub mod sink;
+pub mod throttle;
 pub mod transfer;
 pub mod upload;
 
@@ -307,7 +308,7 @@ impl Session {
             CtrlState::LoggedIn { .. } => {
                 if self.data.busy() {
                     // Never the idle timeout while a transfer runs.
-                    self.data.since + cfg.data_timeout
+                    self.data.deadline(cfg.data_timeout)
                 } else {
                     self.last_command + cfg.idle_timeout
                 }
@@ -335,6 +336,9 @@ impl Session {
                 self.out_pos = 0;
                 self.ctrl_writable = false;
             }
+            // A rate limit's wait is over: not a timeout; the drive that
+            // follows moves the next bytes.
+            CtrlState::LoggedIn { .. } if self.data.busy() && self.data.throttle_due(cx.now) => {}
             CtrlState::LoggedIn { .. } if self.data.busy() => {
                 let connected = matches!(self.data.state, data::DataState::Running { .. });
                 if let Some(job) = self.data.reset(cx.registry) {

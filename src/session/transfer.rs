@@ -129,13 +129,15 @@ impl Job {
         }
     }
 
-    /// Moves bytes to `sock` until it would block, the job ends, or the
-    /// turn's budget is spent. `moved` accumulates bytes sent.
-    pub fn pump(&mut self, conn: &mut Conn, moved: &mut u64) -> Pump {
+    /// Moves bytes to `sock` until it would block, the job ends, or
+    /// `budget` bytes (the turn's share, or what a rate limit allows) have
+    /// moved; no single call moves more than what is left of it. `moved`
+    /// accumulates bytes sent.
+    pub fn pump(&mut self, conn: &mut Conn, moved: &mut u64, budget: u64) -> Pump {
         let p = match self {
-            Job::Retr(r) => r.pump(conn, moved),
-            Job::List(l) => l.pump(conn, moved),
-            Job::Stor(s) => s.pump(conn, moved),
+            Job::Retr(r) => r.pump(conn, moved, budget),
+            Job::List(l) => l.pump(conn, moved, budget),
+            Job::Stor(s) => s.pump(conn, moved, budget),
         };
         match p {
             // All bytes handed over: a TLS stream still owes close_notify.
@@ -155,9 +157,9 @@ impl Retr {
         Retr { file, path, pos: start, start, end, ascii, sent: 0, copy }
     }
 
-    fn pump(&mut self, conn: &mut Conn, moved: &mut u64) -> Pump {
+    fn pump(&mut self, conn: &mut Conn, moved: &mut u64, budget: u64) -> Pump {
         if self.copy.is_none() && conn.zero_copy() {
-            match self.pump_sendfile(&conn.stream, moved) {
+            match self.pump_sendfile(&conn.stream, moved, budget) {
                 Err(()) => self.copy = Some(CopyBuf::new()),
                 Ok(p) => return p,
             }
@@ -165,19 +167,19 @@ impl Retr {
         if self.copy.is_none() {
             self.copy = Some(CopyBuf::new());
         }
-        self.pump_copy(conn, moved)
+        self.pump_copy(conn, moved, budget)
     }
 
     /// Zero-copy path. `Err(())` asks for the read+write fallback.
-    fn pump_sendfile(&mut self, sock: &mio::net::TcpStream, moved: &mut u64) -> Result<Pump, ()> {
+    fn pump_sendfile(&mut self, sock: &mio::net::TcpStream, moved: &mut u64, budget: u64) -> Result<Pump, ()> {
         loop {
             if self.pos >= self.end {
                 return Ok(Pump::Finished);
             }
-            if *moved >= limits::SEND_BUDGET_PER_TURN {
+            if *moved >= budget {
                 return Ok(Pump::Yield);
             }
-            let want = (self.end - self.pos).min(limits::SENDFILE_CHUNK as u64) as usize;
+            let want = (self.end - self.pos).min(limits::SENDFILE_CHUNK as u64).min(budget - *moved) as usize;
             match sys::sendfile(sock.as_fd(), self.file.as_fd(), &mut self.pos, want) {
                 Ok(0) => return Ok(Pump::Failed(Failure::Truncated)),
                 Ok(n) => {
@@ -200,7 +202,7 @@ impl Retr {
 
     /// Bounded read+write path: one buffer, positioned reads, LF → CRLF in
     /// ASCII mode.
-    fn pump_copy(&mut self, conn: &mut Conn, moved: &mut u64) -> Pump {
+    fn pump_copy(&mut self, conn: &mut Conn, moved: &mut u64, budget: u64) -> Pump {
         let Some(c) = self.copy.as_mut() else {
             return Pump::Failed(Failure::Local(io::Error::other("no copy buffer")));
         };
@@ -209,7 +211,7 @@ impl Retr {
                 if self.pos >= self.end {
                     return Pump::Finished;
                 }
-                if *moved >= limits::SEND_BUDGET_PER_TURN {
+                if *moved >= budget {
                     return Pump::Yield;
                 }
                 // Read at most half the buffer so ASCII expansion fits.
@@ -243,7 +245,12 @@ impl Retr {
                     c.hi = src_start + n;
                 }
             }
-            match conn.write(&c.buf[c.lo..c.hi]) {
+            let room = budget.saturating_sub(*moved);
+            if room == 0 {
+                return Pump::Yield;
+            }
+            let hi = c.hi.min(c.lo.saturating_add(usize::try_from(room).unwrap_or(usize::MAX)));
+            match conn.write(&c.buf[c.lo..hi]) {
                 Status::Done(n) => {
                     c.lo += n;
                     self.sent += n as u64;
@@ -281,7 +288,7 @@ impl Listing {
         Listing { verb, lister: None, buf, pos: 0, path, sent: 0 }
     }
 
-    fn pump(&mut self, conn: &mut Conn, moved: &mut u64) -> Pump {
+    fn pump(&mut self, conn: &mut Conn, moved: &mut u64, budget: u64) -> Pump {
         loop {
             if self.pos == self.buf.len() {
                 self.buf.clear();
@@ -289,7 +296,7 @@ impl Listing {
                 let Some(lister) = self.lister.as_mut() else {
                     return Pump::Finished;
                 };
-                if *moved >= limits::SEND_BUDGET_PER_TURN {
+                if *moved >= budget {
                     return Pump::Yield;
                 }
                 match lister.fill(&mut self.buf, limits::LIST_CHUNK) {
@@ -301,7 +308,12 @@ impl Listing {
                     continue;
                 }
             }
-            match conn.write(&self.buf[self.pos..]) {
+            let room = budget.saturating_sub(*moved);
+            if room == 0 {
+                return Pump::Yield;
+            }
+            let end = self.buf.len().min(self.pos.saturating_add(usize::try_from(room).unwrap_or(usize::MAX)));
+            match conn.write(&self.buf[self.pos..end]) {
                 Status::Done(n) => {
                     self.pos += n;
                     self.sent += n as u64;
@@ -372,14 +384,16 @@ impl Stor {
         self.up.publish()
     }
 
-    fn pump(&mut self, conn: &mut Conn, moved: &mut u64) -> Pump {
+    fn pump(&mut self, conn: &mut Conn, moved: &mut u64, budget: u64) -> Pump {
         loop {
-            if *moved >= limits::SEND_BUDGET_PER_TURN {
+            if *moved >= budget {
                 return Pump::Yield;
             }
             // ASCII mode keeps byte 0 free for a CR held from the last read.
             let off = usize::from(self.ascii);
-            let n = match conn.read(&mut self.buf[off..]) {
+            let room = usize::try_from(budget - *moved).unwrap_or(usize::MAX);
+            let end = self.buf.len().min(off.saturating_add(room));
+            let n = match conn.read(&mut self.buf[off..end]) {
                 // EOF marks the end of the file in stream mode.
                 Ok(0) => {
                     return match self.finish() {

@@ -6,6 +6,7 @@ mod faults;
 mod ftps;
 mod interop;
 mod interop_upload;
+mod limits;
 mod operations;
 mod options;
 mod privileges;

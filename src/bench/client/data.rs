@@ -299,7 +299,7 @@ impl Client {
                     if let Some(b) = self.bucket.as_mut() {
                         b.take(n);
                     }
-                    cx.stats.bytes += n as u64;
+                    cx.stats.moved(self.index, n as u64);
                     if let Some(op) = self.op.as_mut() {
                         op.bytes += n as u64;
                         op.first_byte.get_or_insert(cx.now);
@@ -380,7 +380,7 @@ impl Client {
                     if let Some(b) = self.bucket.as_mut() {
                         b.take(n);
                     }
-                    cx.stats.bytes += n as u64;
+                    cx.stats.moved(self.index, n as u64);
                     if let Some(op) = self.op.as_mut() {
                         op.bytes += n as u64;
                     }

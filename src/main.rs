@@ -35,6 +35,8 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
 fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let config = Config::from_flags(flags)?;
     mirrorftpd::log::set_quiet(config.quiet);
+    // Log files are opened here, before anything else, with O_APPEND.
+    mirrorftpd::log::init(config.log_file.as_deref(), config.xferlog.as_deref(), config.log_format, config.local_time)?;
     // Only the main thread takes signals; workers inherit the blocked mask.
     sys::block_signals()?;
     // A file-size limit (RLIMIT_FSIZE) must give EFBIG to the upload, not
@@ -66,6 +68,9 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
     for id in 1..cfg.workers {
         workers.push(Worker::bind(id, shared.clone(), &addrs)?);
     }
+    if let Some(m) = workers[0].metrics_addr() {
+        eprintln!("mirrorftpd: metrics on http://{m}/metrics");
+    }
     for (a, implicit) in &addrs {
         if *implicit {
             eprintln!("mirrorftpd: implicit TLS on {a}");
@@ -83,6 +88,7 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
         std::thread::Builder::new().name(format!("worker-{id}")).spawn(move || {
             if let Err(e) = w.run() {
                 mirrorftpd::log::error(format_args!("worker {id} stopped: {e}"));
+                mirrorftpd::log::flush();
                 std::process::exit(1);
             }
         })?;
@@ -92,17 +98,21 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
         match sig {
             libc::SIGTERM | libc::SIGINT => {
                 mirrorftpd::log::info(format_args!("signal {sig}: exiting ({} sessions open)", shared.session_count()));
+                mirrorftpd::log::flush();
                 return Ok(ExitCode::SUCCESS);
             }
             libc::SIGHUP => reload(&shared),
+            libc::SIGUSR1 => mirrorftpd::log::reopen(),
             _ => mirrorftpd::log::info(format_args!("signal {sig}: nothing to do")),
         }
     }
 }
 
 /// SIGHUP: reloads what can be reloaded without dropping sessions (the TLS
-/// certificate; new handshakes use it, running sessions keep theirs).
+/// certificate; new handshakes use it, running sessions keep theirs) and
+/// reopens the log files (as SIGUSR1 does).
 fn reload(shared: &Shared) {
+    mirrorftpd::log::reopen();
     let cfg = &shared.config;
     if let (Some(cert), Some(key)) = (&cfg.tls_cert, &cfg.tls_key) {
         match mirrorftpd::tls::build(cert, key, cfg.tls13_only) {

@@ -7,6 +7,7 @@ pub mod control;
 pub mod data;
 pub mod events;
 pub mod files;
+pub mod observe;
 pub mod sink;
 pub mod transfer;
 pub mod upload;
@@ -36,7 +37,6 @@ use crate::proto::addr::TransferType;
 use crate::proto::reply;
 use crate::worker::Slot;
 use data::DataChan;
-use transfer::Job;
 
 /// The control channel's login state.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -149,6 +149,10 @@ pub struct Session {
     pub ccc: Ccc,
     /// Bytes left of the TLS record being read (record-exact reads after CCC).
     record_left: usize,
+    /// The worker's counters (set by the worker when it admits the session).
+    pub metrics: &'static crate::obs::metrics::WorkerMetrics,
+    /// The verb of the last command, for error-reply logs.
+    last_verb: observe::Verb,
 }
 
 /// CCC: back to a plaintext control connection (RFC 4217 §6), with --allow-ccc.
@@ -171,10 +175,9 @@ impl Session {
         now: Instant,
         worker: usize,
     ) -> Session {
-        crate::log::info(format_args!("session {id} connect from {peer} (worker {worker})"));
         let mut out = Vec::new();
         reply::push(&mut out, reply::SERVICE_READY, b"mirrorftpd ready.");
-        Session {
+        let s = Session {
             id,
             generation,
             worker,
@@ -212,7 +215,11 @@ impl Session {
             prot_private: false,
             ccc: Ccc::Off,
             record_left: 0,
-        }
+            metrics: observe::detached(),
+            last_verb: observe::Verb::default(),
+        };
+        s.log_connect();
+        s
     }
 
     /// Implicit FTPS: TLS from the first byte; the greeting goes out once
@@ -230,10 +237,12 @@ impl Session {
 
     /// Queues a one-line reply.
     pub fn reply(&mut self, code: u16, text: &str) {
+        self.note_reply(code);
         reply::push(&mut self.out, code, text.as_bytes());
     }
 
     pub fn reply_bytes(&mut self, code: u16, text: &[u8]) {
+        self.note_reply(code);
         reply::push(&mut self.out, code, text);
     }
 
@@ -526,6 +535,7 @@ impl Session {
             return;
         }
         let line = std::mem::take(cx.line);
+        self.last_verb = observe::Verb::of_line(&line);
         self.execute(&line, cx);
         *cx.line = line;
     }
@@ -536,10 +546,7 @@ impl Session {
         let user = user.clone();
         match access {
             Some(a) => {
-                crate::log::info(format_args!(
-                    "session {} login {} from {} (worker {})",
-                    self.id, user, self.peer, self.worker
-                ));
+                self.log_login(&user);
                 self.access = a;
                 self.login_failures = 0;
                 self.cwd = VPath::root();
@@ -548,10 +555,7 @@ impl Session {
             }
             None => {
                 self.login_failures += 1;
-                crate::log::info(format_args!(
-                    "session {} failed login as {:?} from {} ({} in this session)",
-                    self.id, user, self.peer, self.login_failures
-                ));
+                self.log_login_failed(&user);
                 let banned = shared.login_failed(self.peer.ip(), now);
                 let cfg = &shared.config;
                 let shift = (self.login_failures - 1).min(8);
@@ -560,32 +564,6 @@ impl Session {
                 self.state = CtrlState::Failed { until: now + delay, close };
             }
         }
-    }
-
-    pub fn log_transfer(&self, job: &Job, result: &str) {
-        let secs = transfer::secs_since(self.data.started);
-        crate::log::info(format_args!(
-            "session {} {} {} {} bytes={} secs={:.3} result={}",
-            self.id,
-            self.user(),
-            job.name(),
-            String::from_utf8_lossy(job.path().as_bytes()).escape_debug(),
-            job.sent(),
-            secs,
-            result
-        ));
-    }
-
-    fn end_log(&self, reason: &str) {
-        crate::log::info(format_args!(
-            "session {} end {} user={} transfers={} bytes={} secs={:.1} reason={reason}",
-            self.id,
-            self.peer,
-            self.user(),
-            self.transfers,
-            self.bytes_sent,
-            self.connected_at.elapsed().as_secs_f64()
-        ));
     }
 
     /// Releases every socket of the session.

@@ -1,0 +1,212 @@
+//! The logger thread: the only place log files and stderr are written. Event
+//! loops hand it finished lines through a bounded queue and never wait for it;
+//! when the queue is full the line is dropped and counted, and the count is
+//! written to the session log once there is room again.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::time::{Duration, Instant};
+
+use crate::limits;
+
+/// What the queue carries.
+pub enum Msg {
+    /// A line (no newline) for the session log.
+    Session(String),
+    /// A line (no newline) for the transfer log.
+    Xfer(String),
+    /// Nothing: look at the flags (reopen, flush).
+    Wake,
+}
+
+/// Where session log lines go.
+enum Out {
+    Stderr,
+    File(PathBuf, io::BufWriter<File>),
+}
+
+pub struct Sink {
+    tx: SyncSender<Msg>,
+}
+
+/// Lines dropped because the queue was full (all threads).
+pub static DROPPED: AtomicU64 = AtomicU64::new(0);
+static REOPEN: AtomicBool = AtomicBool::new(false);
+static FLUSH_ASKED: AtomicU64 = AtomicU64::new(0);
+static FLUSH_DONE: AtomicU64 = AtomicU64::new(0);
+
+/// Opens a log file for appending (O_APPEND, created 0640).
+pub fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new().append(true).create(true).mode(0o640).open(path)
+}
+
+impl Sink {
+    /// Opens the files now (before any privilege change) and starts the thread.
+    /// `drop_line` renders the "N lines dropped" report in the session log's format.
+    pub fn start(
+        session_file: Option<&Path>,
+        xferlog: Option<&Path>,
+        drop_line: fn(u64) -> String,
+    ) -> io::Result<Sink> {
+        let out = match session_file {
+            Some(p) => Out::File(
+                p.to_path_buf(),
+                io::BufWriter::new(
+                    open_append(p).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?,
+                ),
+            ),
+            None => Out::Stderr,
+        };
+        let xfer = match xferlog {
+            Some(p) => Some((
+                p.to_path_buf(),
+                io::BufWriter::new(
+                    open_append(p).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?,
+                ),
+            )),
+            None => None,
+        };
+        let (tx, rx) = sync_channel(limits::LOG_QUEUE);
+        std::thread::Builder::new()
+            .name("logger".into())
+            .spawn(move || Thread { out, xfer, reported: 0, drop_line }.run(rx))?;
+        Ok(Sink { tx })
+    }
+
+    /// Queues a message; never blocks. False when it was dropped.
+    pub fn send(&self, m: Msg) -> bool {
+        match self.tx.try_send(m) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                DROPPED.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Asks the thread to reopen the files (logrotate). Never blocks.
+    pub fn reopen(&self) {
+        REOPEN.store(true, Ordering::Release);
+        let _ = self.tx.try_send(Msg::Wake);
+    }
+
+    /// Waits up to `timeout` until everything queued so far is written.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let target = FLUSH_ASKED.fetch_add(1, Ordering::AcqRel) + 1;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let _ = self.tx.try_send(Msg::Wake);
+            if FLUSH_DONE.load(Ordering::Acquire) >= target {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+struct Thread {
+    out: Out,
+    xfer: Option<(PathBuf, io::BufWriter<File>)>,
+    /// Drops already written to the log.
+    reported: u64,
+    drop_line: fn(u64) -> String,
+}
+
+impl Thread {
+    fn run(mut self, rx: Receiver<Msg>) {
+        let mut err_buf: Vec<u8> = Vec::new();
+        while let Ok(first) = rx.recv() {
+            let asked = FLUSH_ASKED.load(Ordering::Acquire);
+            self.take(first, &mut err_buf);
+            // Drain what is queued (bounded: producers may keep adding).
+            for _ in 0..limits::LOG_QUEUE {
+                match rx.try_recv() {
+                    Ok(m) => self.take(m, &mut err_buf),
+                    Err(_) => break,
+                }
+            }
+            let dropped = DROPPED.load(Ordering::Relaxed);
+            if dropped > self.reported {
+                let line = (self.drop_line)(dropped - self.reported);
+                self.reported = dropped;
+                self.session_line(&line, &mut err_buf);
+            }
+            self.flush_all(&mut err_buf);
+            if REOPEN.swap(false, Ordering::AcqRel) {
+                self.reopen(&mut err_buf);
+                self.flush_all(&mut err_buf);
+            }
+            FLUSH_DONE.fetch_max(asked, Ordering::AcqRel);
+        }
+        self.flush_all(&mut err_buf);
+    }
+
+    fn take(&mut self, m: Msg, err_buf: &mut Vec<u8>) {
+        match m {
+            Msg::Session(line) => self.session_line(&line, err_buf),
+            Msg::Xfer(line) => {
+                if let Some((_, w)) = &mut self.xfer {
+                    let _ = w.write_all(line.as_bytes());
+                    let _ = w.write_all(b"\n");
+                }
+            }
+            Msg::Wake => {}
+        }
+    }
+
+    fn session_line(&mut self, line: &str, err_buf: &mut Vec<u8>) {
+        match &mut self.out {
+            Out::Stderr => {
+                err_buf.extend_from_slice(line.as_bytes());
+                err_buf.push(b'\n');
+            }
+            Out::File(_, w) => {
+                let _ = w.write_all(line.as_bytes());
+                let _ = w.write_all(b"\n");
+            }
+        }
+    }
+
+    fn flush_all(&mut self, err_buf: &mut Vec<u8>) {
+        if !err_buf.is_empty() {
+            let _ = io::stderr().lock().write_all(err_buf);
+            err_buf.clear();
+        }
+        if let Out::File(_, w) = &mut self.out {
+            let _ = w.flush();
+        }
+        if let Some((_, w)) = &mut self.xfer {
+            let _ = w.flush();
+        }
+    }
+
+    /// Reopens each file by name; on failure the old one is kept and the
+    /// error is logged.
+    fn reopen(&mut self, err_buf: &mut Vec<u8>) {
+        let mut errors = Vec::new();
+        if let Out::File(p, w) = &mut self.out {
+            match open_append(p) {
+                Ok(f) => *w = io::BufWriter::new(f),
+                Err(e) => errors.push(format!("mirrorftpd: reopening {}: {e}", p.display())),
+            }
+        }
+        if let Some((p, w)) = &mut self.xfer {
+            match open_append(p) {
+                Ok(f) => *w = io::BufWriter::new(f),
+                Err(e) => errors.push(format!("mirrorftpd: reopening {}: {e}", p.display())),
+            }
+        }
+        for e in errors {
+            // Straight to stderr as well: the log file itself may be the problem.
+            err_buf.extend_from_slice(e.as_bytes());
+            err_buf.push(b'\n');
+        }
+    }
+}

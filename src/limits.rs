@@ -77,7 +77,7 @@ pub const TLS_FILE_CHUNK: usize = 64 << 10;
 
 /// Log lines queued for the logger thread; beyond it lines are dropped (and counted).
 pub const LOG_QUEUE: usize = 8192;
-/// --metrics-listen: open scrape connections at most (more are closed at once).
+/// --metrics-listen: open scrape connections at most (a new one closes the oldest).
 pub const METRICS_MAX_CONNS: usize = 8;
 /// --metrics-listen: longest request head read.
 pub const METRICS_REQUEST_MAX: usize = 4096;

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 
 use crate::obs::json::Obj;
-use crate::obs::sink::{self, Msg, Sink};
+use crate::obs::sink::{self, Msg, Note, Sink};
 
 static QUIET: AtomicBool = AtomicBool::new(false);
 static FORMAT: AtomicU8 = AtomicU8::new(0);
@@ -58,7 +58,7 @@ pub fn init(
     FORMAT.store(format as u8, Ordering::Relaxed);
     LOCAL_TIME.store(local_time, Ordering::Relaxed);
     XFERLOG.store(xferlog.is_some(), Ordering::Relaxed);
-    let sink = Sink::start(session_file, xferlog, drop_line)?;
+    let sink = Sink::start(session_file, xferlog, note)?;
     let _ = SINK.set(sink);
     Ok(())
 }
@@ -110,7 +110,7 @@ static LOCAL_TIME: AtomicBool = AtomicBool::new(false);
 pub struct Event<'a> {
     pub level: Level,
     /// connect, login, login_failed, error_reply, transfer, disconnect,
-    /// refused, log_dropped, message.
+    /// refused, log_dropped, log_reopened, message.
     pub event: &'static str,
     pub session: Option<u64>,
     pub peer: Option<IpAddr>,
@@ -216,10 +216,16 @@ fn text_line(level: Level, args: fmt::Arguments<'_>) -> String {
     )
 }
 
-fn drop_line(n: u64) -> String {
-    let mut ev = Event::new(Level::Warn, "log_dropped");
-    ev.count = Some(n);
-    render(&ev, format_args!("{n} log lines dropped: the logger could not keep up"))
+/// The logger thread's own lines.
+fn note(n: Note) -> String {
+    match n {
+        Note::Dropped(n) => {
+            let mut ev = Event::new(Level::Warn, "log_dropped");
+            ev.count = Some(n);
+            render(&ev, format_args!("{n} log lines dropped: the logger could not keep up"))
+        }
+        Note::Reopened => render(&Event::new(Level::Info, "log_reopened"), format_args!("log files reopened")),
+    }
 }
 
 fn render(ev: &Event<'_>, text: fmt::Arguments<'_>) -> String {

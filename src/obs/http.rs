@@ -3,8 +3,9 @@
 //! most `METRICS_REQUEST_MAX` bytes), gets one answer (`GET /metrics`: 200 with
 //! the exposition text; another path: 404; another method: 405; garbage: 400)
 //! and is closed. A connection that has not finished within
-//! `METRICS_CONN_TIMEOUT` is dropped, and at most `METRICS_MAX_CONNS` are open:
-//! a client that never sends or never reads costs a slot, not the reactor.
+//! `METRICS_CONN_TIMEOUT` is dropped, and at most `METRICS_MAX_CONNS` are open
+//! (a new one closes the oldest): a client that never sends or never reads
+//! costs a slot for a while, never the reactor.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -23,6 +24,8 @@ struct Conn {
     out: Option<Vec<u8>>,
     pos: usize,
     deadline: Instant,
+    /// Accept order (the oldest goes first when the table is full).
+    seq: u64,
 }
 
 /// What a request asks for.
@@ -42,6 +45,7 @@ pub struct MetricsServer {
     accept_pending: bool,
     /// Connections with events this turn.
     ready: Vec<usize>,
+    accepted: u64,
 }
 
 /// Finds the end of the request head; `None` while it is incomplete.
@@ -100,7 +104,7 @@ impl MetricsServer {
         let mut listener =
             TcpListener::bind(addr).map_err(|e| io::Error::new(e.kind(), format!("--metrics-listen {addr}: {e}")))?;
         registry.register(&mut listener, token(None), Interest::READABLE)?;
-        Ok(MetricsServer { listener, conns: Slab::new(), token, accept_pending: true, ready: Vec::new() })
+        Ok(MetricsServer { listener, conns: Slab::new(), token, accept_pending: true, ready: Vec::new(), accepted: 0 })
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -147,8 +151,11 @@ impl MetricsServer {
             match self.listener.accept() {
                 Ok((mut sock, _)) => {
                     if self.conns.len() >= limits::METRICS_MAX_CONNS {
-                        drop(sock); // full: closed at once
-                        continue;
+                        // Full: the oldest connection makes room, so clients
+                        // that connect and stay silent cannot lock scrapers out.
+                        if let Some(old) = self.conns.iter().min_by_key(|(_, c)| c.seq).map(|(k, _)| k) {
+                            self.drop_conn(old, registry);
+                        }
                     }
                     let entry = self.conns.vacant_entry();
                     let n = entry.key();
@@ -164,7 +171,9 @@ impl MetricsServer {
                         out: None,
                         pos: 0,
                         deadline: now + limits::METRICS_CONN_TIMEOUT,
+                        seq: self.accepted,
                     });
+                    self.accepted += 1;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.accept_pending = false;

@@ -23,6 +23,14 @@ pub enum Msg {
     Wake,
 }
 
+/// What the logger thread itself reports in the session log.
+pub enum Note {
+    /// This many lines were dropped since the last report.
+    Dropped(u64),
+    /// The files were reopened (SIGHUP, SIGUSR1).
+    Reopened,
+}
+
 /// Where session log lines go.
 enum Out {
     Stderr,
@@ -46,12 +54,8 @@ pub fn open_append(path: &Path) -> io::Result<File> {
 
 impl Sink {
     /// Opens the files now (before any privilege change) and starts the thread.
-    /// `drop_line` renders the "N lines dropped" report in the session log's format.
-    pub fn start(
-        session_file: Option<&Path>,
-        xferlog: Option<&Path>,
-        drop_line: fn(u64) -> String,
-    ) -> io::Result<Sink> {
+    /// `note` renders the thread's own reports in the session log's format.
+    pub fn start(session_file: Option<&Path>, xferlog: Option<&Path>, note: fn(Note) -> String) -> io::Result<Sink> {
         let out = match session_file {
             Some(p) => Out::File(
                 p.to_path_buf(),
@@ -73,7 +77,7 @@ impl Sink {
         let (tx, rx) = sync_channel(limits::LOG_QUEUE);
         std::thread::Builder::new()
             .name("logger".into())
-            .spawn(move || Thread { out, xfer, reported: 0, drop_line }.run(rx))?;
+            .spawn(move || Thread { out, xfer, reported: 0, note }.run(rx))?;
         Ok(Sink { tx })
     }
 
@@ -116,7 +120,7 @@ struct Thread {
     xfer: Option<(PathBuf, io::BufWriter<File>)>,
     /// Drops already written to the log.
     reported: u64,
-    drop_line: fn(u64) -> String,
+    note: fn(Note) -> String,
 }
 
 impl Thread {
@@ -134,7 +138,7 @@ impl Thread {
             }
             let dropped = DROPPED.load(Ordering::Relaxed);
             if dropped > self.reported {
-                let line = (self.drop_line)(dropped - self.reported);
+                let line = (self.note)(Note::Dropped(dropped - self.reported));
                 self.reported = dropped;
                 self.session_line(&line, &mut err_buf);
             }
@@ -191,9 +195,13 @@ impl Thread {
     /// error is logged.
     fn reopen(&mut self, err_buf: &mut Vec<u8>) {
         let mut errors = Vec::new();
+        let mut reopened = false;
         if let Out::File(p, w) = &mut self.out {
             match open_append(p) {
-                Ok(f) => *w = io::BufWriter::new(f),
+                Ok(f) => {
+                    *w = io::BufWriter::new(f);
+                    reopened = true;
+                }
                 Err(e) => errors.push(format!("mirrorftpd: reopening {}: {e}", p.display())),
             }
         }
@@ -202,6 +210,10 @@ impl Thread {
                 Ok(f) => *w = io::BufWriter::new(f),
                 Err(e) => errors.push(format!("mirrorftpd: reopening {}: {e}", p.display())),
             }
+        }
+        if reopened || (errors.is_empty() && self.xfer.is_some()) {
+            let line = (self.note)(Note::Reopened);
+            self.session_line(&line, err_buf);
         }
         for e in errors {
             // Straight to stderr as well: the log file itself may be the problem.

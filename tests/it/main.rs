@@ -6,6 +6,7 @@ mod faults;
 mod ftps;
 mod interop;
 mod interop_upload;
+mod observability;
 mod options;
 mod protocol;
 mod security;

@@ -58,7 +58,7 @@ pub fn init(
     FORMAT.store(format as u8, Ordering::Relaxed);
     LOCAL_TIME.store(local_time, Ordering::Relaxed);
     XFERLOG.store(xferlog.is_some(), Ordering::Relaxed);
-    let sink = Sink::start(session_file, xferlog, note)?;
+    let sink = Sink::start(session_file, xferlog, note, crate::limits::LOG_QUEUE)?;
     let _ = SINK.set(sink);
     Ok(())
 }

@@ -54,8 +54,14 @@ pub fn open_append(path: &Path) -> io::Result<File> {
 
 impl Sink {
     /// Opens the files now (before any privilege change) and starts the thread.
-    /// `note` renders the thread's own reports in the session log's format.
-    pub fn start(session_file: Option<&Path>, xferlog: Option<&Path>, note: fn(Note) -> String) -> io::Result<Sink> {
+    /// `note` renders the thread's own reports in the session log's format;
+    /// `capacity` bounds the queue (`limits::LOG_QUEUE`).
+    pub fn start(
+        session_file: Option<&Path>,
+        xferlog: Option<&Path>,
+        note: fn(Note) -> String,
+        capacity: usize,
+    ) -> io::Result<Sink> {
         let out = match session_file {
             Some(p) => Out::File(
                 p.to_path_buf(),
@@ -74,7 +80,7 @@ impl Sink {
             )),
             None => None,
         };
-        let (tx, rx) = sync_channel(limits::LOG_QUEUE);
+        let (tx, rx) = sync_channel(capacity);
         std::thread::Builder::new()
             .name("logger".into())
             .spawn(move || Thread { out, xfer, reported: 0, note }.run(rx))?;
@@ -220,5 +226,58 @@ impl Thread {
             err_buf.extend_from_slice(e.as_bytes());
             err_buf.push(b'\n');
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn note(n: Note) -> String {
+        match n {
+            Note::Dropped(n) => format!("dropped {n}"),
+            Note::Reopened => "reopened".into(),
+        }
+    }
+
+    /// A full queue drops lines without blocking the sender; every drop is
+    /// counted and reported in the log once there is room; reopen after a
+    /// rename writes to a new file.
+    #[test]
+    fn full_queue_drops_and_reports_the_count_and_reopen_starts_a_new_file() {
+        let dir = std::env::temp_dir().join(format!("mirrorftpd-sink-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (slog, xlog) = (dir.join("s.log"), dir.join("x.log"));
+        let _ = std::fs::remove_file(&slog);
+        let _ = std::fs::remove_file(&xlog);
+        let sink = Sink::start(Some(&slog), Some(&xlog), note, 4).unwrap();
+        let before = DROPPED.load(Ordering::Relaxed);
+        let mut sent = 0;
+        for i in 0..20_000 {
+            if sink.send(Msg::Session(format!("line {i}"))) {
+                sent += 1;
+            }
+        }
+        assert!(sink.flush(Duration::from_secs(5)));
+        let dropped = DROPPED.load(Ordering::Relaxed) - before;
+        assert!(dropped > 0, "a 4-line queue took 20000 lines without a drop");
+        assert_eq!(sent + dropped, 20_000);
+        let text = std::fs::read_to_string(&slog).unwrap();
+        let nums: Vec<u64> = text.lines().filter_map(|l| l.strip_prefix("line ")).map(|n| n.parse().unwrap()).collect();
+        assert_eq!(nums.len() as u64, sent);
+        assert!(nums.windows(2).all(|w| w[0] < w[1]), "lines out of order or repeated");
+        let reported: u64 =
+            text.lines().filter_map(|l| l.strip_prefix("dropped ")).map(|n| n.parse::<u64>().unwrap()).sum();
+        assert_eq!(reported, dropped);
+
+        std::fs::rename(&slog, dir.join("s.log.1")).unwrap();
+        sink.reopen();
+        assert!(sink.flush(Duration::from_secs(5)));
+        assert!(sink.send(Msg::Session("after".into())));
+        assert!(sink.send(Msg::Xfer("xfer".into())));
+        assert!(sink.flush(Duration::from_secs(5)));
+        assert_eq!(std::fs::read_to_string(&slog).unwrap(), "reopened\nafter\n");
+        assert_eq!(std::fs::read_to_string(&xlog).unwrap(), "xfer\n");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

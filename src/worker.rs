@@ -269,7 +269,7 @@ impl Worker {
             _ => None,
         };
         Ok(Worker {
-            metrics: &shared.metrics[id],
+            metrics: shared.metrics.get(id).unwrap_or(&metrics::DETACHED),
             metrics_http,
             waker,
             verdict_tx,

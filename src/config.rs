@@ -200,6 +200,25 @@ pub struct Flags {
     #[arg(long)]
     pub quiet: bool,
 
+    /// Transfer log in the wu-ftpd/vsftpd xferlog format: one line per file
+    /// transfer (RETR, STOR, APPE, STOU) that ended, complete or not.
+    #[arg(long, value_name = "FILE")]
+    pub xferlog: Option<PathBuf>,
+
+    /// Write the session log (connects, logins, errors, transfers,
+    /// disconnects) to this file instead of stderr. SIGHUP or SIGUSR1 reopens it.
+    #[arg(long, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+
+    /// Session log format: text lines, or one JSON object per line.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
+    pub log_format: crate::log::LogFormat,
+
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics (from worker 0's
+    /// event loop). [default: off]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Accounts file: one `name:hash:home:permissions` a line (see README).
     #[arg(long, value_name = "FILE")]
     pub users: Option<PathBuf>,
@@ -387,6 +406,10 @@ pub struct Config {
     pub proxy_from: Vec<Cidr>,
     pub proxy_data_check: ProxyDataCheck,
     pub quiet: bool,
+    pub xferlog: Option<PathBuf>,
+    pub log_file: Option<PathBuf>,
+    pub log_format: crate::log::LogFormat,
+    pub metrics_listen: Option<SocketAddr>,
     pub users: Option<PathBuf>,
     pub rules: Option<PathBuf>,
     pub deny: Vec<String>,
@@ -503,6 +526,12 @@ impl Config {
         if f.backlog < 1 {
             return err("--backlog must be at least 1".into());
         }
+        if f.xferlog.is_some() && f.xferlog == f.log_file {
+            return err("--xferlog and --log-file must be different files".into());
+        }
+        if let Some(m) = f.metrics_listen.filter(|m| m.port() != 0 && listen.contains(m)) {
+            return err(format!("--metrics-listen {m} is also a --listen address"));
+        }
         Ok(Config {
             root,
             run_as: f.run_as,
@@ -542,6 +571,10 @@ impl Config {
             proxy_from: f.proxy_from,
             proxy_data_check: f.proxy_data_check,
             quiet: f.quiet,
+            xferlog: f.xferlog,
+            log_file: f.log_file,
+            log_format: f.log_format,
+            metrics_listen: f.metrics_listen,
             users: f.users,
             rules: f.rules,
             deny: f.deny,

@@ -9,6 +9,7 @@ pub mod fs;
 pub mod io;
 pub mod limits;
 pub mod log;
+pub mod obs;
 pub mod pasv_address;
 pub mod pool;
 pub mod privs;

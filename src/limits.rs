@@ -96,3 +96,13 @@ pub const TLS13_TICKETS_DATA: usize = 4;
 pub const TLS_PLAINTEXT_BUFFER: usize = 64 << 10;
 /// Plaintext read from the file per TLS write: four full 16 KiB records.
 pub const TLS_FILE_CHUNK: usize = 64 << 10;
+
+/// Log lines queued for the logger thread; beyond it lines are dropped (and counted).
+pub const LOG_QUEUE: usize = 8192;
+/// --metrics-listen: open scrape connections at most (a new one closes the oldest).
+pub const METRICS_MAX_CONNS: usize = 8;
+/// --metrics-listen: longest request head read.
+pub const METRICS_REQUEST_MAX: usize = 4096;
+/// --metrics-listen: a scrape connection must be done (request read, answer
+/// written) within this time or it is dropped.
+pub const METRICS_CONN_TIMEOUT: Duration = Duration::from_secs(5);

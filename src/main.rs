@@ -45,8 +45,11 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let notifier = systemd::Notifier::from_env();
     let activated = systemd::listen_fds()?;
     let privs = mirrorftpd::privs::prepare(&config)?;
-    // Only the main thread takes signals; workers inherit the blocked mask.
+    // Only the main thread takes signals; every thread started from here on
+    // (logger, password helpers, workers) inherits the blocked mask.
     sys::block_signals()?;
+    // Log files are opened here, before anything is bound, with O_APPEND.
+    mirrorftpd::log::init(config.log_file.as_deref(), config.xferlog.as_deref(), config.log_format, config.local_time)?;
     // A file-size limit (RLIMIT_FSIZE) must give EFBIG to the upload, not
     // kill the server with SIGXFSZ.
     sys::ignore_sigxfsz()?;
@@ -82,6 +85,9 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
         };
         workers.push(w);
     }
+    if let Some(m) = workers[0].metrics_addr() {
+        eprintln!("mirrorftpd: metrics on http://{m}/metrics");
+    }
     for (a, implicit) in &addrs {
         if *implicit {
             eprintln!("mirrorftpd: implicit TLS on {a}");
@@ -103,6 +109,7 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
         std::thread::Builder::new().name(format!("worker-{id}")).spawn(move || {
             if let Err(e) = w.run() {
                 mirrorftpd::log::error(format_args!("worker {id} stopped: {e}"));
+                mirrorftpd::log::flush();
                 std::process::exit(1);
             }
         })?;
@@ -117,9 +124,12 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
                 if let Some(n) = &notifier {
                     n.stopping();
                 }
-                return drain(&shared, sig, notifier.as_ref());
+                let code = drain(&shared, sig, notifier.as_ref());
+                mirrorftpd::log::flush();
+                return code;
             }
             libc::SIGHUP => reload(&shared, notifier.as_ref()),
+            libc::SIGUSR1 => mirrorftpd::log::reopen(),
             _ => mirrorftpd::log::info(format_args!("signal {sig}: nothing to do")),
         }
     }
@@ -181,6 +191,8 @@ fn drain(
 fn check_config(config: Config) -> Result<ExitCode, Box<dyn std::error::Error>> {
     // The user to become (--run-as) must exist; nothing is dropped here.
     mirrorftpd::privs::prepare(&config)?;
+    // The log files must open (for appending).
+    mirrorftpd::log::init(config.log_file.as_deref(), config.xferlog.as_deref(), config.log_format, config.local_time)?;
     let auth = Auth::load(&config)?;
     mirrorftpd::fs::jail::Jail::open(&config.root, config.deny_dotfiles)
         .map_err(|e| format!("--root {}: {e}", config.root.display()))?;
@@ -230,6 +242,8 @@ fn reload_files(shared: &Shared) {
         Ok(msg) => mirrorftpd::log::info(format_args!("SIGHUP: {msg}")),
         Err(e) => mirrorftpd::log::error(format_args!("SIGHUP: ban list not reloaded (the old one stays): {e}")),
     }
+    // Log files are reopened (as SIGUSR1 does), for logrotate.
+    mirrorftpd::log::reopen();
     let cfg = &shared.config;
     if cfg.users.is_some() || cfg.rules.is_some() {
         match Auth::load(cfg) {

@@ -21,6 +21,8 @@ use crate::config::Config;
 use crate::fs::jail::Jail;
 use crate::io::net;
 use crate::limits;
+use crate::obs::http::MetricsServer;
+use crate::obs::metrics::{self, WorkerMetrics};
 use crate::pool::{LoginVerdict, Pool};
 use crate::session::{Cx, Outcome, Session};
 
@@ -60,6 +62,13 @@ const WAKER: Token = Token(usize::MAX);
 const GEN_BITS: u32 = 14;
 const GEN_MASK: usize = (1 << GEN_BITS) - 1;
 const KEY_SHIFT: u32 = GEN_BITS + 2;
+/// ROLE_SERVER keys from here on are worker 0's metrics listener (this key)
+/// and its scrape connections (the keys after it).
+const METRICS_KEY: usize = 1 << 24;
+
+fn metrics_token(n: Option<usize>) -> Token {
+    Token(((METRICS_KEY + n.map_or(0, |n| n + 1)) << KEY_SHIFT) | ROLE_SERVER)
+}
 
 /// A session's identity in the worker: slab key plus generation, so events
 /// for a freed and reused slot are recognised as stale.
@@ -111,6 +120,8 @@ pub struct Shared {
     pub total_rate: Option<Arc<crate::rate::SharedBucket>>,
     /// --ban-list, swapped whole on SIGHUP; read at every accept.
     ban_list: std::sync::RwLock<Arc<Vec<crate::cidr::Cidr>>>,
+    /// One set of counters per worker, written only by its worker.
+    pub metrics: &'static [WorkerMetrics],
 }
 
 impl Shared {
@@ -126,7 +137,6 @@ impl Shared {
         let ban_list = std::sync::RwLock::new(Arc::new(config.ban_cidrs.clone()));
         Shared {
             pasv: crate::pasv_address::Announced::new(config.pasv_address.as_ref()),
-            config,
             auth,
             pool,
             greeting: std::sync::RwLock::new(greeting.into()),
@@ -139,6 +149,9 @@ impl Shared {
             next_session: AtomicU64::new(1),
             total_rate,
             ban_list,
+            // Lives as long as the process, like the workers that write it.
+            metrics: Box::leak((0..config.workers).map(|_| WorkerMetrics::new()).collect()),
+            config,
         }
     }
 
@@ -304,6 +317,9 @@ pub struct Worker {
     waker: Arc<Waker>,
     verdict_tx: Sender<LoginVerdict>,
     verdict_rx: Receiver<LoginVerdict>,
+    metrics: &'static WorkerMetrics,
+    /// --metrics-listen, on worker 0 only.
+    metrics_http: Option<MetricsServer>,
 }
 
 impl Worker {
@@ -342,7 +358,13 @@ impl Worker {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         shared.wakers.lock().unwrap_or_else(|p| p.into_inner()).push(waker.clone());
         let (verdict_tx, verdict_rx) = mpsc::channel();
+        let metrics_http = match cfg.metrics_listen {
+            Some(a) if id == 0 => Some(MetricsServer::bind(a, poll.registry(), metrics_token)?),
+            _ => None,
+        };
         Ok(Worker {
+            metrics: shared.metrics.get(id).unwrap_or(&metrics::DETACHED),
+            metrics_http,
             waker,
             verdict_tx,
             verdict_rx,
@@ -380,6 +402,11 @@ impl Worker {
         self.listeners.iter().zip(&self.implicit).map(|(l, t)| Ok((l.local_addr()?, *t))).collect()
     }
 
+    /// The metrics endpoint's address (worker 0 with --metrics-listen).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_http.as_ref().and_then(|m| m.local_addr().ok())
+    }
+
     /// The event loop; returns only on a fatal poll error.
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(limits::EVENTS_CAPACITY);
@@ -402,6 +429,12 @@ impl Worker {
                 }
                 let (key, generation, role) = decode(ev.token());
                 if role == ROLE_SERVER {
+                    if key >= METRICS_KEY {
+                        if let Some(m) = &mut self.metrics_http {
+                            m.on_event((key > METRICS_KEY).then(|| key - METRICS_KEY - 1));
+                        }
+                        continue;
+                    }
                     if let Some(p) = self.accept_pending.get_mut(key) {
                         *p = true;
                     }
@@ -431,6 +464,13 @@ impl Worker {
             for i in 0..to_drive.len() {
                 self.drive(to_drive[i], now);
             }
+            if let Some(m) = &mut self.metrics_http {
+                let shared = &self.shared;
+                m.turn(self.poll.registry(), now, &|| {
+                    metrics::render(shared.metrics, shared.session_count(), crate::log::dropped())
+                });
+            }
+            self.metrics.turn(now.elapsed());
         }
     }
 
@@ -467,6 +507,9 @@ impl Worker {
         let now = Instant::now();
         let mut next = self.timers.peek().map(|Reverse((t, _, _))| *t);
         if let Some(p) = self.accept_paused_until {
+            next = Some(next.map_or(p, |n| n.min(p)));
+        }
+        if let Some(p) = self.metrics_http.as_ref().and_then(|m| m.next_deadline()) {
             next = Some(next.map_or(p, |n| n.min(p)));
         }
         // Round up to the next millisecond so a deadline is never missed by
@@ -557,8 +600,11 @@ impl Worker {
         let id = match admitted {
             Ok(id) => id,
             Err(why) => {
+                metrics::add(&self.metrics.refused[metrics::refusal_reason(why)], 1);
                 let _ = stream.write(format!("421 {why}\r\n").as_bytes());
-                crate::log::info(format_args!("refused {peer}: {why}"));
+                let mut ev = crate::log::Event::new(crate::log::Level::Info, "refused");
+                (ev.peer, ev.port, ev.reason) = (Some(ip), Some(peer.port()), Some(why));
+                crate::log::event(&ev, format_args!("refused {peer}: {why}"));
                 return None;
             }
         };
@@ -604,6 +650,8 @@ impl Worker {
                 }
             }
         }
+        s.metrics = self.metrics;
+        metrics::add(&self.metrics.sessions, 1);
         entry.insert(s);
         Some(slot)
     }

@@ -283,10 +283,7 @@ impl Session {
             _ => return self.reply(reply::BAD_SEQUENCE, "Login with USER first."),
         };
         if user == "anonymous" && cx.cfg.anonymous {
-            crate::log::info(format_args!(
-                "session {} login anonymous from {} (worker {})",
-                self.id, self.peer, cx.worker
-            ));
+            self.log_login("anonymous");
             self.access = Access::anonymous();
             self.state = CtrlState::LoggedIn { user };
             return self.reply(reply::LOGGED_IN, "Login successful.");

@@ -8,6 +8,7 @@ pub mod data;
 pub mod events;
 pub mod files;
 pub mod messages;
+pub mod observe;
 pub mod proxied;
 pub mod sink;
 pub mod throttle;
@@ -39,7 +40,6 @@ use crate::proto::addr::TransferType;
 use crate::proto::reply;
 use crate::worker::Slot;
 use data::DataChan;
-use transfer::Job;
 
 /// The control channel's login state.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -163,6 +163,10 @@ pub struct Session {
     /// The load balancer's address when the connection came through one
     /// (`peer` is then the client's real address from the PROXY header).
     pub proxy: Option<SocketAddr>,
+    /// The worker's counters (set by the worker when it admits the session).
+    pub metrics: &'static crate::obs::metrics::WorkerMetrics,
+    /// The verb of the last command, for error-reply logs.
+    last_verb: observe::Verb,
 }
 
 /// CCC: back to a plaintext control connection (RFC 4217 §6), with --allow-ccc.
@@ -187,8 +191,8 @@ impl Session {
         worker: usize,
         greeting: &[u8],
     ) -> Session {
-        crate::log::info(format_args!("session {id} connect from {peer} (worker {worker})"));
         let mut s = Session::bare(id, generation, ctrl, peer, local, now, worker);
+        s.log_connect();
         s.greet(greeting);
         s
     }
@@ -249,6 +253,8 @@ impl Session {
             seen_dirs: Vec::new(),
             admitted: true,
             proxy: None,
+            metrics: observe::detached(),
+            last_verb: observe::Verb::default(),
         }
     }
 
@@ -267,10 +273,12 @@ impl Session {
 
     /// Queues a one-line reply.
     pub fn reply(&mut self, code: u16, text: &str) {
+        self.note_reply(code);
         reply::push(&mut self.out, code, text.as_bytes());
     }
 
     pub fn reply_bytes(&mut self, code: u16, text: &[u8]) {
+        self.note_reply(code);
         reply::push(&mut self.out, code, text);
     }
 
@@ -581,6 +589,7 @@ impl Session {
             return;
         }
         let line = std::mem::take(cx.line);
+        self.last_verb = observe::Verb::of_line(&line);
         self.execute(&line, cx);
         *cx.line = line;
     }
@@ -591,10 +600,7 @@ impl Session {
         let user = user.clone();
         match access {
             Some(a) => {
-                crate::log::info(format_args!(
-                    "session {} login {} from {} (worker {})",
-                    self.id, user, self.peer, self.worker
-                ));
+                self.log_login(&user);
                 self.access = a;
                 self.login_failures = 0;
                 self.cwd = VPath::root();
@@ -603,10 +609,7 @@ impl Session {
             }
             None => {
                 self.login_failures += 1;
-                crate::log::info(format_args!(
-                    "session {} failed login as {:?} from {} ({} in this session)",
-                    self.id, user, self.peer, self.login_failures
-                ));
+                self.log_login_failed(&user);
                 let banned = shared.login_failed(self.peer.ip(), now);
                 let cfg = &shared.config;
                 let shift = (self.login_failures - 1).min(8);
@@ -615,35 +618,6 @@ impl Session {
                 self.state = CtrlState::Failed { until: now + delay, close };
             }
         }
-    }
-
-    pub fn log_transfer(&self, job: &Job, result: &str) {
-        let secs = transfer::secs_since(self.data.started);
-        crate::log::info(format_args!(
-            "session {} {} {} {} bytes={} secs={:.3} result={}",
-            self.id,
-            self.user(),
-            job.name(),
-            String::from_utf8_lossy(job.path().as_bytes()).escape_debug(),
-            job.sent(),
-            secs,
-            result
-        ));
-    }
-
-    fn end_log(&self, reason: &str) {
-        if !self.admitted {
-            return; // never a session (see `proxied.rs`, which logs why)
-        }
-        crate::log::info(format_args!(
-            "session {} end {} user={} transfers={} bytes={} secs={:.1} reason={reason}",
-            self.id,
-            self.peer,
-            self.user(),
-            self.transfers,
-            self.bytes_sent,
-            self.connected_at.elapsed().as_secs_f64()
-        ));
     }
 
     /// Releases every socket of the session.

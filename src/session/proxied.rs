@@ -98,11 +98,7 @@ impl Session {
                 self.admitted = true;
                 self.peer = real;
                 self.proxy = Some(balancer);
-                let what = if source.is_some() { "" } else { ", the proxy's own connection" };
-                crate::log::info(format_args!(
-                    "session {id} connect from {real} via {balancer}{what} (worker {})",
-                    self.worker
-                ));
+                self.log_connect();
                 self.greet(&cx.shared.greeting());
                 self.state = CtrlState::NeedUser;
                 None

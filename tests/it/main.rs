@@ -7,6 +7,7 @@ mod ftps;
 mod interop;
 mod interop_upload;
 mod limits;
+mod observability;
 mod operations;
 mod options;
 mod privileges;

@@ -102,13 +102,19 @@ fn two_nodes_behind_haproxy_see_the_real_client() {
     let dir = temp_dir("haproxy");
     let body: Vec<u8> = (0..300_000u32).map(|i| (i ^ (i >> 9)) as u8).collect();
     fs::write(dir.join("f.bin"), &body).unwrap();
+    let logs = temp_dir("haproxy-logs");
+    let xferlogs: Vec<String> =
+        (0..RANGES.len()).map(|i| logs.join(format!("xferlog.{i}")).display().to_string()).collect();
     let nodes: Vec<Server> = RANGES
         .iter()
-        .map(|(lo, hi)| {
+        .zip(&xferlogs)
+        .map(|((lo, hi), xferlog)| {
             let range = format!("{lo}-{hi}");
             Server::start(
                 dir.path(),
                 &[
+                    "--xferlog",
+                    xferlog,
                     "--proxy-protocol",
                     "--proxy-from",
                     "127.0.0.1/32",
@@ -147,6 +153,22 @@ fn two_nodes_behind_haproxy_see_the_real_client() {
         assert!(n.log().contains("login anonymous from 127.0.0.2:"), "node {i} log:\n{}", n.log());
         // HAProxy's health checks arrive as PROXY v2 LOCAL: the proxy itself.
         assert!(n.wait_log("the proxy's own connection", IO_TIMEOUT), "node {i} log:\n{}", n.log());
+        // The xferlog's remote-host field (the 7th) is the real client.
+        let deadline = std::time::Instant::now() + IO_TIMEOUT;
+        let lines = loop {
+            let text = fs::read_to_string(&xferlogs[i]).unwrap_or_default();
+            let lines: Vec<String> = text.lines().map(str::to_string).collect();
+            if lines.len() >= served[i] || std::time::Instant::now() >= deadline {
+                break lines;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        assert_eq!(lines.len(), served[i], "node {i}: one xferlog line per download: {lines:?}");
+        for l in &lines {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            assert_eq!(f.get(6), Some(&"127.0.0.2"), "node {i} xferlog remote-host: {l}");
+            assert_eq!(f.get(7), Some(&body.len().to_string().as_str()), "node {i} xferlog bytes: {l}");
+        }
     }
 
     // (c) PORT: to the real client is allowed (and works), to the proxy's

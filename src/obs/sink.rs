@@ -1,0 +1,283 @@
+//! The logger thread: the only place log files and stderr are written. Event
+//! loops hand it finished lines through a bounded queue and never wait for it;
+//! when the queue is full the line is dropped and counted, and the count is
+//! written to the session log once there is room again.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::time::{Duration, Instant};
+
+use crate::limits;
+
+/// What the queue carries.
+pub enum Msg {
+    /// A line (no newline) for the session log.
+    Session(String),
+    /// A line (no newline) for the transfer log.
+    Xfer(String),
+    /// Nothing: look at the flags (reopen, flush).
+    Wake,
+}
+
+/// What the logger thread itself reports in the session log.
+pub enum Note {
+    /// This many lines were dropped since the last report.
+    Dropped(u64),
+    /// The files were reopened (SIGHUP, SIGUSR1).
+    Reopened,
+}
+
+/// Where session log lines go.
+enum Out {
+    Stderr,
+    File(PathBuf, io::BufWriter<File>),
+}
+
+pub struct Sink {
+    tx: SyncSender<Msg>,
+}
+
+/// Lines dropped because the queue was full (all threads).
+pub static DROPPED: AtomicU64 = AtomicU64::new(0);
+static REOPEN: AtomicBool = AtomicBool::new(false);
+static FLUSH_ASKED: AtomicU64 = AtomicU64::new(0);
+static FLUSH_DONE: AtomicU64 = AtomicU64::new(0);
+
+/// Opens a log file for appending (O_APPEND, created 0640).
+pub fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new().append(true).create(true).mode(0o640).open(path)
+}
+
+impl Sink {
+    /// Opens the files now (before any privilege change) and starts the thread.
+    /// `note` renders the thread's own reports in the session log's format;
+    /// `capacity` bounds the queue (`limits::LOG_QUEUE`).
+    pub fn start(
+        session_file: Option<&Path>,
+        xferlog: Option<&Path>,
+        note: fn(Note) -> String,
+        capacity: usize,
+    ) -> io::Result<Sink> {
+        let out = match session_file {
+            Some(p) => Out::File(
+                p.to_path_buf(),
+                io::BufWriter::new(
+                    open_append(p).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?,
+                ),
+            ),
+            None => Out::Stderr,
+        };
+        let xfer = match xferlog {
+            Some(p) => Some((
+                p.to_path_buf(),
+                io::BufWriter::new(
+                    open_append(p).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?,
+                ),
+            )),
+            None => None,
+        };
+        let (tx, rx) = sync_channel(capacity);
+        std::thread::Builder::new()
+            .name("logger".into())
+            .spawn(move || Thread { out, xfer, reported: 0, note }.run(rx))?;
+        Ok(Sink { tx })
+    }
+
+    /// Queues a message; never blocks. False when it was dropped.
+    pub fn send(&self, m: Msg) -> bool {
+        match self.tx.try_send(m) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                DROPPED.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Asks the thread to reopen the files (logrotate). Never blocks.
+    pub fn reopen(&self) {
+        REOPEN.store(true, Ordering::Release);
+        let _ = self.tx.try_send(Msg::Wake);
+    }
+
+    /// Waits up to `timeout` until everything queued so far is written.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let target = FLUSH_ASKED.fetch_add(1, Ordering::AcqRel) + 1;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let _ = self.tx.try_send(Msg::Wake);
+            if FLUSH_DONE.load(Ordering::Acquire) >= target {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+struct Thread {
+    out: Out,
+    xfer: Option<(PathBuf, io::BufWriter<File>)>,
+    /// Drops already written to the log.
+    reported: u64,
+    note: fn(Note) -> String,
+}
+
+impl Thread {
+    fn run(mut self, rx: Receiver<Msg>) {
+        let mut err_buf: Vec<u8> = Vec::new();
+        while let Ok(first) = rx.recv() {
+            let asked = FLUSH_ASKED.load(Ordering::Acquire);
+            self.take(first, &mut err_buf);
+            // Drain what is queued (bounded: producers may keep adding).
+            for _ in 0..limits::LOG_QUEUE {
+                match rx.try_recv() {
+                    Ok(m) => self.take(m, &mut err_buf),
+                    Err(_) => break,
+                }
+            }
+            let dropped = DROPPED.load(Ordering::Relaxed);
+            if dropped > self.reported {
+                let line = (self.note)(Note::Dropped(dropped - self.reported));
+                self.reported = dropped;
+                self.session_line(&line, &mut err_buf);
+            }
+            self.flush_all(&mut err_buf);
+            if REOPEN.swap(false, Ordering::AcqRel) {
+                self.reopen(&mut err_buf);
+                self.flush_all(&mut err_buf);
+            }
+            FLUSH_DONE.fetch_max(asked, Ordering::AcqRel);
+        }
+        self.flush_all(&mut err_buf);
+    }
+
+    fn take(&mut self, m: Msg, err_buf: &mut Vec<u8>) {
+        match m {
+            Msg::Session(line) => self.session_line(&line, err_buf),
+            Msg::Xfer(line) => {
+                if let Some((_, w)) = &mut self.xfer {
+                    let _ = w.write_all(line.as_bytes());
+                    let _ = w.write_all(b"\n");
+                }
+            }
+            Msg::Wake => {}
+        }
+    }
+
+    fn session_line(&mut self, line: &str, err_buf: &mut Vec<u8>) {
+        match &mut self.out {
+            Out::Stderr => {
+                err_buf.extend_from_slice(line.as_bytes());
+                err_buf.push(b'\n');
+            }
+            Out::File(_, w) => {
+                let _ = w.write_all(line.as_bytes());
+                let _ = w.write_all(b"\n");
+            }
+        }
+    }
+
+    fn flush_all(&mut self, err_buf: &mut Vec<u8>) {
+        if !err_buf.is_empty() {
+            let _ = io::stderr().lock().write_all(err_buf);
+            err_buf.clear();
+        }
+        if let Out::File(_, w) = &mut self.out {
+            let _ = w.flush();
+        }
+        if let Some((_, w)) = &mut self.xfer {
+            let _ = w.flush();
+        }
+    }
+
+    /// Reopens each file by name; on failure the old one is kept and the
+    /// error is logged.
+    fn reopen(&mut self, err_buf: &mut Vec<u8>) {
+        let mut errors = Vec::new();
+        let mut reopened = false;
+        if let Out::File(p, w) = &mut self.out {
+            match open_append(p) {
+                Ok(f) => {
+                    *w = io::BufWriter::new(f);
+                    reopened = true;
+                }
+                Err(e) => errors.push(format!("mirrorftpd: reopening {}: {e}", p.display())),
+            }
+        }
+        if let Some((p, w)) = &mut self.xfer {
+            match open_append(p) {
+                Ok(f) => *w = io::BufWriter::new(f),
+                Err(e) => errors.push(format!("mirrorftpd: reopening {}: {e}", p.display())),
+            }
+        }
+        if reopened || (errors.is_empty() && self.xfer.is_some()) {
+            let line = (self.note)(Note::Reopened);
+            self.session_line(&line, err_buf);
+        }
+        for e in errors {
+            // Straight to stderr as well: the log file itself may be the problem.
+            err_buf.extend_from_slice(e.as_bytes());
+            err_buf.push(b'\n');
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn note(n: Note) -> String {
+        match n {
+            Note::Dropped(n) => format!("dropped {n}"),
+            Note::Reopened => "reopened".into(),
+        }
+    }
+
+    /// A full queue drops lines without blocking the sender; every drop is
+    /// counted and reported in the log once there is room; reopen after a
+    /// rename writes to a new file.
+    #[test]
+    fn full_queue_drops_and_reports_the_count_and_reopen_starts_a_new_file() {
+        let dir = std::env::temp_dir().join(format!("mirrorftpd-sink-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (slog, xlog) = (dir.join("s.log"), dir.join("x.log"));
+        let _ = std::fs::remove_file(&slog);
+        let _ = std::fs::remove_file(&xlog);
+        let sink = Sink::start(Some(&slog), Some(&xlog), note, 4).unwrap();
+        let before = DROPPED.load(Ordering::Relaxed);
+        let mut sent = 0;
+        for i in 0..20_000 {
+            if sink.send(Msg::Session(format!("line {i}"))) {
+                sent += 1;
+            }
+        }
+        assert!(sink.flush(Duration::from_secs(5)));
+        let dropped = DROPPED.load(Ordering::Relaxed) - before;
+        assert!(dropped > 0, "a 4-line queue took 20000 lines without a drop");
+        assert_eq!(sent + dropped, 20_000);
+        let text = std::fs::read_to_string(&slog).unwrap();
+        let nums: Vec<u64> = text.lines().filter_map(|l| l.strip_prefix("line ")).map(|n| n.parse().unwrap()).collect();
+        assert_eq!(nums.len() as u64, sent);
+        assert!(nums.windows(2).all(|w| w[0] < w[1]), "lines out of order or repeated");
+        let reported: u64 =
+            text.lines().filter_map(|l| l.strip_prefix("dropped ")).map(|n| n.parse::<u64>().unwrap()).sum();
+        assert_eq!(reported, dropped);
+
+        std::fs::rename(&slog, dir.join("s.log.1")).unwrap();
+        sink.reopen();
+        assert!(sink.flush(Duration::from_secs(5)));
+        assert!(sink.send(Msg::Session("after".into())));
+        assert!(sink.send(Msg::Xfer("xfer".into())));
+        assert!(sink.flush(Duration::from_secs(5)));
+        assert_eq!(std::fs::read_to_string(&slog).unwrap(), "reopened\nafter\n");
+        assert_eq!(std::fs::read_to_string(&xlog).unwrap(), "xfer\n");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -257,7 +257,11 @@ fn ban_list_refuses_and_sighup_reloads_it() {
     fs::write(&list, "127.0.0.1\nnot-an-address\n").expect("ban list");
     sighup(f.server.pid());
     assert!(f.server.wait_log("ban list not reloaded", SHORT), "no error logged:\n{}", f.server.log());
-    assert!(f.server.log().contains(":2:"), "the error must name the line:\n{}", f.server.log());
+    assert!(
+        f.server.wait_log(":2:", std::time::Duration::from_secs(5)),
+        "the error must name the line:\n{}",
+        f.server.log()
+    );
     assert_eq!(first_code(addr).0, 220, "a bad file must not replace the list");
 
     // Ban again: new connections are refused, the open session goes on.

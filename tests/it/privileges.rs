@@ -155,7 +155,11 @@ fn root_start_drops_to_nobody_unless_allow_root() {
     cmd.arg("--root").arg(root.path()).args(["--listen", "127.0.0.1:0", "--workers", "2"]);
     let server = Server::spawn(cmd, &root, 1);
     assert!(server.wait_log("running as nobody", IO_TIMEOUT), "{}", server.log());
-    assert!(server.log().contains("started as root without --run-as: dropping to nobody"), "{}", server.log());
+    assert!(
+        server.wait_log("started as root without --run-as: dropping to nobody", std::time::Duration::from_secs(5)),
+        "{}",
+        server.log()
+    );
     assert_all_threads(server.pid(), uid, gid);
     let mut ftp = Ftp::connect(server.addr);
     ftp.login_anon();
@@ -470,7 +474,11 @@ fn socket_activation_serves_on_the_inherited_socket() {
     let server = activated(&root, &listener, &[]);
     drop(listener); // the server's copy stays open
     assert_eq!(server.addr, addr, "it serves on the inherited socket, not --listen's default");
-    assert!(server.log().contains("socket activation: fd 3 listens on"), "{}", server.log());
+    assert!(
+        server.wait_log("socket activation: fd 3 listens on", std::time::Duration::from_secs(5)),
+        "{}",
+        server.log()
+    );
     assert!(!server.log().contains("share the inherited sockets"), "{}", server.log());
     sessions_work(&server, 6);
 
@@ -478,7 +486,11 @@ fn socket_activation_serves_on_the_inherited_socket() {
     let plain = reuseport_listener(false);
     let server = activated(&root, &plain, &[]);
     drop(plain);
-    assert!(server.log().contains("workers share the inherited sockets"), "{}", server.log());
+    assert!(
+        server.wait_log("workers share the inherited sockets", std::time::Duration::from_secs(5)),
+        "{}",
+        server.log()
+    );
     sessions_work(&server, 6);
 }
 

@@ -270,7 +270,11 @@ fn per_ip_limits_count_real_clients_and_local_checks_count_the_proxy() {
         "log: {}",
         server.log()
     );
-    assert!(server.log().contains("connect from 127.0.0.1:"), "LOCAL: the proxy is the peer; log: {}", server.log());
+    assert!(
+        server.wait_log("connect from 127.0.0.1:", std::time::Duration::from_secs(5)),
+        "LOCAL: the proxy is the peer; log: {}",
+        server.log()
+    );
     let mut s = connect_from("127.0.0.1", server.addr);
     s.write_all(&v2_header("127.0.0.9:1".parse().unwrap(), server.addr, true)).unwrap();
     assert!(bytes_until_close(&mut s, IO_TIMEOUT).starts_with(b"421 "), "one LOCAL session per proxy IP here");

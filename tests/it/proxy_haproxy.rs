@@ -150,7 +150,11 @@ fn two_nodes_behind_haproxy_see_the_real_client() {
     // (a) both nodes log the real client, not the proxy.
     for (i, n) in nodes.iter().enumerate() {
         assert!(n.wait_log("connect from 127.0.0.2:", IO_TIMEOUT), "node {i} log:\n{}", n.log());
-        assert!(n.log().contains("login anonymous from 127.0.0.2:"), "node {i} log:\n{}", n.log());
+        assert!(
+            n.wait_log("login anonymous from 127.0.0.2:", std::time::Duration::from_secs(5)),
+            "node {i} log:\n{}",
+            n.log()
+        );
         // HAProxy's health checks arrive as PROXY v2 LOCAL: the proxy itself.
         assert!(n.wait_log("the proxy's own connection", IO_TIMEOUT), "node {i} log:\n{}", n.log());
         // The xferlog's remote-host field (the 7th) is the real client.

@@ -3,9 +3,11 @@
 //! when the queue is full the line is dropped and counted, and the count is
 //! written to the session log once there is room again.
 
-use std::fs::{File, OpenOptions};
+use std::ffi::CString;
+use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
@@ -34,7 +36,7 @@ pub enum Note {
 /// Where session log lines go.
 enum Out {
     Stderr,
-    File(PathBuf, io::BufWriter<File>),
+    File(LogPath, io::BufWriter<File>),
 }
 
 pub struct Sink {
@@ -47,9 +49,45 @@ static REOPEN: AtomicBool = AtomicBool::new(false);
 static FLUSH_ASKED: AtomicU64 = AtomicU64::new(0);
 static FLUSH_DONE: AtomicU64 = AtomicU64::new(0);
 
-/// Opens a log file for appending (O_APPEND, created 0640).
-pub fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new().append(true).create(true).mode(0o640).open(path)
+/// A log file's name, kept as its directory (an `O_PATH` fd opened at
+/// start-up) and its file name: a reopen for logrotate creates the new file
+/// in that directory even after `--chroot` has hidden the path.
+pub struct LogPath {
+    shown: PathBuf,
+    dir: OwnedFd,
+    name: CString,
+}
+
+impl LogPath {
+    pub fn new(path: &Path) -> io::Result<LogPath> {
+        let bad = || io::Error::new(io::ErrorKind::InvalidInput, "not a file name");
+        let name = path.file_name().ok_or_else(bad)?;
+        let name = CString::new(name.as_bytes()).map_err(|_| bad())?;
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let dir = OwnedFd::from(File::open(parent)?);
+        Ok(LogPath { shown: path.to_path_buf(), dir, name })
+    }
+
+    /// Opens (or creates, mode 0640) the file for appending.
+    pub fn open(&self) -> io::Result<File> {
+        let flags = libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOCTTY;
+        crate::io::fsys::openat(self.dir.as_fd(), &self.name, flags, 0o640).map(File::from)
+    }
+
+    pub fn display(&self) -> std::path::Display<'_> {
+        self.shown.display()
+    }
+}
+
+/// Opens a log file for appending at start-up; errors name the file.
+fn open_log(path: &Path) -> io::Result<(LogPath, File)> {
+    let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    let lp = LogPath::new(path).map_err(named)?;
+    let f = lp.open().map_err(named)?;
+    Ok((lp, f))
 }
 
 impl Sink {
@@ -63,21 +101,17 @@ impl Sink {
         capacity: usize,
     ) -> io::Result<Sink> {
         let out = match session_file {
-            Some(p) => Out::File(
-                p.to_path_buf(),
-                io::BufWriter::new(
-                    open_append(p).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?,
-                ),
-            ),
+            Some(p) => {
+                let (lp, f) = open_log(p)?;
+                Out::File(lp, io::BufWriter::new(f))
+            }
             None => Out::Stderr,
         };
         let xfer = match xferlog {
-            Some(p) => Some((
-                p.to_path_buf(),
-                io::BufWriter::new(
-                    open_append(p).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?,
-                ),
-            )),
+            Some(p) => {
+                let (lp, f) = open_log(p)?;
+                Some((lp, io::BufWriter::new(f)))
+            }
             None => None,
         };
         let (tx, rx) = sync_channel(capacity);
@@ -123,7 +157,7 @@ impl Sink {
 
 struct Thread {
     out: Out,
-    xfer: Option<(PathBuf, io::BufWriter<File>)>,
+    xfer: Option<(LogPath, io::BufWriter<File>)>,
     /// Drops already written to the log.
     reported: u64,
     note: fn(Note) -> String,
@@ -203,7 +237,7 @@ impl Thread {
         let mut errors = Vec::new();
         let mut reopened = false;
         if let Out::File(p, w) = &mut self.out {
-            match open_append(p) {
+            match p.open() {
                 Ok(f) => {
                     *w = io::BufWriter::new(f);
                     reopened = true;
@@ -212,7 +246,7 @@ impl Thread {
             }
         }
         if let Some((p, w)) = &mut self.xfer {
-            match open_append(p) {
+            match p.open() {
                 Ok(f) => *w = io::BufWriter::new(f),
                 Err(e) => errors.push(format!("mirrorftpd: reopening {}: {e}", p.display())),
             }

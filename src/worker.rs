@@ -88,6 +88,32 @@ fn decode(t: Token) -> (usize, u16, usize) {
     (t.0 >> KEY_SHIFT, ((t.0 >> 2) & GEN_MASK) as u16, t.0 & 3)
 }
 
+/// Why a connection is refused (421) before it becomes a session.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    MaxClients,
+    MaxPerIp,
+    /// --ban-after: too many failed logins.
+    Banned,
+    /// --ban-list.
+    BanList,
+    /// --proxy-protocol: not from a --proxy-from address.
+    NotProxied,
+}
+
+impl Refusal {
+    /// The text of the 421 reply.
+    pub fn text(self) -> &'static str {
+        match self {
+            Refusal::MaxClients => "Too many users, try again later.",
+            Refusal::MaxPerIp => "Too many connections from your address.",
+            Refusal::Banned => "Too many failed logins from your address; try again later.",
+            Refusal::BanList => "Your address is not allowed to connect.",
+            Refusal::NotProxied => "Direct connections are refused; connect through the load balancer.",
+        }
+    }
+}
+
 /// Failed logins from one address, for --ban-after.
 struct Failures {
     count: u32,
@@ -257,20 +283,20 @@ impl Shared {
     }
 
     /// Counts a new session from `ip`, or says which limit refuses it.
-    pub(crate) fn admit(&self, ip: IpAddr, now: Instant) -> Result<u64, &'static str> {
+    pub(crate) fn admit(&self, ip: IpAddr, now: Instant) -> Result<u64, Refusal> {
         if self.banned(ip, now) {
-            return Err("Too many failed logins from your address; try again later.");
+            return Err(Refusal::Banned);
         }
         if self.ban_listed(ip) {
-            return Err("Your address is not allowed to connect.");
+            return Err(Refusal::BanList);
         }
         let mut map = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
         if self.sessions.load(Ordering::Relaxed) >= self.config.max_clients {
-            return Err("Too many users, try again later.");
+            return Err(Refusal::MaxClients);
         }
         let n = map.entry(ip).or_insert(0);
         if *n >= self.config.max_per_ip {
-            return Err("Too many connections from your address.");
+            return Err(Refusal::MaxPerIp);
         }
         *n += 1;
         self.sessions.fetch_add(1, Ordering::Relaxed);
@@ -600,7 +626,8 @@ impl Worker {
         let id = match admitted {
             Ok(id) => id,
             Err(why) => {
-                metrics::add(&self.metrics.refused[metrics::refusal_reason(why)], 1);
+                metrics::refused(self.metrics, why);
+                let why = why.text();
                 let _ = stream.write(format!("421 {why}\r\n").as_bytes());
                 let mut ev = crate::log::Event::new(crate::log::Level::Info, "refused");
                 (ev.peer, ev.port, ev.reason) = (Some(ip), Some(peer.port()), Some(why));

@@ -7,8 +7,9 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Why a connection was refused before it became a session.
-pub const REFUSE_REASONS: [&str; 4] = ["max_clients", "max_per_ip", "banned", "other"];
+/// Why a connection was refused before it became a session: the labels of
+/// `crate::worker::Refusal`, in its order.
+pub const REFUSE_REASONS: [&str; 5] = ["max_clients", "max_per_ip", "banned", "ban_list", "not_proxied"];
 pub const DIRECTIONS: [&str; 2] = ["download", "upload"];
 pub const RESULTS: [&str; 3] = ["ok", "aborted", "failed"];
 /// Upper bounds (seconds) of the event-loop turn histogram.
@@ -26,7 +27,7 @@ pub const FAILED: usize = 2;
 /// One worker's counters.
 pub struct WorkerMetrics {
     pub sessions: AtomicU64,
-    pub refused: [AtomicU64; 4],
+    pub refused: [AtomicU64; REFUSE_REASONS.len()],
     pub logins_ok: AtomicU64,
     pub logins_failed: AtomicU64,
     pub bytes: [AtomicU64; 2],
@@ -44,17 +45,9 @@ pub fn add(c: &AtomicU64, n: u64) {
     c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
 }
 
-/// Maps the refusal text of `Shared::admit` to a `REFUSE_REASONS` index.
-pub fn refusal_reason(why: &str) -> usize {
-    if why.starts_with("Too many users") {
-        0
-    } else if why.starts_with("Too many connections from") {
-        1
-    } else if why.contains("failed logins") || why.contains("banned") {
-        2
-    } else {
-        3
-    }
+/// Counts a refused connection.
+pub fn refused(w: &WorkerMetrics, why: crate::worker::Refusal) {
+    add(&w.refused[why as usize], 1);
 }
 
 impl Default for WorkerMetrics {
@@ -67,7 +60,7 @@ impl WorkerMetrics {
     pub const fn new() -> WorkerMetrics {
         WorkerMetrics {
             sessions: AtomicU64::new(0),
-            refused: [const { AtomicU64::new(0) }; 4],
+            refused: [const { AtomicU64::new(0) }; REFUSE_REASONS.len()],
             logins_ok: AtomicU64::new(0),
             logins_failed: AtomicU64::new(0),
             bytes: [const { AtomicU64::new(0) }; 2],
@@ -211,7 +204,7 @@ mod tests {
         ws[1].error_reply(550);
         ws[0].error_reply(226); // not an error: ignored
         ws[0].error_reply(700); // out of range: ignored
-        add(&ws[1].refused[refusal_reason("Too many connections from your address.")], 1);
+        refused(&ws[1], crate::worker::Refusal::MaxPerIp);
         ws[0].turn(Duration::from_micros(30));
         ws[0].turn(Duration::from_millis(2));
         ws[0].turn(Duration::from_secs(3));
@@ -250,12 +243,16 @@ mod tests {
     }
 
     #[test]
-    fn refusal_reasons() {
-        assert_eq!(REFUSE_REASONS[refusal_reason("Too many users, try again later.")], "max_clients");
-        assert_eq!(
-            REFUSE_REASONS[refusal_reason("Too many failed logins from your address; try again later.")],
-            "banned"
-        );
-        assert_eq!(REFUSE_REASONS[refusal_reason("Go away.")], "other");
+    fn refusal_labels_follow_the_enum() {
+        use crate::worker::Refusal::*;
+        for (r, label) in [
+            (MaxClients, "max_clients"),
+            (MaxPerIp, "max_per_ip"),
+            (Banned, "banned"),
+            (BanList, "ban_list"),
+            (NotProxied, "not_proxied"),
+        ] {
+            assert_eq!(REFUSE_REASONS[r as usize], label);
+        }
     }
 }

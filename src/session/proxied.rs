@@ -23,16 +23,13 @@ use crate::io::net::canonical_ip;
 use crate::proto::proxy::{self, Parse};
 
 use super::{CtrlState, Cx, Outcome, Session};
+use crate::worker::Refusal;
 
 /// Checks a new connection's source under --proxy-protocol: only the
 /// --proxy-from blocks may connect. `Ok(0)`: accept it and wait for its
 /// header (the session id comes with admission).
-pub fn screen(cfg: &Config, ip: IpAddr) -> Result<u64, &'static str> {
-    if cidr::any_contains(&cfg.proxy_from, ip) {
-        Ok(0)
-    } else {
-        Err("Direct connections are refused; connect through the load balancer.")
-    }
+pub fn screen(cfg: &Config, ip: IpAddr) -> Result<u64, Refusal> {
+    if cidr::any_contains(&cfg.proxy_from, ip) { Ok(0) } else { Err(Refusal::NotProxied) }
 }
 
 impl Session {
@@ -104,6 +101,8 @@ impl Session {
                 None
             }
             Err(why) => {
+                crate::obs::metrics::refused(self.metrics, why);
+                let why = why.text();
                 // Sent as the plain refusal for unproxied clients is.
                 let _ = self.ctrl.write(format!("421 {why}\r\n").as_bytes());
                 crate::log::info(format_args!("refused {real} via {balancer}: {why}"));

@@ -405,3 +405,32 @@ fn silent_metrics_clients_do_not_stop_ftp_or_scrapes() {
     assert!(waited >= Duration::from_secs(4), "dropped after {waited:?}, before the 5 s timeout");
     fetch(&server);
 }
+
+#[test]
+fn refused_connections_are_counted_by_reason() {
+    let root = temp_dir("obs-refused");
+    let etc = temp_dir("obs-refused-etc");
+    let bans = etc.join("bans");
+    fs::write(&bans, "127.0.0.2\n").unwrap();
+    let b = bans.display().to_string();
+    let server = Server::start(
+        &root,
+        &["--metrics-listen", "127.0.0.1:0", "--ban-list", &b, "--max-per-ip", "1", "--workers", "1"],
+    );
+    let m = metrics_addr(&server);
+    let refused = |what: &str| {
+        let mut r = String::new();
+        let mut s = crate::proxy::connect_from(what, server.addr);
+        s.set_read_timeout(Some(SHORT)).unwrap();
+        let _ = s.read_to_string(&mut r);
+        assert!(r.starts_with("421 "), "{what}: {r:?}");
+    };
+    let _first = Ftp::connect(server.addr);
+    refused("127.0.0.1"); // --max-per-ip 1
+    refused("127.0.0.1");
+    refused("127.0.0.2"); // --ban-list
+    let body = scrape(m);
+    assert_eq!(value(&body, "mirrorftpd_connections_refused_total{reason=\"max_per_ip\"}"), 2, "{body}");
+    assert_eq!(value(&body, "mirrorftpd_connections_refused_total{reason=\"ban_list\"}"), 1, "{body}");
+    assert_eq!(value(&body, "mirrorftpd_connections_refused_total{reason=\"max_clients\"}"), 0, "{body}");
+}

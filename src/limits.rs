@@ -36,6 +36,8 @@ pub const EVENTS_CAPACITY: usize = 1024;
 pub const ACCEPTS_PER_TURN: usize = 256;
 /// How long accepting pauses after EMFILE/ENFILE before it is retried.
 pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+/// What a client accepted through the spare descriptor hears (the server is out of descriptors).
+pub const OUT_OF_FDS_REPLY: &str = "421 Server busy (out of file descriptors), try again later.\r\n";
 
 pub const DEFAULT_PORT: u16 = 2121;
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;

@@ -73,6 +73,10 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
             eprintln!("mirrorftpd: listening on {a}");
         }
     }
+    // Every session costs descriptors: use all the hard limit allows.
+    if let Err(e) = sys::raise_nofile_limit() {
+        mirrorftpd::log::warn(format_args!("cannot raise the open-file limit: {e}"));
+    }
     mirrorftpd::log::info(format_args!(
         "serving {} with {} workers, open-file limit {}",
         cfg.root.display(),

@@ -4,6 +4,7 @@
 pub mod fsys;
 pub mod linebuf;
 pub mod net;
+pub mod spare;
 pub mod sys;
 pub mod tlsio;
 

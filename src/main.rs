@@ -40,6 +40,10 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
     // A file-size limit (RLIMIT_FSIZE) must give EFBIG to the upload, not
     // kill the server with SIGXFSZ.
     sys::ignore_sigxfsz()?;
+    // Every session costs descriptors: use all the hard limit allows.
+    if let Err(e) = sys::raise_nofile_limit() {
+        mirrorftpd::log::warn(format_args!("cannot raise the open-file limit: {e}"));
+    }
     let auth = Arc::new(Auth::load(&config)?);
     // Uploads and new directories get 0666/0777 minus this mask.
     mirrorftpd::io::fsys::set_umask(config.umask);
@@ -72,10 +76,6 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
         } else {
             eprintln!("mirrorftpd: listening on {a}");
         }
-    }
-    // Every session costs descriptors: use all the hard limit allows.
-    if let Err(e) = sys::raise_nofile_limit() {
-        mirrorftpd::log::warn(format_args!("cannot raise the open-file limit: {e}"));
     }
     mirrorftpd::log::info(format_args!(
         "serving {} with {} workers, open-file limit {}",

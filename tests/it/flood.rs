@@ -32,13 +32,18 @@ pub(crate) fn cpu_time(pid: u32) -> Duration {
     Duration::from_millis(ticks * 1000 / hz)
 }
 
-/// Sets process `pid`'s soft RLIMIT_NOFILE to `soft` (the hard limit stays).
-fn set_nofile(pid: u32, soft: u64) {
+/// Process `pid`'s RLIMIT_NOFILE (0: this process) as (soft, hard).
+fn nofile(pid: u32) -> (u64, u64) {
     let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: a null new-limit pointer only reads the limit into the writable `old`.
     let rc = unsafe { libc::prlimit(pid as libc::pid_t, libc::RLIMIT_NOFILE, std::ptr::null(), &mut old) };
     assert_eq!(rc, 0, "prlimit({pid}, NOFILE): {}", io::Error::last_os_error());
-    let new = libc::rlimit { rlim_cur: soft, rlim_max: old.rlim_max };
+    (old.rlim_cur, old.rlim_max)
+}
+
+/// Sets process `pid`'s (0: this process) soft RLIMIT_NOFILE to `soft` (the hard limit stays).
+fn set_nofile(pid: u32, soft: u64) {
+    let new = libc::rlimit { rlim_cur: soft, rlim_max: nofile(pid).1 };
     // SAFETY: `new` is a valid rlimit; a null old-limit pointer is allowed.
     let rc = unsafe { libc::prlimit(pid as libc::pid_t, libc::RLIMIT_NOFILE, &new, std::ptr::null_mut()) };
     assert_eq!(rc, 0, "prlimit({pid}, NOFILE, {soft}): {}", io::Error::last_os_error());
@@ -46,13 +51,9 @@ fn set_nofile(pid: u32, soft: u64) {
 
 /// Raises this test process's soft RLIMIT_NOFILE to its hard limit; returns the new soft limit.
 fn raise_own_nofile() -> u64 {
-    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: `r` is a writable rlimit.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) }, 0);
-    r.rlim_cur = r.rlim_max;
-    // SAFETY: `r` is a valid rlimit.
-    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) }, 0, "{}", io::Error::last_os_error());
-    r.rlim_cur
+    let hard = nofile(0).1;
+    set_nofile(0, hard);
+    hard
 }
 
 /// Waits until `pid` holds exactly `want` descriptors; returns the last count seen.
@@ -170,10 +171,14 @@ fn ten_thousand_connections_at_once_each_get_220_or_421() {
     let soft = raise_own_nofile();
     assert!(soft >= (N + 200) as u64, "this test needs RLIMIT_NOFILE >= {} (hard limit {soft})", N + 200);
     let max = MAX.to_string();
+    // The server starts with a low soft limit (the usual 1024) and must raise it to the hard one.
+    set_nofile(0, 1024);
     let f = fx("flood-10k", &["--max-clients", &max, "--max-per-ip", "20000", "--backlog", "4096", "--quiet"], |r| {
         put(r, "f.txt", b"still here\n")
     });
+    raise_own_nofile();
     let pid = f.server.pid();
+    assert_eq!(nofile(pid), (soft, soft), "the server raised its soft open-file limit to the hard one");
     thread::sleep(Duration::from_millis(200));
     let base = fd_count(pid);
 

@@ -594,14 +594,16 @@ fn check_jail_writes(t: &JailTree, server: &Server, base: &Path) {
         let with = |verb: &str| [format!("{verb} ").as_bytes(), path].concat();
         let mut results: Vec<(String, (u16, String), bool)> = Vec::new();
         // Uploads.
-        for verb in ["STOR", "APPE"] {
+        for verb in ["STOR", "APPE", "STOU"] {
             let line = with(verb);
             let code = if path.contains(&0) || path.len() > 1000 {
                 raw_cmd(&mut ftp, &line).0
             } else {
                 upload_code(&mut ftp, std::str::from_utf8(&line).unwrap_or("STOR \u{fffd}"), b"PWNED\n")
             };
-            results.push((verb.into(), (code, String::new()), out.is_some()));
+            // STOU takes a name hint: when it names an existing link it picks a new name beside it.
+            let must_refuse = if verb == "STOU" { out == Some(true) } else { out.is_some() };
+            results.push((verb.into(), (code, String::new()), must_refuse));
         }
         for verb in ["DELE", "MKD", "RMD", "MFMT 20000101000000", "SITE CHMOD 777"] {
             let r = raw_cmd(&mut ftp, &with(verb));

@@ -104,6 +104,9 @@ impl Summary<'_> {
                 t.control, t.data, t.data_resumed
             );
         }
+        if p.disconnect_prob > 0.0 {
+            let _ = writeln!(o, "drops        {} (--disconnect-prob {})", s.drops, p.disconnect_prob);
+        }
         let _ = writeln!(o, "errors       {errors}");
         let _ = writeln!(o, "client cpu   {:.1}% of one core", self.cpu_percent());
         o
@@ -155,6 +158,7 @@ impl Summary<'_> {
         o.push('}');
         let _ = write!(o, ",\"client_cpu_percent\":{:.1}", self.cpu_percent());
         let _ = write!(o, ",\"sessions_established\":{}", s.established);
+        let _ = write!(o, ",\"drops\":{}", s.drops);
         o.push('}');
         o
     }

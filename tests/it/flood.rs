@@ -115,6 +115,10 @@ fn out_of_descriptors_new_clients_get_421_old_sessions_go_on_without_spinning() 
     assert_eq!(port.0, 200, "PORT only records the address: {port:?}");
     let retr = old.cmd("RETR small.bin");
     assert!((400..500).contains(&retr.0), "RETR (active) with no descriptor left: {retr:?}, expected 4xx");
+    expect(&mut old, "PORT 127,0,0,1,4,1", 200);
+    let list = old.cmd("LIST");
+    assert!((400..500).contains(&list.0), "LIST (active) with no descriptor left: {list:?}, expected 4xx");
+    eprintln!("EMFILE replies: EPSV {epsv:?}, RETR {retr:?}, LIST {list:?}");
     expect(&mut old, "NOOP", 200);
 
     // Sustained EMFILE: clients keep arriving for 2 s, each told 421; the server must not spin.

@@ -39,7 +39,7 @@ impl From<PathError> for Refused {
 impl From<FsError> for Refused {
     fn from(e: FsError) -> Refused {
         match &e {
-            // Out of descriptors passes: a transient 451, not a permanent 550.
+            // Running out of descriptors passes: 451 (try again), not a permanent 550.
             FsError::Io(io) if crate::io::spare::out_of_fds(io) => {
                 Refused(reply::LOCAL_ERROR, "Server out of file descriptors; try again later.".into())
             }

@@ -1,6 +1,7 @@
-//! Faults: clients that vanish, stall, trickle or idle; files that shrink or
-//! are replaced while being sent. The server must answer with the right
-//! code and keep serving everyone else.
+//! Faults: clients that vanish, stall, trickle or idle; an uploader killed
+//! mid-STOR; files that shrink or are replaced while being sent; a tree
+//! removed while it is listed. The server must answer with the right code
+//! and keep serving everyone else.
 
 use std::fs::{self, File};
 use std::io::{self, Read};

@@ -1,6 +1,7 @@
 //! Security: the root is a jail (with the openat2 resolver and with the
-//! fallback walk), dot files under `--deny-dotfiles`, FTP bounce and passive
-//! port theft protection, glob and line-length bombs, connection limits.
+//! fallback walk, for every command that reads or writes), dot files under
+//! `--deny-dotfiles`, FTP bounce and passive port theft protection, glob and
+//! line-length bombs, connection limits.
 
 use std::fs;
 use std::io::Read;

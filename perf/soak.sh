@@ -161,6 +161,10 @@ why=()
 if [[ $FD1 -ne $FD0 ]]; then verdict=FAIL; why+=("descriptors $FD1 != $FD0 before the load"); fi
 if [[ $RSS1 -gt $RSS_LIMIT ]]; then verdict=FAIL; why+=("RSS $RSS1 KiB > limit $RSS_LIMIT KiB"); fi
 if [[ $SERVES != yes ]]; then verdict=FAIL; why+=("a RETR after the soak failed"); fi
+OPS=$(grep -o '"ops":[0-9]*' "$SOAK/soak.json" 2>/dev/null | head -1 | cut -d: -f2)
+DROPS=$(grep -o '"drops":[0-9]*' "$SOAK/soak.json" 2>/dev/null | head -1 | cut -d: -f2)
+if [[ ${OPS:-0} -eq 0 ]]; then verdict=FAIL; why+=("the load did no operation (see $SOAK/soak.txt)"); fi
+if [[ ${DROPS:-0} -eq 0 && $DISCONNECT != 0 ]]; then verdict=FAIL; why+=("no session was dropped"); fi
 
 # ------------------------------------------------------------------- report --
 summary() { sed -n '/^workload/,$p' "$1"; }
@@ -186,7 +190,7 @@ mkdir -p "$(dirname "$REPORT")"
     echo "| after the soak + ${SETTLE} s settle | **$FD1** | **$RSS1** |"
     echo
     echo "Pass rules: descriptors after = before ($FD0), exactly; RSS after <= reference + ${RSS_TOL_PCT}% + ${RSS_TOL_MIB} MiB = $RSS_LIMIT KiB."
-    echo "A RETR by curl after the soak: $SERVES. Bench exit status: $BENCH_RC."
+    echo "A RETR by curl after the soak: $SERVES. Bench exit status: $BENCH_RC; ${OPS:-0} operations, ${DROPS:-0} abrupt disconnects."
     echo
     echo "## Bench summary (soak)"
     echo

@@ -64,7 +64,12 @@ printf 'soak:%s:%s:all\n' "$(openssl passwd -6 -salt 'rounds=1000$soaksalt' soak
 
 # ---------------------------------------------------------------- the server --
 PORT=$(free_port)
-"$BIN" --root "$ROOT" --listen "127.0.0.1:$PORT" --workers 2 --users "$SOAK/users.txt" \
+# A passive range outside the kernel's ephemeral one (32768-60999 by default): at ~500 data
+# connections a second the server's own TIME_WAITs (it closes a RETR's data connection first)
+# exhaust the ephemeral range within a minute, and EPSV's bind(0) fails with EADDRINUSE (425).
+# A range is bound port by port with SO_REUSEADDR, over TIME_WAIT: what a busy mirror sets.
+PASV_PORTS=${SOAK_PASV_PORTS:-10000-29999}
+"$BIN" --root "$ROOT" --listen "127.0.0.1:$PORT" --workers 2 --users "$SOAK/users.txt" --pasv-ports "$PASV_PORTS" \
     --max-clients $((CONNS * 2)) --max-per-ip $((CONNS * 4)) --quiet 2>"$SOAK/server.log" &
 SERVER=$!
 PIDS+=("$SERVER")
@@ -175,7 +180,7 @@ mkdir -p "$(dirname "$REPORT")"
     echo "Machine: $(cpu_model), $(ram_gib) RAM, $(nproc) cores; commit $(git -C "$REPO_DIR" rev-parse --short=12 HEAD 2>/dev/null || repo_commit)."
     echo "Command: \`perf/soak.sh $MINUTES\` (SOAK_CONNS=$CONNS SOAK_DISCONNECT=$DISCONNECT SOAK_SETTLE=$SETTLE SOAK_WARMUP=$WARMUP)."
     echo
-    echo "Server: \`mirrorftpd --workers 2 --users … --max-clients $((CONNS * 2)) --max-per-ip $((CONNS * 4)) --quiet\` (release)."
+    echo "Server: \`mirrorftpd --workers 2 --users … --pasv-ports $PASV_PORTS --max-clients $((CONNS * 2)) --max-per-ip $((CONNS * 4)) --quiet\` (release)."
     echo "Load: \`mirrorftpd bench mix --conns $CONNS --threads 2 --mix $MIX --size 65536 --discard --disconnect-prob $DISCONNECT\`;"
     echo "every operation ends, with probability $DISCONNECT, in an abrupt disconnect (FIN or RST; before the operation or mid-transfer), then a reconnect."
     echo

@@ -48,6 +48,8 @@ pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// PROXY header (--proxy-protocol) before it is dropped; the spec asks for at
 /// least 3 s, to cover a TCP retransmission.
 pub const PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// What a client accepted through the spare descriptor hears (the server is out of descriptors).
+pub const OUT_OF_FDS_REPLY: &str = "421 Server busy (out of file descriptors), try again later.\r\n";
 
 pub const DEFAULT_PORT: u16 = 2121;
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 300;

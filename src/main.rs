@@ -53,6 +53,10 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
     // A file-size limit (RLIMIT_FSIZE) must give EFBIG to the upload, not
     // kill the server with SIGXFSZ.
     sys::ignore_sigxfsz()?;
+    // Every session costs descriptors: use all the hard limit allows.
+    if let Err(e) = sys::raise_nofile_limit() {
+        mirrorftpd::log::warn(format_args!("cannot raise the open-file limit: {e}"));
+    }
     let auth = Arc::new(AuthCell::new(Auth::load(&config)?));
     // Uploads and new directories get 0666/0777 minus this mask.
     mirrorftpd::io::fsys::set_umask(config.umask);

@@ -20,6 +20,7 @@ use crate::auth::access::{Auth, AuthCell};
 use crate::config::Config;
 use crate::fs::jail::Jail;
 use crate::io::net;
+use crate::io::spare::{self, SpareFd};
 use crate::limits;
 use crate::obs::http::MetricsServer;
 use crate::obs::metrics::{self, WorkerMetrics};
@@ -334,6 +335,8 @@ pub struct Worker {
     accept_paused_until: Option<Instant>,
     /// The drain has begun here: listeners closed, sessions told.
     drained: bool,
+    /// Given up at EMFILE/ENFILE so waiting clients can be told 421 (see io::spare).
+    spare: SpareFd,
     next_gen: u16,
     jail: Jail,
     shared: Arc<Shared>,
@@ -404,6 +407,7 @@ impl Worker {
             accept_pending: vec![true; n],
             accept_paused_until: None,
             drained: false,
+            spare: SpareFd::new(),
             next_gen: 0,
             jail,
             pasv_cursor: pasv_range.map_or(0, |r| r.0),
@@ -600,15 +604,56 @@ impl Worker {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNABORTED) | Some(libc::EPROTO)) => continue,
                     Err(e) => {
+                        // EMFILE/ENFILE: the reserve descriptor lets the waiting
+                        // clients hear 421 instead of hanging in the backlog.
+                        let shed = if spare::out_of_fds(&e) && self.spare.release() {
+                            let n = self.shed(i);
+                            self.spare.restore();
+                            Some(n)
+                        } else {
+                            self.spare.restore();
+                            None
+                        };
+                        match shed {
+                            // Nothing was waiting (accept reports EMFILE before it looks).
+                            Some(0) => {}
+                            Some(n) => crate::log::warn(format_args!(
+                                "worker {}: accept: {e}; told {n} client(s) 421; pausing accepts",
+                                self.id
+                            )),
+                            None => crate::log::warn(format_args!("worker {}: accept: {e}; pausing accepts", self.id)),
+                        }
                         // EMFILE/ENFILE/ENOBUFS: stop accepting for a while
                         // rather than spin on a listener that stays readable.
-                        crate::log::warn(format_args!("worker {}: accept: {e}; pausing accepts", self.id));
                         self.accept_paused_until = Some(now + limits::ACCEPT_PAUSE);
                         return;
                     }
                 }
             }
         }
+    }
+
+    /// With the spare descriptor released: accepts what waits on listener `i` (bounded), tells
+    /// each `421` and closes it. Returns how many were refused.
+    fn shed(&mut self, i: usize) -> usize {
+        let mut n = 0;
+        for _ in 0..limits::ACCEPTS_PER_TURN {
+            match self.listeners[i].accept() {
+                Ok((mut stream, peer)) => {
+                    let _ = stream.write(limits::OUT_OF_FDS_REPLY.as_bytes());
+                    crate::log::info(format_args!("refused {peer}: out of file descriptors"));
+                    n += 1;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.accept_pending[i] = false;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNABORTED) | Some(libc::EPROTO)) => continue,
+                Err(_) => break,
+            }
+        }
+        n
     }
 
     fn admit(

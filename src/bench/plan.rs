@@ -143,6 +143,13 @@ pub struct BenchArgs {
     /// Seconds one operation may take before it counts as a timeout error.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub timeout: f64,
+
+    /// Probability (0 to 1) that a session drops its connections abruptly at
+    /// an operation (FIN or RST, at random), half the time before the
+    /// operation, half once its data is flowing; it then reconnects. Drops
+    /// are counted apart from errors. For soak tests of the server's cleanup.
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub disconnect_prob: f64,
 }
 
 /// How data connections are made.
@@ -192,6 +199,8 @@ pub struct Plan {
     pub tls: Option<TlsMode>,
     pub json: Option<String>,
     pub timeout: Duration,
+    /// Chance per operation of an abrupt disconnect (--disconnect-prob).
+    pub disconnect_prob: f64,
 }
 
 #[derive(Debug)]
@@ -311,6 +320,9 @@ impl Plan {
         if needs_path && paths.is_empty() {
             return err("retr and stor need --path PATH (or --paths-file FILE for retr)");
         }
+        if !(0.0..=1.0).contains(&a.disconnect_prob) {
+            return err(format!("--disconnect-prob {}: must be between 0 and 1", a.disconnect_prob));
+        }
         if let Some(0) = a.rate {
             return err("--rate must be at least 1 byte per second");
         }
@@ -338,6 +350,7 @@ impl Plan {
             },
             json: a.json,
             timeout: secs("--timeout", a.timeout, false)?,
+            disconnect_prob: a.disconnect_prob,
         })
     }
 
@@ -400,6 +413,17 @@ mod tests {
         let cmd = BenchArgs::augment_args(clap::Command::new("bench").no_binary_name(true));
         let m = cmd.try_get_matches_from(args).map_err(|e| PlanError(e.to_string()))?;
         Plan::from_args(BenchArgs::from_arg_matches(&m).map_err(|e| PlanError(e.to_string()))?)
+    }
+
+    #[test]
+    fn disconnect_prob_is_a_probability() {
+        let base = ["mix", "--mix", "list=1,login=1"];
+        assert_eq!(plan(&base).unwrap().disconnect_prob, 0.0);
+        let p = plan(&[&base[..], &["--disconnect-prob", "0.25"]].concat()).unwrap();
+        assert_eq!(p.disconnect_prob, 0.25);
+        for bad in ["-0.1", "1.5", "NaN", "x"] {
+            assert!(plan(&[&base[..], &["--disconnect-prob", bad]].concat()).is_err(), "{bad}");
+        }
     }
 
     #[test]

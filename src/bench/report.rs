@@ -104,6 +104,9 @@ impl Summary<'_> {
                 t.control, t.data, t.data_resumed
             );
         }
+        if p.disconnect_prob > 0.0 {
+            let _ = writeln!(o, "drops        {} (--disconnect-prob {})", s.drops, p.disconnect_prob);
+        }
         let _ = writeln!(o, "errors       {errors}");
         let _ = writeln!(o, "client cpu   {:.1}% of one core", self.cpu_percent());
         o
@@ -163,6 +166,7 @@ impl Summary<'_> {
             let max = rates.iter().copied().fold(0.0, f64::max);
             let _ = write!(o, ",\"session_mib_per_s\":{{\"min\":{min:.3},\"max\":{max:.3},\"count\":{}}}", rates.len());
         }
+        let _ = write!(o, ",\"drops\":{}", s.drops);
         o.push('}');
         o
     }

@@ -190,6 +190,8 @@ pub struct Stats {
     pub latency: [OpLatency; 4],
     /// Sessions that logged in at least once.
     pub established: u64,
+    /// Abrupt disconnects made on purpose (--disconnect-prob).
+    pub drops: u64,
     pub tls: TlsCounts,
     /// Data bytes by session number (0..conns), for per-session rates.
     pub session_bytes: Vec<u64>,
@@ -234,6 +236,7 @@ impl Stats {
             a.total.merge(&b.total);
         }
         self.established += other.established;
+        self.drops += other.drops;
         self.tls.control += other.tls.control;
         self.tls.data += other.tls.data;
         self.tls.data_resumed += other.tls.data_resumed;

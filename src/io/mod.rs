@@ -5,6 +5,7 @@ pub mod creds;
 pub mod fsys;
 pub mod linebuf;
 pub mod net;
+pub mod spare;
 pub mod sys;
 pub mod tlsio;
 

@@ -38,7 +38,13 @@ impl From<PathError> for Refused {
 
 impl From<FsError> for Refused {
     fn from(e: FsError) -> Refused {
-        Refused(reply::FILE_UNAVAILABLE, format!("{e}."))
+        match &e {
+            // Running out of descriptors passes: 451 (try again), not a permanent 550.
+            FsError::Io(io) if crate::io::spare::out_of_fds(io) => {
+                Refused(reply::LOCAL_ERROR, "Server out of file descriptors; try again later.".into())
+            }
+            _ => Refused(reply::FILE_UNAVAILABLE, format!("{e}.")),
+        }
     }
 }
 

@@ -153,6 +153,68 @@ fn list_login_and_mix_run_without_errors() {
 }
 
 #[test]
+fn disconnect_prob_drops_sessions_abruptly_and_the_server_frees_everything() {
+    let f = fx("bench-drops", &[]);
+    let pid = f.server.pid();
+    let fds = || fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+    // One served session first: the workers run, so start-up (which prints
+    // "listening" before it is done opening and closing files) is over.
+    let mut first = crate::util::Ftp::connect(f.server.addr);
+    assert_eq!(first.cmd("QUIT").0, 221);
+    let _ = first.try_reply();
+    // Then the count must hold still for 200 ms (the quitting session closes).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut before = fds();
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = fds();
+        if now == before || std::time::Instant::now() >= deadline {
+            break;
+        }
+        before = now;
+    }
+    let r = bench(
+        &f.server,
+        &[
+            "mix",
+            "--mix",
+            "retr=3,list=1",
+            "--path",
+            "/f.bin",
+            "--count",
+            "200",
+            "--conns",
+            "8",
+            "--disconnect-prob",
+            "0.3",
+        ],
+    );
+    assert!(r.ok(), "{}", r.context());
+    assert_eq!(r.errors(), "", "a drop is not an error: {}", r.context());
+    let (ops, drops) = (r.num("ops") as u64, r.num("drops") as u64);
+    // 200 operations, each dropped with probability 0.3 (mean 60, sd 6.5).
+    assert_eq!(ops + drops, 200, "{}", r.context());
+    assert!((30..=90).contains(&drops), "{drops} drops of 200 at p=0.3: {}", r.context());
+    assert!(r.ran.stdout.contains(&format!("drops        {drops} (--disconnect-prob 0.3)")), "{}", r.ran.stdout);
+    // The server let go of every session, data connection and file of the dropped ones.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while fds() != before && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if fds() != before {
+        let list: Vec<String> = fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| d.flatten().map(|e| format!("{:?}", fs::read_link(e.path()))).collect())
+            .unwrap_or_default();
+        let net = fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        panic!("server descriptors after the drops: {} != {before}: {list:?}\n{}\n{net}", fds(), f.server.log());
+    }
+    // Without the flag nothing is dropped.
+    let r = bench(&f.server, &["retr", "--path", "/f.bin", "--count", "10", "--conns", "2"]);
+    assert_clean(&r, Some(10));
+    assert_eq!(r.num("drops"), 0.0);
+}
+
+#[test]
 fn idle_holds_every_session_and_says_so() {
     let f = fx("bench-idle", &[]);
     let r = bench(&f.server, &["idle", "--conns", "50", "--duration", "2"]);

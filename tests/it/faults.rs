@@ -1,6 +1,7 @@
-//! Faults: clients that vanish, stall, trickle or idle; files that shrink or
-//! are replaced while being sent. The server must answer with the right
-//! code and keep serving everyone else.
+//! Faults: clients that vanish, stall, trickle or idle; an uploader killed
+//! mid-STOR; files that shrink or are replaced while being sent; a tree
+//! removed while it is listed. The server must answer with the right code
+//! and keep serving everyone else.
 
 use std::fs::{self, File};
 use std::io::{self, Read};
@@ -195,4 +196,105 @@ fn control_line_trickled_one_byte_at_a_time() {
     thread::sleep(Duration::from_millis(100));
     c.send(b"\n");
     assert_eq!(c.reply().expect("reply").0, 200);
+}
+
+#[test]
+fn uploader_process_killed_mid_stor_keeps_a_prefix_releases_the_lock_and_resumes() {
+    use crate::accounts::{UP_PASS, UP_USER, login_up, up_fx, upload_at};
+    use crate::uploads::{assert_prefix, wait_size, wait_unlocked};
+    use std::process::{Command, Stdio};
+    if !crate::util::require_tool("curl") {
+        return;
+    }
+    const LEN: usize = 16 << 20;
+    let f = up_fx("faults-stor-kill", &[], |r| put(r, "small.bin", &pattern(11, MIB as usize)));
+    let src_dir = crate::util::temp_dir("faults-stor-kill-src");
+    let src = pattern(31, LEN);
+    fs::write(src_dir.join("src.bin"), &src).expect("write the source");
+    let path = f.root.join("up.bin");
+    // A real client process, uploading slowly, killed with SIGKILL mid-transfer: the kernel
+    // closes both its connections (a FIN each), so the server sees the data end early.
+    let mut curl = Command::new("curl")
+        .args(["-sS", "--max-time", "30", "--limit-rate", "2M", "--user", &format!("{UP_USER}:{UP_PASS}"), "-T"])
+        .arg(src_dir.join("src.bin"))
+        .arg(f.server.url("up.bin"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn curl");
+    wait_size(&path, MIB);
+    // Others are served while the upload runs.
+    others_are_served(f.server.addr);
+    curl.kill().expect("SIGKILL curl");
+    let status = curl.wait().expect("reap curl");
+    assert!(!status.success(), "curl was killed, not finished: {status:?}");
+
+    // The lock is released once the server has seen the end, and what it kept is exactly a
+    // prefix of what was sent (no hole, no stale byte).
+    wait_unlocked(&path);
+    let kept = fs::read(&path).expect("the partial file");
+    assert_prefix(&kept, &src, "after the uploader was killed");
+    assert!(kept.len() < LEN, "the upload was cut short ({} of {LEN} bytes)", kept.len());
+    others_are_served(f.server.addr);
+
+    // A resume from the partial size completes it byte for byte.
+    let mut ftp = login_up(&f.server);
+    let n = kept.len();
+    assert_eq!(ftp.cmd("SIZE up.bin"), (213, n.to_string()));
+    upload_at(&mut ftp, Some(n as u64), "STOR up.bin", &src[n..]).expect("REST + STOR of the rest");
+    let got = fs::read(&path).expect("up.bin");
+    assert!(got == src, "resumed file differs: {} bytes, expected {LEN}", got.len());
+    assert_eq!(ftp.cmd("SIZE up.bin"), (213, LEN.to_string()));
+}
+
+#[test]
+fn directory_removed_while_listed_ends_in_226_or_451_and_the_server_lives_on() {
+    const N: usize = 20_000;
+    const LONG: &str = "-with-a-long-name-to-fill-the-listing.txt";
+    let f = faults_fx("faults-rmrf-list", &[]);
+    let big = f.root.join("big");
+    // Hard links to one file: 20,000 entries for a fraction of the cost of 20,000 inodes.
+    let one = big.join("one");
+    for d in 0..4 {
+        let sub = big.join(format!("d{d}"));
+        fs::create_dir_all(&sub).expect("mkdir");
+        if d == 0 {
+            File::create(&one).expect("create");
+        }
+        for i in 0..N / 4 {
+            fs::hard_link(&one, sub.join(format!("file-{i:05}{LONG}"))).expect("link");
+        }
+    }
+    // Three listings of three directories of the tree, each stopped after its first 4 KiB
+    // (the server is blocked on a full socket, mid-directory) ...
+    let mut open = Vec::new();
+    for cmd in ["LIST big/d0", "NLST big/d1", "MLSD big/d2"] {
+        let mut ftp = login(&f.server);
+        let mut data = begin(&mut ftp, cmd.as_bytes());
+        data.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        let got = read_n(&mut data, 4 * KIB);
+        open.push((cmd, ftp, data, got));
+    }
+    // ... when the whole tree (20,000 entries) is removed under them.
+    fs::remove_dir_all(&big).expect("rm -rf big");
+    for (cmd, mut ftp, mut data, mut got) in open {
+        let (rest, _) = drain(&mut data);
+        got.extend_from_slice(&rest);
+        let r = ftp.reply();
+        assert!(r.0 == 226 || r.0 == 451, "{cmd} of a directory removed mid-listing: {r:?}, expected 226 or 451");
+        // Whatever came is whole lines naming the directory's own entries.
+        let text = String::from_utf8_lossy(&got);
+        let complete = text.rsplit_once("\r\n").map_or("", |(head, _)| head);
+        let lines: Vec<&str> = complete.split("\r\n").collect();
+        assert!(lines.len() < N / 4 + 1, "{cmd}: {} lines", lines.len());
+        for line in lines {
+            assert!(line.contains(LONG), "{cmd}: stray line {line:?}");
+        }
+        expect(&mut ftp, "NOOP", 200);
+        let r = crate::protocol::transfer_raw(&mut ftp, b"LIST big/d3");
+        assert!(matches!(r, Err((550, _))), "LIST of a removed directory: {r:?}");
+        expect(&mut ftp, "CWD big", 550);
+        assert!(!ftp.list("NLST").is_empty());
+    }
+    others_are_served(f.server.addr);
 }

@@ -3,6 +3,7 @@
 mod accounts;
 mod bench;
 mod faults;
+mod flood;
 mod ftps;
 mod interop;
 mod interop_upload;

@@ -1,6 +1,7 @@
 //! Security: the root is a jail (with the openat2 resolver and with the
-//! fallback walk), dot files under `--deny-dotfiles`, FTP bounce and passive
-//! port theft protection, glob and line-length bombs, connection limits.
+//! fallback walk, for every command that reads or writes), dot files under
+//! `--deny-dotfiles`, FTP bounce and passive port theft protection, glob and
+//! line-length bombs, connection limits.
 
 use std::fs;
 use std::io::Read;
@@ -32,7 +33,26 @@ struct JailTree {
     secret: Vec<u8>,
 }
 
+/// The links of the jail tree that lead out of the root, as (target, name in the root). With
+/// `sandboxed`, the ones that would reach the system's own files (`/`, `/etc`) lead into
+/// `base/outside` instead: for the tests that write, so that a jail bug cannot damage the
+/// machine (a real /etc/passwd is never a write target).
+fn out_links(base: &Path, sandboxed: bool) -> Vec<(PathBuf, &'static str)> {
+    vec![
+        (if sandboxed { PathBuf::from("../outside") } else { PathBuf::from("../../..") }, "up"),
+        (PathBuf::from("../secret.txt"), "uprel"),
+        (if sandboxed { base.join("outside/etc") } else { PathBuf::from("/etc") }, "etc"),
+        (base.join("secret.txt"), "abs"),
+        (base.join("outdir"), "outdir"),
+        (PathBuf::from("../outdir"), "sub/out"),
+    ]
+}
+
 fn jail_tree(name: &str) -> JailTree {
+    jail_tree_with(name, false)
+}
+
+fn jail_tree_with(name: &str, sandboxed: bool) -> JailTree {
     let base = temp_dir(name);
     let root = base.join("root");
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
@@ -47,12 +67,15 @@ fn jail_tree(name: &str) -> JailTree {
     let link =
         |target: &Path, name: &str| symlink(target, root.join(name)).unwrap_or_else(|e| panic!("symlink {name}: {e}"));
     // Out of the root.
-    link(Path::new("../../.."), "up");
-    link(Path::new("../secret.txt"), "uprel");
-    link(Path::new("/etc"), "etc");
-    link(&base.join("secret.txt"), "abs");
-    link(&base.join("outdir"), "outdir");
-    link(Path::new("../outdir"), "sub/out");
+    if sandboxed {
+        fs::create_dir_all(base.join("outside/etc")).expect("mkdir outside/etc");
+        fs::create_dir_all(base.join("outside/tmp")).expect("mkdir outside/tmp");
+        fs::write(base.join("outside/etc/passwd"), b"root:x:0:0:sandboxed stand-in:/root:/bin/sh\n").expect("passwd");
+        fs::write(base.join("outside/secret.txt"), &secret).expect("write secret");
+    }
+    for (target, name) in out_links(&base, sandboxed) {
+        link(&target, name);
+    }
     // Within the root.
     link(Path::new("inside.txt"), "good");
     link(Path::new("sub"), "gooddir");
@@ -442,4 +465,223 @@ fn max_clients_3_fourth_gets_421() {
     drop(keep);
     let mut c = admitted_within(f.server.addr, SHORT);
     c.login();
+}
+
+// ---------------------------------------------------------------------------
+// The jail under every command that writes (an account with all permissions)
+// ---------------------------------------------------------------------------
+
+/// Everything under `base` outside `root`: names, kinds, modes, times,
+/// sizes, link targets and contents. Any write that escaped the root changes it.
+fn outside_snapshot(base: &Path, root: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
+        let mut entries: Vec<_> = fs::read_dir(dir).expect("read_dir").map(|e| e.expect("entry").path()).collect();
+        entries.sort();
+        for p in entries {
+            if p == root {
+                continue;
+            }
+            let m = fs::symlink_metadata(&p).expect("lstat");
+            let extra = if m.file_type().is_symlink() {
+                format!("-> {:?}", fs::read_link(&p).expect("readlink"))
+            } else if m.is_file() {
+                format!("{:?}", fs::read(&p).expect("read"))
+            } else {
+                String::new()
+            };
+            out.push(format!(
+                "{} {:o} {} {} {}",
+                p.display(),
+                m.mode(),
+                m.mtime_nsec() + m.mtime() * 1_000_000_000,
+                m.len(),
+                extra
+            ));
+            if m.is_dir() {
+                walk(&p, root, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(base, root, &mut out);
+    out
+}
+
+/// The path a client argument names, lexically from `/` (`..` clamped at the root), or None
+/// when it holds a NUL.
+fn lexical(arg: &[u8]) -> Option<Vec<Vec<u8>>> {
+    if arg.contains(&0) {
+        return None;
+    }
+    let mut stack: Vec<Vec<u8>> = Vec::new();
+    for c in arg.split(|&b| b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => {
+                stack.pop();
+            }
+            name => stack.push(name.to_vec()),
+        }
+    }
+    Some(stack)
+}
+
+/// Links in the jail tree that lead out of the root.
+const OUT_LINKS: [&[&str]; 6] = [&["up"], &["uprel"], &["etc"], &["abs"], &["outdir"], &["sub", "out"]];
+
+/// Whether `arg` reaches through an out-of-root link (`Some(true)`: the link is a directory on
+/// the way; `Some(false)`: the path names the link itself, which DELE and a rename may act on
+/// inside the root); None: it stays inside (or holds a NUL).
+fn through_out_link(arg: &[u8]) -> Option<bool> {
+    let comps = lexical(arg)?;
+    let mut via = comps.clone();
+    // `gooddir` is an inside link to `sub`.
+    if via.first().is_some_and(|c| c == b"gooddir") {
+        via[0] = b"sub".to_vec();
+    }
+    for link in OUT_LINKS {
+        let n = link.len();
+        if via.len() >= n && via[..n].iter().zip(link).all(|(a, b)| a == b.as_bytes()) {
+            return Some(via.len() > n);
+        }
+    }
+    None
+}
+
+/// Puts back the tree's files and links that a permitted command inside the root changed.
+fn repair(t: &JailTree, base: &Path) {
+    let _ = fs::create_dir_all(t.root.join("sub"));
+    for (rel, body) in [("inside.txt", &b"inside\n"[..]), ("sub/deep.txt", b"deep\n"), ("victim.txt", b"victim\n")] {
+        if fs::read(t.root.join(rel)).map_or(true, |b| b != body) {
+            let _ = fs::remove_dir_all(t.root.join(rel));
+            fs::write(t.root.join(rel), body).expect("repair file");
+        }
+    }
+    for (target, name) in out_links(base, true) {
+        let p = t.root.join(name);
+        if fs::read_link(&p).ok().as_deref() != Some(&target) {
+            let _ = fs::remove_dir_all(&p);
+            let _ = fs::remove_file(&p);
+            symlink(&target, &p).expect("repair link");
+        }
+    }
+}
+
+/// Runs every writing command on every escape path as an account with all permissions.
+fn check_jail_writes(t: &JailTree, server: &Server, base: &Path) {
+    use crate::accounts::{UP_PASS, UP_USER, login_as, upload_code};
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    // Through `up` (sandboxed: base/outside) this is base/outside/tmp/...; never the real /tmp.
+    let tmp_victim = format!("/tmp/mirrorftpd-escape-{nanos}");
+    // At most two `..`: even if the server took them literally (no clamping at the root, no
+    // kernel check) they would reach no higher than the temporary directory, never /etc.
+    let mut paths: Vec<Vec<u8>> = escape_paths()
+        .into_iter()
+        .filter(|p| p.split(|&b| b == b'/' || b == b'\\').filter(|c| *c == b"..").count() <= 2)
+        .collect();
+    paths.push(b"outdir/new.txt".to_vec());
+    paths.push(b"sub/out/new.txt".to_vec());
+    paths.push(format!("up{tmp_victim}").into_bytes());
+    paths.push(format!("../..{tmp_victim}").into_bytes());
+    paths.push(b"up\\..\\..\\secret.txt".to_vec());
+    paths.push([&b"sub/"[..], &[b'y'; 300]].concat());
+    let before = outside_snapshot(base, &t.root);
+    let mut ftp = login_as(server, UP_USER, UP_PASS);
+    let mut failures = Vec::new();
+    for path in &paths {
+        let shown = String::from_utf8_lossy(&path[..path.len().min(60)]).into_owned();
+        let out = through_out_link(path);
+        let with = |verb: &str| [format!("{verb} ").as_bytes(), path].concat();
+        let mut results: Vec<(String, (u16, String), bool)> = Vec::new();
+        // Uploads.
+        for verb in ["STOR", "APPE", "STOU"] {
+            let line = with(verb);
+            let code = if path.contains(&0) || path.len() > 1000 {
+                raw_cmd(&mut ftp, &line).0
+            } else {
+                upload_code(&mut ftp, std::str::from_utf8(&line).unwrap_or("STOR \u{fffd}"), b"PWNED\n")
+            };
+            // STOU takes a name hint: when it names an existing link it picks a new name beside it.
+            let must_refuse = if verb == "STOU" { out == Some(true) } else { out.is_some() };
+            results.push((verb.into(), (code, String::new()), must_refuse));
+        }
+        for verb in ["DELE", "MKD", "RMD", "MFMT 20000101000000", "SITE CHMOD 777"] {
+            let r = raw_cmd(&mut ftp, &with(verb));
+            // DELE of an out-of-root link removes the link, inside the root.
+            let must_refuse = match out {
+                Some(through) => through || !verb.starts_with("DELE"),
+                None => false,
+            };
+            results.push((verb.into(), r, must_refuse));
+            repair(t, base);
+        }
+        // Rename out of the root, and into the root from outside.
+        expect(&mut ftp, "RNFR victim.txt", 350);
+        let r = raw_cmd(&mut ftp, &with("RNTO"));
+        results.push(("RNFR victim.txt + RNTO".into(), r, out == Some(true)));
+        repair(t, base);
+        let r = raw_cmd(&mut ftp, &with("RNFR"));
+        let refused = r.0 != 350;
+        results.push(("RNFR".into(), r, out == Some(true)));
+        if !refused {
+            // Renaming an out-of-root link moves the link, inside the root; it must still lead nowhere.
+            let r = ftp.cmd("RNTO stolen.txt");
+            match transfer_raw(&mut ftp, b"RETR stolen.txt") {
+                Ok(data) if leaks(t, &data) => {
+                    failures.push(format!("RNFR {shown} + RNTO stolen.txt ({r:?}): RETR leaked outside content"))
+                }
+                _ => {}
+            }
+            let _ = fs::remove_file(t.root.join("stolen.txt"));
+        }
+        repair(t, base);
+        for (verb, r, must_refuse) in results {
+            if leaks(t, r.1.as_bytes()) {
+                failures.push(format!("{verb} {shown}: LEAKED outside content: {r:?}"));
+            }
+            let refused = [450, 501, 550, 553].contains(&r.0);
+            if must_refuse && !refused {
+                failures.push(format!("{verb} {shown}: got {r:?}, expected 550, 553 or 501"));
+            }
+            if path.contains(&0) && r.0 != 501 && r.0 != 550 {
+                failures.push(format!("{verb} {shown} (NUL): got {r:?}, expected 501"));
+            }
+            if r.0 >= 500 && !refused && r.0 != 504 {
+                failures.push(format!("{verb} {shown}: unexpected {r:?}"));
+            }
+        }
+        let now = outside_snapshot(base, &t.root);
+        if now != before {
+            let diff: Vec<_> = now.iter().filter(|l| !before.contains(l)).collect();
+            panic!("after the writes on {shown}, outside the root changed: {diff:?}\n(earlier failures: {failures:?})");
+        }
+        assert!(!base.join(format!("outside{tmp_victim}")).exists(), "{shown}: created {tmp_victim} outside the root");
+    }
+    assert!(failures.is_empty(), "jail failures on writes:\n{}", failures.join("\n"));
+    expect(&mut ftp, "NOOP", 200);
+    // The account can still write inside.
+    assert_eq!(upload_code(&mut ftp, "STOR fine.txt", b"fine\n"), 226);
+    assert_eq!(fs::read(t.root.join("fine.txt")).expect("fine.txt"), b"fine\n");
+}
+
+fn jail_writes(name: &str, env: &[(&str, &str)]) {
+    let t = jail_tree_with(name, true);
+    let base = t.root.parent().expect("base").to_path_buf();
+    put(&t.root, "victim.txt", b"victim\n");
+    fs::write(base.join("users.txt"), format!("up:{}:{}:all\n", crate::accounts::UP_HASH, t.root.display()))
+        .expect("users file");
+    let users = base.join("users.txt").to_string_lossy().into_owned();
+    let server = Server::start_env(&t.root, &["--users", &users], env);
+    check_jail_writes(&t, &server, &base);
+}
+
+#[test]
+fn jail_refuses_every_escape_on_writes_openat2() {
+    jail_writes("sec-jail-w", &[]);
+}
+
+#[test]
+fn jail_refuses_every_escape_on_writes_fallback_walk() {
+    jail_writes("sec-jail-w-walk", &[("MIRRORFTPD_NO_OPENAT2", "1")]);
 }

@@ -38,7 +38,7 @@ fn now_secs() -> i64 {
 
 /// Waits until nobody holds the upload lock (flock) of `path`: the server
 /// has finished with the file.
-fn wait_unlocked(path: &Path) {
+pub(crate) fn wait_unlocked(path: &Path) {
     let deadline = Instant::now() + NOTICE;
     loop {
         let f = fs::File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
@@ -53,7 +53,7 @@ fn wait_unlocked(path: &Path) {
 }
 
 /// Waits until `path` holds at least `len` bytes.
-fn wait_size(path: &Path, len: u64) {
+pub(crate) fn wait_size(path: &Path, len: u64) {
     let deadline = Instant::now() + NOTICE;
     while fs::metadata(path).map_or(0, |m| m.len()) < len {
         assert!(Instant::now() < deadline, "{} never reached {len} bytes", path.display());
@@ -63,7 +63,7 @@ fn wait_size(path: &Path, len: u64) {
 
 /// `bytes` is a non-empty prefix of `src`.
 #[track_caller]
-fn assert_prefix(bytes: &[u8], src: &[u8], what: &str) {
+pub(crate) fn assert_prefix(bytes: &[u8], src: &[u8], what: &str) {
     assert!(!bytes.is_empty(), "{what}: nothing was kept");
     assert!(bytes.len() <= src.len(), "{what}: {} bytes, more than the {} sent", bytes.len(), src.len());
     assert!(src.starts_with(bytes), "{what}: the {} bytes kept are not a prefix of what was sent", bytes.len());

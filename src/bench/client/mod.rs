@@ -149,6 +149,8 @@ struct Op {
     prelim: bool,
     replied: bool,
     data_done: bool,
+    /// Drop the connections once data has moved (--disconnect-prob).
+    drop_mid: bool,
 }
 
 pub struct Client {
@@ -259,6 +261,32 @@ impl Client {
         [start, self.deadline, self.resume_at].into_iter().flatten().min()
     }
 
+    /// True with probability `p`.
+    fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && (self.random() % 1_000_000) as f64 / 1_000_000.0 < p
+    }
+
+    /// --disconnect-prob: closes every socket without QUIT (with RST half the time), then
+    /// reconnects at once. The operation in flight counts as neither done nor failed.
+    fn drop_connection(&mut self, cx: &mut Ctx<'_>) {
+        cx.stats.drops += 1;
+        self.ticket = false;
+        if self.random() & 1 == 0 {
+            for s in [self.ctrl.as_ref(), self.data.as_ref()].into_iter().flatten() {
+                let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
+            }
+        }
+        self.close_all(cx);
+        self.op = None;
+        self.login_op = false;
+        self.deadline = None;
+        if cx.stopping || !cx.shared.tickets_left() {
+            return self.set_done(cx);
+        }
+        self.phase = Phase::Waiting;
+        self.start_at = Some(cx.now);
+    }
+
     fn random(&mut self) -> u64 {
         let mut x = self.rng;
         x ^= x >> 12;
@@ -345,6 +373,10 @@ impl Client {
                     self.fail_session(kind, cx);
                     return Outcome::Idle;
                 }
+            }
+            if self.op.as_ref().is_some_and(|o| o.drop_mid && o.bytes > 0) {
+                self.drop_connection(cx);
+                return Outcome::Idle;
             }
             match self.flush() {
                 Ok(p) => progress |= p,
@@ -746,6 +778,13 @@ impl Client {
         }
         self.ticket = true;
         let kind = if cx.plan.mix.len() == 1 { cx.plan.mix[0].0 } else { cx.plan.pick(self.random()) };
+        let mut drop_mid = false;
+        if self.chance(cx.plan.disconnect_prob) {
+            if kind == OpKind::Login || self.random() & 1 == 0 {
+                return self.drop_connection(cx);
+            }
+            drop_mid = true;
+        }
         self.deadline = Some(cx.now + cx.plan.timeout);
         if kind == OpKind::Login {
             self.login_op = true;
@@ -761,6 +800,7 @@ impl Client {
             prelim: false,
             replied: false,
             data_done: false,
+            drop_mid,
         });
         if kind == OpKind::List {
             // A listing is text either way; only file transfers set TYPE I.

@@ -358,6 +358,11 @@ impl PortRange {
     pub fn len(self) -> usize {
         (self.high - self.low) as usize + 1
     }
+
+    /// Never: a range holds at least one port (LOW <= HIGH).
+    pub fn is_empty(self) -> bool {
+        false
+    }
 }
 
 /// The validated configuration every worker reads (shared, immutable).

@@ -491,8 +491,8 @@ impl Worker {
             }
             self.fire_timers(now, &mut to_drive);
             self.accept_all(now, &mut to_drive);
-            for i in 0..to_drive.len() {
-                self.drive(to_drive[i], now);
+            for &slot in &to_drive {
+                self.drive(slot, now);
             }
             if let Some(m) = &mut self.metrics_http {
                 let shared = &self.shared;

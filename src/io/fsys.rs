@@ -206,62 +206,6 @@ impl DirStream {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stat_and_seek_on_a_real_file() {
-        let path = std::env::temp_dir().join(format!("mirrorftpd-fsys-{}", std::process::id()));
-        std::fs::write(&path, b"hello").expect("write");
-        let f = std::fs::File::open(&path).expect("open");
-        let st = fstat(f.as_fd()).expect("fstat");
-        assert_eq!(st.st_size, 5);
-        assert_eq!(lseek(f.as_fd(), 2, libc::SEEK_SET).expect("lseek"), 2);
-        let fl = get_status_flags(f.as_fd()).expect("getfl");
-        assert_eq!(fl & libc::O_ACCMODE, libc::O_RDONLY);
-        std::fs::remove_file(&path).expect("rm");
-    }
-
-    #[test]
-    fn errors_carry_errno() {
-        let dir = std::fs::File::open(std::env::temp_dir()).expect("open tmp");
-        let e = openat(dir.as_fd(), c"mirrorftpd-no-such-name", libc::O_RDONLY, 0).unwrap_err();
-        assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
-        let e = fstatat(dir.as_fd(), c"mirrorftpd-no-such-name", 0).unwrap_err();
-        assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
-    }
-
-    #[test]
-    fn localtime_gives_a_plausible_year() {
-        let tm = localtime(0).expect("localtime");
-        assert!(tm.tm_year == 69 || tm.tm_year == 70);
-    }
-
-    #[test]
-    fn dir_stream_reads_every_name_with_a_small_buffer() {
-        let dir = std::env::temp_dir().join(format!("mirrorftpd-fsys-dir-{}", std::process::id()));
-        std::fs::create_dir(&dir).expect("mkdir");
-        let mut want = vec![b".".to_vec(), b"..".to_vec()];
-        for i in 0..300 {
-            let name = format!("n{i:03}-\u{e9}");
-            std::fs::write(dir.join(&name), b"").expect("create");
-            want.push(name.into_bytes());
-        }
-        let fd = OwnedFd::from(std::fs::File::open(&dir).expect("open dir"));
-        let mut ds = DirStream::new(fd, 1024);
-        let mut got = Vec::new();
-        while let Some((_, name)) = ds.next_entry().expect("next") {
-            got.push(name.to_bytes().to_vec());
-        }
-        assert!(ds.next_entry().expect("after end").is_none());
-        got.sort();
-        want.sort();
-        assert_eq!(got, want);
-        std::fs::remove_dir_all(&dir).expect("rm");
-    }
-}
-
 // ---- writes: uploads and file management ----
 
 /// `mkdirat(2)`.
@@ -326,4 +270,60 @@ pub fn try_lock_exclusive(fd: BorrowedFd<'_>) -> io::Result<bool> {
 pub fn set_umask(mask: u32) -> u32 {
     // SAFETY: umask cannot fail.
     unsafe { libc::umask(mask as libc::mode_t) as u32 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_and_seek_on_a_real_file() {
+        let path = std::env::temp_dir().join(format!("mirrorftpd-fsys-{}", std::process::id()));
+        std::fs::write(&path, b"hello").expect("write");
+        let f = std::fs::File::open(&path).expect("open");
+        let st = fstat(f.as_fd()).expect("fstat");
+        assert_eq!(st.st_size, 5);
+        assert_eq!(lseek(f.as_fd(), 2, libc::SEEK_SET).expect("lseek"), 2);
+        let fl = get_status_flags(f.as_fd()).expect("getfl");
+        assert_eq!(fl & libc::O_ACCMODE, libc::O_RDONLY);
+        std::fs::remove_file(&path).expect("rm");
+    }
+
+    #[test]
+    fn errors_carry_errno() {
+        let dir = std::fs::File::open(std::env::temp_dir()).expect("open tmp");
+        let e = openat(dir.as_fd(), c"mirrorftpd-no-such-name", libc::O_RDONLY, 0).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+        let e = fstatat(dir.as_fd(), c"mirrorftpd-no-such-name", 0).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+    }
+
+    #[test]
+    fn localtime_gives_a_plausible_year() {
+        let tm = localtime(0).expect("localtime");
+        assert!(tm.tm_year == 69 || tm.tm_year == 70);
+    }
+
+    #[test]
+    fn dir_stream_reads_every_name_with_a_small_buffer() {
+        let dir = std::env::temp_dir().join(format!("mirrorftpd-fsys-dir-{}", std::process::id()));
+        std::fs::create_dir(&dir).expect("mkdir");
+        let mut want = vec![b".".to_vec(), b"..".to_vec()];
+        for i in 0..300 {
+            let name = format!("n{i:03}-\u{e9}");
+            std::fs::write(dir.join(&name), b"").expect("create");
+            want.push(name.into_bytes());
+        }
+        let fd = OwnedFd::from(std::fs::File::open(&dir).expect("open dir"));
+        let mut ds = DirStream::new(fd, 1024);
+        let mut got = Vec::new();
+        while let Some((_, name)) = ds.next_entry().expect("next") {
+            got.push(name.to_bytes().to_vec());
+        }
+        assert!(ds.next_entry().expect("after end").is_none());
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
+        std::fs::remove_dir_all(&dir).expect("rm");
+    }
 }

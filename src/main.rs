@@ -128,7 +128,7 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
                 if let Some(n) = &notifier {
                     n.stopping();
                 }
-                let code = drain(&shared, sig, notifier.as_ref());
+                let code = drain(&shared, sig);
                 mirrorftpd::log::flush();
                 return code;
             }
@@ -155,11 +155,7 @@ fn bind_first(shared: &Arc<Shared>, mut wanted: Vec<(SocketAddr, bool)>) -> std:
 
 /// SIGTERM/SIGINT: stop accepting, let running transfers finish for up to
 /// --drain-timeout, then exit 0. A second SIGTERM/SIGINT exits at once.
-fn drain(
-    shared: &Shared,
-    sig: i32,
-    notifier: Option<&systemd::Notifier>,
-) -> Result<ExitCode, Box<dyn std::error::Error>> {
+fn drain(shared: &Shared, sig: i32) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let timeout = shared.config.drain_timeout;
     mirrorftpd::log::info(format_args!(
         "signal {sig}: draining {} sessions for up to {} s (a second signal exits now)",
@@ -184,7 +180,9 @@ fn drain(
                 mirrorftpd::log::warn(format_args!("signal {s} during drain: exiting with {left} sessions open"));
                 return Ok(ExitCode::SUCCESS);
             }
-            Some(libc::SIGHUP) => reload(shared, notifier),
+            // systemd heard STOPPING=1: no RELOADING/READY any more.
+            Some(libc::SIGHUP) => reload_files(shared),
+            Some(libc::SIGUSR1) => mirrorftpd::log::reopen(),
             _ => {}
         }
     }
@@ -240,14 +238,23 @@ fn reload(shared: &Shared, notifier: Option<&systemd::Notifier>) {
 }
 
 fn reload_files(shared: &Shared) {
+    // Log files are reopened (as SIGUSR1 does), for logrotate.
+    mirrorftpd::log::reopen();
+    if shared.config.chroot {
+        // Inside the chroot these paths would name files in the served tree
+        // (and a DNS lookup would read its etc/hosts): nothing is re-read.
+        mirrorftpd::log::warn(format_args!(
+            "SIGHUP under --chroot: log files reopened; accounts, rules, ban list, banner, TLS certificate and \
+             --pasv-address are only read at start (restart to change them)"
+        ));
+        return;
+    }
     // A --pasv-address name is resolved again (here, on the main thread).
     let _ = shared.refresh_pasv_address();
     match shared.reload_ban_list() {
         Ok(msg) => mirrorftpd::log::info(format_args!("SIGHUP: {msg}")),
         Err(e) => mirrorftpd::log::error(format_args!("SIGHUP: ban list not reloaded (the old one stays): {e}")),
     }
-    // Log files are reopened (as SIGUSR1 does), for logrotate.
-    mirrorftpd::log::reopen();
     let cfg = &shared.config;
     if cfg.users.is_some() || cfg.rules.is_some() {
         match Auth::load(cfg) {

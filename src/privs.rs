@@ -161,32 +161,30 @@ pub fn prepare(cfg: &Config) -> Result<Privs, PrivError> {
     Ok(Privs { plan, chroot: cfg.chroot.then(|| cfg.root.clone()), keep_bind: cfg.active_from_port_20 })
 }
 
-/// Files read again on SIGHUP: the ones a chroot makes unreachable when they
-/// live outside --root.
+/// Files SIGHUP reads again by name. Under --chroot it does not: after the
+/// chroot their paths would resolve inside the served tree, where anyone who
+/// can write there could plant accounts, rules or a certificate.
 fn reloadable_files(cfg: &Config) -> Vec<(&'static str, &Path)> {
-    let mut v = Vec::new();
-    if let Some(p) = &cfg.tls_cert {
-        v.push(("--tls-cert", p.as_path()));
-    }
-    if let Some(p) = &cfg.tls_key {
-        v.push(("--tls-key", p.as_path()));
-    }
-    v
+    let named = [
+        ("--users", &cfg.users),
+        ("--rules", &cfg.rules),
+        ("--ban-list", &cfg.ban_list),
+        ("--banner-file", &cfg.banner_file),
+        ("--tls-cert", &cfg.tls_cert),
+        ("--tls-key", &cfg.tls_key),
+    ];
+    named.into_iter().filter_map(|(flag, p)| p.as_deref().map(|p| (flag, p))).collect()
 }
 
 fn chroot_warnings(cfg: &Config, plan: &Plan) {
     if *plan == Plan::StayRoot {
         crate::log::warn(format_args!("--chroot with --allow-root: a chroot is no barrier to a root process"));
     }
-    let root = cfg.root.canonicalize().unwrap_or_else(|_| cfg.root.clone());
     for (flag, path) in reloadable_files(cfg) {
-        let abs = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-        if !abs.starts_with(&root) {
-            crate::log::warn(format_args!(
-                "--chroot: {flag} {} is outside --root, so SIGHUP cannot reload it (restart instead)",
-                path.display()
-            ));
-        }
+        crate::log::warn(format_args!(
+            "--chroot: {flag} {} is read at start only; SIGHUP cannot reload it (restart instead)",
+            path.display()
+        ));
     }
 }
 
@@ -220,12 +218,44 @@ impl Privs {
                     done.push("keeping only CAP_NET_BIND_SERVICE".into());
                 }
             }
-            Plan::AlreadyTarget(t) => done.push(format!("running as {} (uid {}, gid {})", t.name, t.uid, t.gid)),
+            Plan::AlreadyTarget(t) => {
+                shed_capabilities(self.keep_bind)?;
+                done.push(format!("running as {} (uid {}, gid {})", t.name, t.uid, t.gid));
+            }
             Plan::StayRoot => done.push("running as root (--allow-root)".into()),
-            Plan::Keep => done.push(format!("running as {}", creds::describe_uid(creds::geteuid()))),
+            Plan::Keep => {
+                shed_capabilities(self.keep_bind)?;
+                done.push(format!("running as {}", creds::describe_uid(creds::geteuid())));
+            }
         }
         Ok(done.join(", "))
     }
+}
+
+/// Started without root but with capabilities (systemd's
+/// AmbientCapabilities=, file capabilities): once everything is bound and
+/// chrooted, keep at most CAP_NET_BIND_SERVICE (with --active-from-port-20)
+/// on this thread, which the workers are started from, and clear the ambient
+/// set. CAP_SYS_CHROOT above all must not outlive the chroot.
+fn shed_capabilities(keep_bind: bool) -> Result<(), PrivError> {
+    let bad = |what: String| PrivError(format!("dropping capabilities: {what}"));
+    let now = creds::capget().map_err(|e| bad(format!("capget: {e}")))?;
+    let keep = if keep_bind { now.permitted & (1u64 << CAP_NET_BIND_SERVICE) } else { 0 };
+    if now.permitted != keep || now.effective != keep || now.inheritable != 0 {
+        creds::capset(CapSets { effective: keep, permitted: keep, inheritable: 0 })
+            .map_err(|e| bad(format!("capset: {e}")))?;
+    }
+    // EINVAL: a kernel without ambient capabilities (before 4.3) has none to clear.
+    if let Err(e) = creds::clear_ambient_caps() {
+        if e.raw_os_error() != Some(libc::EINVAL) {
+            return Err(bad(format!("clearing the ambient set: {e}")));
+        }
+    }
+    let after = creds::capget().map_err(|e| bad(format!("capget: {e}")))?;
+    if after != (CapSets { effective: keep, permitted: keep, inheritable: 0 }) {
+        return Err(bad(format!("capabilities are {after:?}, expected effective=permitted={keep:#x}")));
+    }
+    Ok(())
 }
 
 /// setgroups, setgid, setuid, in that order (each applied to every thread by

@@ -723,7 +723,10 @@ impl Worker {
             }
         }
         s.metrics = self.metrics;
-        metrics::add(&self.metrics.sessions, 1);
+        if !proxied {
+            // A proxied connection becomes a session once its header is read.
+            metrics::add(&self.metrics.sessions, 1);
+        }
         entry.insert(s);
         Some(slot)
     }

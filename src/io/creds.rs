@@ -146,6 +146,13 @@ pub fn set_keepcaps(on: bool) -> io::Result<()> {
     check(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, libc::c_ulong::from(on), 0, 0, 0) })
 }
 
+/// PR_CAP_AMBIENT_CLEAR_ALL: no ambient capability passes to anything the
+/// process starts (it starts nothing; defence in depth).
+pub fn clear_ambient_caps() -> io::Result<()> {
+    // SAFETY: prctl with PR_CAP_AMBIENT reads only its integer arguments.
+    check(unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0, 0, 0) })
+}
+
 /// `_LINUX_CAPABILITY_VERSION_3`: 64-bit capability sets in two 32-bit words.
 const CAP_VERSION_3: u32 = 0x2008_0522;
 

@@ -7,31 +7,39 @@
 use std::fs::File;
 use std::io;
 
-/// One spare descriptor (an `O_CLOEXEC` open of `/dev/null`: std opens with `O_CLOEXEC`).
-pub struct SpareFd(Option<File>);
+/// One spare descriptor, and the `/dev/null` it is duplicated from: after
+/// `--chroot` no path reaches `/dev/null`, so the spare is taken back with
+/// `dup` (F_DUPFD_CLOEXEC), never by name.
+pub struct SpareFd {
+    template: Option<File>,
+    spare: Option<File>,
+}
 
 impl SpareFd {
-    /// Takes a spare descriptor; holds none when even that fails (a later `restore` retries).
+    /// Takes a spare descriptor (opened before any chroot); holds none when
+    /// even that fails (a later `restore` retries).
     pub fn new() -> SpareFd {
-        SpareFd(File::open("/dev/null").ok())
+        let template = File::open("/dev/null").ok();
+        let spare = template.as_ref().and_then(|t| t.try_clone().ok());
+        SpareFd { template, spare }
     }
 
     /// Closes the spare so the next `accept` can succeed; false when none was held.
     pub fn release(&mut self) -> bool {
-        self.0.take().is_some()
+        self.spare.take().is_some()
     }
 
     /// Takes the spare back (a no-op when it is held). May fail while the table is still full:
     /// it is retried at the next `release`/`restore`.
     pub fn restore(&mut self) {
-        if self.0.is_none() {
-            self.0 = File::open("/dev/null").ok();
+        if self.spare.is_none() {
+            self.spare = self.template.as_ref().and_then(|t| t.try_clone().ok());
         }
     }
 
     /// Whether the spare is held now.
     pub fn is_held(&self) -> bool {
-        self.0.is_some()
+        self.spare.is_some()
     }
 }
 

@@ -71,9 +71,12 @@ impl LogPath {
         Ok(LogPath { shown: path.to_path_buf(), dir, name })
     }
 
-    /// Opens (or creates, mode 0640) the file for appending.
+    /// Opens (or creates, mode 0640) the file for appending; a symlink in
+    /// its place is refused (a log directory writable by others cannot
+    /// redirect root's first open).
     pub fn open(&self) -> io::Result<File> {
-        let flags = libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOCTTY;
+        let flags =
+            libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NOFOLLOW;
         crate::io::fsys::openat(self.dir.as_fd(), &self.name, flags, 0o640).map(File::from)
     }
 

@@ -208,7 +208,9 @@ impl Session {
         }
         // Every other name, known or not, gets the same answer.
         let user = String::from_utf8_lossy(name).into_owned();
-        self.user_name = user.clone();
+        // For the logs only: a name with CR, ESC or other control bytes must
+        // not forge log lines or drive a terminal.
+        self.user_name = user.chars().map(|c| if c.is_control() { '?' } else { c }).collect();
         self.state = CtrlState::NeedPass { user };
         self.reply(reply::NEED_PASSWORD, "Please specify the password.");
     }

@@ -95,6 +95,7 @@ impl Session {
                 self.admitted = true;
                 self.peer = real;
                 self.proxy = Some(balancer);
+                crate::obs::metrics::add(&self.metrics.sessions, 1);
                 self.log_connect();
                 self.greet(&cx.shared.greeting());
                 self.state = CtrlState::NeedUser;

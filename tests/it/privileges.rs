@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::accounts::{UP_HASH, UP_PASS, UP_USER};
-use crate::util::{Ftp, IO_TIMEOUT, Server, temp_dir};
+use crate::util::{Ftp, IO_TIMEOUT, Server, require_tool, temp_dir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mirrorftpd");
 const NOBODY: &str = "nobody";
@@ -300,6 +300,10 @@ fn chroot_warns_about_reloadable_files_outside_the_root() {
     let log = server.log();
     assert!(log.contains("--chroot: --tls-cert") && log.contains("SIGHUP cannot reload it"), "{log}");
     assert!(log.contains("--chroot: --tls-key"), "{log}");
+    // SIGHUP re-reads nothing by name inside the chroot (only the logs reopen).
+    server.signal(libc::SIGHUP);
+    assert!(server.wait_log("SIGHUP under --chroot", IO_TIMEOUT), "{}", server.log());
+    assert!(!server.log().contains("TLS certificate reloaded"), "{}", server.log());
 }
 
 /// A free port P whose P-1 is free too (the data source port).
@@ -511,4 +515,51 @@ fn socket_activation_refuses_an_fd_that_is_not_a_listener() {
     let (code, stderr) = run_to_exit(&mut cmd);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("socket activation: fd 3: not a listening TCP socket"), "{stderr}");
+}
+
+/// Started as nobody with an ambient CAP_SYS_CHROOT (as systemd's
+/// AmbientCapabilities= gives it): --chroot works, and afterwards the
+/// threads that serve clients hold no capability at all; above all not
+/// CAP_SYS_CHROOT, the classic way out of a chroot.
+#[test]
+fn non_root_start_sheds_its_capabilities_after_chroot() {
+    if !require_root("non_root_start_sheds_its_capabilities_after_chroot") {
+        return;
+    }
+    if !require_tool("setpriv") {
+        return;
+    }
+    let (uid, gid) = ids_of(NOBODY);
+    let bin_dir = temp_dir("privs-caps-bin");
+    fs::set_permissions(bin_dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    let bin = bin_dir.join("mirrorftpd");
+    fs::copy(BIN, &bin).expect("copying the binary");
+    let root = temp_dir("privs-caps");
+    fs::set_permissions(root.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    fs::write(root.join("f"), b"caps").expect("write");
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        &format!("--reuid={uid}"),
+        &format!("--regid={gid}"),
+        "--clear-groups",
+        "--inh-caps=+sys_chroot",
+        "--ambient-caps=+sys_chroot",
+        "--",
+    ]);
+    cmd.arg(&bin).arg("--root").arg(root.path()).args(["--listen", "127.0.0.1:0", "--workers", "2", "--chroot"]);
+    let server = Server::spawn(cmd, &root, 1);
+    assert!(server.wait_log(&format!("running as uid {uid}"), IO_TIMEOUT), "{}", server.log());
+    let root_link = fs::read_link(format!("/proc/{}/root", server.pid())).expect("readlink root");
+    assert_eq!(root_link, root.path().canonicalize().unwrap(), "the process is chrooted");
+    let mut ftp = Ftp::connect(server.addr);
+    ftp.login_anon();
+    assert_eq!(ftp.retr_bytes("/f").expect("RETR"), b"caps");
+    for (name, st) in threads(server.pid()) {
+        if !name.starts_with("worker-") && name != "mirrorftpd" {
+            continue; // helpers started before the chroot keep what they had (not reachable from the network)
+        }
+        for key in ["CapEff:", "CapPrm:", "CapInh:", "CapAmb:"] {
+            assert_eq!(field(&st, key), "0000000000000000", "thread {name} {key}\n{st}");
+        }
+    }
 }

@@ -86,16 +86,7 @@ fn max_rate_paces_a_tls_download() {
         return;
     }
     let pki = temp_dir("lim-tls-pki");
-    let (cert, key) = (pki.join("c.pem"), pki.join("k.pem"));
-    run_ok(
-        Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout"])
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .args(["-days", "2", "-subj", "/CN=localhost"]),
-        Duration::from_secs(30),
-    );
+    let (cert, key) = crate::ftps::make_cert(&pki, "lim");
     let data = pattern(62, SIZE);
     let (c, k) = (cert.to_string_lossy().into_owned(), key.to_string_lossy().into_owned());
     let f = fx("lim-tls", &["--max-rate", RATE, "--tls-cert", &c, "--tls-key", &k], |r| put(r, "f.bin", &data));

@@ -283,17 +283,7 @@ fn chroot_warns_about_reloadable_files_outside_the_root() {
     }
     let root = temp_dir("privs-chroot-tls");
     let conf = temp_dir("privs-chroot-tls-conf");
-    let (cert, key) = (conf.join("c.pem"), conf.join("k.pem"));
-    let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .args(["-days", "2", "-subj", "/CN=localhost"])
-        .stderr(Stdio::null())
-        .status()
-        .expect("running openssl");
-    assert!(made.success(), "openssl req failed");
+    let (cert, key) = crate::ftps::make_cert(&conf, "chroot");
     let args = ["--chroot", "--tls-cert", cert.to_str().expect("utf-8"), "--tls-key", key.to_str().expect("utf-8")];
     let server = Server::start(&root, &args);
     assert!(server.wait_log("chrooted to", IO_TIMEOUT), "{}", server.log());

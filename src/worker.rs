@@ -247,6 +247,11 @@ impl Shared {
         if cfg.ban_after == 0 {
             return false;
         }
+        if cfg.proxy_protocol && crate::cidr::any_contains(&cfg.proxy_from, ip) {
+            // A session the balancer could not name a client for (v1
+            // UNKNOWN): banning the balancer would shut out everyone.
+            return false;
+        }
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() > limits::MAX_TRACKED_IPS {
             map.retain(|_, f| f.banned_until.is_some_and(|u| u > now) || now < f.window_start + cfg.ban_window);

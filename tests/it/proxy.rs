@@ -320,6 +320,19 @@ fn failed_logins_ban_the_real_client_not_the_proxy() {
     let mut other = via_v1(&f.server, "127.0.0.3:40022");
     assert_eq!(other.cmd("USER bob").0, 331);
     assert_eq!(other.cmd("PASS bob-pw").0, 230);
+    // A header that names no client (v1 UNKNOWN) leaves the balancer as the
+    // peer: its failed login must not ban the balancer, which would shut
+    // out every client behind it.
+    let mut s = connect_from("127.0.0.1", f.server.addr);
+    s.write_all(b"PROXY UNKNOWN\r\n").unwrap();
+    let mut anon = crate::util::Ftp::over(s, f.server.addr);
+    assert_eq!(anon.greeting.0, 220);
+    assert_eq!(anon.cmd("USER bob").0, 331);
+    assert_eq!(anon.cmd("PASS wrong").0, 421, "--max-login-attempts 1 closes the session");
+    let mut after = via_v1(&f.server, "127.0.0.4:40023");
+    assert_eq!(after.cmd("USER bob").0, 331);
+    assert_eq!(after.cmd("PASS bob-pw").0, 230, "the balancer was banned: {}", f.server.log());
+    assert!(!f.server.log().contains("banning 127.0.0.1"), "{}", f.server.log());
 }
 
 #[test]

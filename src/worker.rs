@@ -671,8 +671,15 @@ impl Worker {
         let ip = net::canonical_ip(peer.ip());
         // --proxy-protocol: admission waits for the header's real address.
         let proxied = self.shared.config.proxy_protocol;
-        let admitted =
-            if proxied { crate::session::proxied::screen(&self.shared.config, ip) } else { self.shared.admit(ip, now) };
+        let admitted = if !proxied {
+            self.shared.admit(ip, now)
+        } else if self.sessions.len() >= self.shared.config.max_clients {
+            // Connections still owing their header are not sessions yet, but
+            // they hold a slot: a worker never holds more than --max-clients.
+            Err(Refusal::MaxClients)
+        } else {
+            crate::session::proxied::screen(&self.shared.config, ip)
+        };
         let id = match admitted {
             Ok(id) => id,
             Err(why) => {

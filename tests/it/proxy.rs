@@ -372,3 +372,30 @@ fn pasv_address_may_be_a_name_resolved_at_start_and_on_sighup() {
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
+
+/// Connections from the balancer that have not sent their header yet are
+/// not sessions, but they may not pile up beyond --max-clients either.
+#[test]
+fn connections_awaiting_a_header_are_bounded_by_max_clients() {
+    let dir = temp_dir("proxy-pending");
+    let server = Server::start(dir.path(), &behind(&["--max-clients", "3", "--workers", "1"]));
+    let pending: Vec<TcpStream> = (0..3).map(|_| connect_from("127.0.0.1", server.addr)).collect();
+    // The three are accepted (no reply yet: they owe a header); the fourth is refused.
+    let mut fourth = connect_from("127.0.0.1", server.addr);
+    let got = bytes_until_close(&mut fourth, IO_TIMEOUT);
+    assert!(got.starts_with(b"421 Too many users"), "{:?}", String::from_utf8_lossy(&got));
+    drop(pending);
+    // Once they are gone a proxied client gets in again.
+    let deadline = std::time::Instant::now() + IO_TIMEOUT;
+    loop {
+        let mut s = connect_from("127.0.0.1", server.addr);
+        s.write_all(b"PROXY TCP4 127.0.0.2 127.0.0.1 40030 21\r\n").unwrap();
+        let mut first = [0u8; 4];
+        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        if std::io::Read::read_exact(&mut s, &mut first).is_ok() && &first == b"220 " {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no session after the pending connections closed");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -319,16 +319,7 @@ fn tls_fx(name: &str, extra: &[&str]) -> Option<TlsFx> {
         return None;
     }
     let etc = temp_dir(&format!("{name}-etc"));
-    let (cert, key) = (etc.join("cert.pem"), etc.join("key.pem"));
-    run_ok(
-        Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout"])
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .args(["-days", "2", "-subj", "/CN=localhost"]),
-        OPENSSL_TIMEOUT,
-    );
+    let (cert, key) = crate::ftps::make_cert(&etc, "bench");
     let hash = run_ok(Command::new("openssl").args(["passwd", "-6", "-salt", "saltsalt", TLS_PASS]), OPENSSL_TIMEOUT)
         .stdout
         .trim()

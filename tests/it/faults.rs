@@ -298,3 +298,44 @@ fn directory_removed_while_listed_ends_in_226_or_451_and_the_server_lives_on() {
     }
     others_are_served(f.server.addr);
 }
+
+/// Slowloris: a line trickled one byte a second that never ends. Only a
+/// complete command counts as activity, so the trickler is cut by the login
+/// timeout before login and by the idle timeout after it, while everyone
+/// else is served as usual.
+#[test]
+fn slowloris_one_byte_a_second_is_cut_by_the_timeouts() {
+    let f = faults_fx("faults-slowloris", &["--login-timeout", "2", "--idle-timeout", "3"]);
+    let start = std::time::Instant::now();
+    let mut before_login = Ctl::open(f.server.addr);
+    let mut after_login = Ctl::open(f.server.addr);
+    assert_eq!(after_login.cmd("USER anonymous").0, 331);
+    assert_eq!(after_login.cmd("PASS a@b").0, 230);
+    let mut cut = [None, None];
+    let deadline = start + Duration::from_secs(8);
+    while cut.iter().any(Option::is_none) && std::time::Instant::now() < deadline {
+        for (i, c) in [&mut before_login, &mut after_login].into_iter().enumerate() {
+            if cut[i].is_none() {
+                // A write may fail once the server has closed: that is the cut.
+                let _ = std::io::Write::write_all(&mut c.stream, b"A");
+            }
+        }
+        others_are_served(f.server.addr);
+        thread::sleep(Duration::from_secs(1));
+        for (i, c) in [&mut before_login, &mut after_login].into_iter().enumerate() {
+            if cut[i].is_none() {
+                c.stream.set_read_timeout(Some(Duration::from_millis(10))).expect("timeout");
+                match c.reply() {
+                    Ok((421, _)) => cut[i] = Some(start.elapsed()),
+                    Ok(other) => panic!("trickler {i} got {other:?}"),
+                    Err(_) => {} // nothing yet
+                }
+            }
+        }
+    }
+    let [login, idle] = cut;
+    let login = login.expect("the trickler before login was never cut");
+    let idle = idle.expect("the trickler after login was never cut");
+    assert!(login >= Duration::from_secs(2) && login < Duration::from_secs(5), "login timeout cut at {login:?}");
+    assert!(idle >= Duration::from_secs(3) && idle < Duration::from_secs(6), "idle timeout cut at {idle:?}");
+}

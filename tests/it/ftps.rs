@@ -14,7 +14,7 @@
 //! the test when `CI` is set and is skipped loudly otherwise.
 
 use std::fs;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,7 +29,9 @@ use socket2::SockRef;
 
 use crate::accounts::{AcctFx, acct_fx};
 use crate::protocol::{MIB, SHORT, epsv_port, pattern, put};
-use crate::util::{Ftp, Ran, Server, TempDir, file_digest, require_tool, run, run_ok, temp_dir, tree_digest};
+use crate::util::{
+    Ftp, Ran, Server, TempDir, file_digest, read_reply, require_tool, run, run_ok, temp_dir, tree_digest,
+};
 
 /// Deadline for one external client run.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -218,44 +220,6 @@ fn tcp_connect(addr: SocketAddr) -> TcpStream {
     s.set_write_timeout(Some(IO_TIMEOUT)).expect("write timeout");
     s.set_nodelay(true).expect("nodelay");
     s
-}
-
-fn read_line(r: &mut impl BufRead) -> io::Result<String> {
-    let mut line = Vec::new();
-    (&mut *r).take(64 * 1024).read_until(b'\n', &mut line)?;
-    if line.is_empty() {
-        return Err(io::ErrorKind::UnexpectedEof.into());
-    }
-    if line.last() != Some(&b'\n') {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "unterminated reply line"));
-    }
-    while matches!(line.last(), Some(b'\n' | b'\r')) {
-        line.pop();
-    }
-    Ok(String::from_utf8_lossy(&line).into_owned())
-}
-
-/// One reply; the lines of a multi-line reply joined with '\n'.
-pub(crate) fn read_reply(r: &mut impl BufRead) -> io::Result<(u16, String)> {
-    let first = read_line(r)?;
-    let code = first
-        .get(..3)
-        .and_then(|c| c.parse::<u16>().ok())
-        .filter(|c| (100..600).contains(c))
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("bad reply line {first:?}")))?;
-    let mut text = first.get(4..).unwrap_or("").to_string();
-    if first.as_bytes().get(3) == Some(&b'-') {
-        let end = format!("{code} ");
-        loop {
-            let line = read_line(r)?;
-            text.push('\n');
-            text.push_str(&line);
-            if line.starts_with(&end) {
-                break;
-            }
-        }
-    }
-    Ok((code, text))
 }
 
 /// A reply read from a plaintext socket one byte at a time, so nothing after

@@ -205,10 +205,10 @@ fn implicit_tls_reads_the_header_before_the_handshake() {
         conn.complete_io(&mut tcp).expect("TLS handshake after the PROXY header");
     }
     let mut tls = BufReader::new(rustls::StreamOwned::new(conn, tcp));
-    let greeting = crate::ftps::read_reply(&mut tls).expect("greeting over TLS");
+    let greeting = crate::util::read_reply(&mut tls).expect("greeting over TLS");
     assert_eq!(greeting.0, 220, "{greeting:?}");
     tls.get_mut().write_all(b"USER anonymous\r\n").unwrap();
-    assert_eq!(crate::ftps::read_reply(&mut tls).unwrap().0, 331);
+    assert_eq!(crate::util::read_reply(&mut tls).unwrap().0, 331);
     assert!(server.wait_log("connect from 127.0.0.2:40005 via 127.0.0.1:", IO_TIMEOUT), "log: {}", server.log());
 }
 

@@ -402,41 +402,7 @@ impl Ftp {
 
     /// `reply`, returning I/O errors (EOF is `UnexpectedEof`).
     pub fn try_reply(&mut self) -> io::Result<(u16, String)> {
-        let first = self.read_line()?;
-        let code = first
-            .get(..3)
-            .and_then(|c| c.parse::<u16>().ok())
-            .filter(|c| (100..600).contains(c))
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("bad reply line {first:?}")))?;
-        let mut text = first.get(4..).unwrap_or("").to_string();
-        if first.as_bytes().get(3) == Some(&b'-') {
-            let end = format!("{code} ");
-            loop {
-                let line = self.read_line()?;
-                text.push('\n');
-                text.push_str(&line);
-                if line.starts_with(&end) || line == end.trim_end() {
-                    break;
-                }
-            }
-        }
-        Ok((code, text))
-    }
-
-    fn read_line(&mut self) -> io::Result<String> {
-        let mut line = Vec::new();
-        (&mut self.reader).take(MAX_REPLY_LINE).read_until(b'\n', &mut line)?;
-        if line.is_empty() {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        if line.last() != Some(&b'\n') {
-            let what = if line.len() as u64 >= MAX_REPLY_LINE { "over-long" } else { "unterminated" };
-            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{what} reply line")));
-        }
-        while matches!(line.last(), Some(b'\n' | b'\r')) {
-            line.pop();
-        }
-        Ok(String::from_utf8_lossy(&line).into_owned())
+        read_reply(&mut self.reader)
     }
 
     /// Sends a command and reads its reply.
@@ -500,6 +466,47 @@ impl Ftp {
         }
         Ok(bytes)
     }
+}
+
+/// One reply from any buffered reader (plain TCP, TLS): the text is the
+/// first line without its "ddd " or "ddd-", then the following lines of a
+/// multi-line reply as they are, joined with '\n'. EOF is `UnexpectedEof`.
+pub fn read_reply(r: &mut impl BufRead) -> io::Result<(u16, String)> {
+    let first = read_reply_line(r)?;
+    let code = first
+        .get(..3)
+        .and_then(|c| c.parse::<u16>().ok())
+        .filter(|c| (100..600).contains(c))
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("bad reply line {first:?}")))?;
+    let mut text = first.get(4..).unwrap_or("").to_string();
+    if first.as_bytes().get(3) == Some(&b'-') {
+        let end = format!("{code} ");
+        loop {
+            let line = read_reply_line(r)?;
+            text.push('\n');
+            text.push_str(&line);
+            if line.starts_with(&end) || line == end.trim_end() {
+                break;
+            }
+        }
+    }
+    Ok((code, text))
+}
+
+fn read_reply_line(r: &mut impl BufRead) -> io::Result<String> {
+    let mut line = Vec::new();
+    (&mut *r).take(MAX_REPLY_LINE).read_until(b'\n', &mut line)?;
+    if line.is_empty() {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    if line.last() != Some(&b'\n') {
+        let what = if line.len() as u64 >= MAX_REPLY_LINE { "over-long" } else { "unterminated" };
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{what} reply line")));
+    }
+    while matches!(line.last(), Some(b'\n' | b'\r')) {
+        line.pop();
+    }
+    Ok(String::from_utf8_lossy(&line).into_owned())
 }
 
 /// Whether `name` is on PATH. When it is not: panics if `CI` is set, else

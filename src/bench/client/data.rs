@@ -245,6 +245,18 @@ impl Client {
     }
 
     /// Bytes the rate limit allows now; 0 arms the resume timer.
+    /// `n` data bytes moved (either way): the rate bucket, the run's stats
+    /// and the operation's byte count.
+    fn count_moved(&mut self, n: usize, cx: &mut Ctx<'_>) {
+        if let Some(b) = self.bucket.as_mut() {
+            b.take(n);
+        }
+        cx.stats.moved(self.index, n as u64);
+        if let Some(op) = self.op.as_mut() {
+            op.bytes += n as u64;
+        }
+    }
+
     pub(super) fn allowance(&mut self, want: usize, cx: &Ctx<'_>) -> usize {
         let Some(rate) = cx.plan.rate else { return want };
         if self.resume_at.is_some() {
@@ -296,12 +308,8 @@ impl Client {
                 Status::Done(n) => {
                     progress = true;
                     budget = budget.saturating_sub(n);
-                    if let Some(b) = self.bucket.as_mut() {
-                        b.take(n);
-                    }
-                    cx.stats.moved(self.index, n as u64);
+                    self.count_moved(n, cx);
                     if let Some(op) = self.op.as_mut() {
-                        op.bytes += n as u64;
                         op.first_byte.get_or_insert(cx.now);
                     }
                 }
@@ -377,13 +385,7 @@ impl Client {
                 Status::Done(n) => {
                     progress = true;
                     budget = budget.saturating_sub(n);
-                    if let Some(b) = self.bucket.as_mut() {
-                        b.take(n);
-                    }
-                    cx.stats.moved(self.index, n as u64);
-                    if let Some(op) = self.op.as_mut() {
-                        op.bytes += n as u64;
-                    }
+                    self.count_moved(n, cx);
                 }
                 Status::WouldBlock => self.data_writable = false,
                 Status::Closed => {

@@ -23,7 +23,7 @@ const MAX_SYMLINKS: u32 = 40;
 /// Times an `openat2` that failed with `EAGAIN` (a concurrent rename) is retried.
 const OPENAT2_RETRIES: u32 = 8;
 /// Longest symlink target read by the walk (`PATH_MAX`).
-const MAX_LINK: usize = 4096;
+pub(super) const MAX_LINK: usize = 4096;
 /// Environment variable that forces the fd-relative walk instead of `openat2`.
 pub const NO_OPENAT2_ENV: &str = "MIRRORFTPD_NO_OPENAT2";
 
@@ -178,7 +178,7 @@ impl Jail {
         Jail::open_mode(root, deny_dotfiles, force_walk)
     }
 
-    fn open_mode(root: &Path, deny_dotfiles: bool, force_walk: bool) -> io::Result<Jail> {
+    pub(super) fn open_mode(root: &Path, deny_dotfiles: bool, force_walk: bool) -> io::Result<Jail> {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
@@ -278,6 +278,28 @@ impl Jail {
         self.walk(p, flags, follow_last)
     }
 
+    /// Whether `dir/rel` (`rel` a relative path that may hold `..`, like a symlink's target)
+    /// resolves inside the root. The kernel (or the walk) resolves `dir`'s own symlinks first,
+    /// so `..` in `rel` is taken from where `dir` really is. No dot-file check: `rel` is the
+    /// operator's, not a client's.
+    pub(super) fn resolves_inside(&self, dir: &VPath, rel: &[u8]) -> bool {
+        if rel.is_empty() || rel[0] == b'/' {
+            return false;
+        }
+        if self.mode == Resolve::Openat2 {
+            let mut path = dir.relative().to_vec();
+            path.push(b'/');
+            path.extend_from_slice(rel);
+            let Ok(path) = CString::new(path) else { return false };
+            match fsys::openat2(self.root.as_fd(), &path, libc::O_PATH | libc::O_CLOEXEC, 0, RESOLVE) {
+                Err(e) if is_errno(&e, libc::ENOSYS) => {}
+                r => return r.is_ok(),
+            }
+        }
+        let todo = dir.components().chain(rel.split(|&b| b == b'/')).rev().map(<[u8]>::to_vec).collect();
+        self.walk_parts(todo, libc::O_PATH, true).is_ok()
+    }
+
     fn resolve_openat2(&self, p: &VPath, flags: i32, follow_last: bool) -> io::Result<OwnedFd> {
         let path = CString::new(p.relative()).map_err(|_| errno(libc::ENAMETOOLONG))?;
         let nofollow = if follow_last { 0 } else { libc::O_NOFOLLOW };
@@ -294,8 +316,11 @@ impl Jail {
     /// The fallback: one component at a time, each opened `O_NOFOLLOW` under a directory fd
     /// we hold, so a concurrent rename can never take the walk outside the root.
     fn walk(&self, p: &VPath, flags: i32, follow_last: bool) -> Result<OwnedFd, FsError> {
-        // Components still to resolve, next one last.
-        let mut todo: Vec<Vec<u8>> = p.components().rev().map(<[u8]>::to_vec).collect();
+        self.walk_parts(p.components().rev().map(<[u8]>::to_vec).collect(), flags, follow_last)
+    }
+
+    /// The walk over raw components (`todo`: next one last; `.` and `..` allowed).
+    fn walk_parts(&self, mut todo: Vec<Vec<u8>>, flags: i32, follow_last: bool) -> Result<OwnedFd, FsError> {
         // Directories entered so far below the root; their fds pin the physical path.
         let mut stack: Vec<OwnedFd> = Vec::new();
         let mut links = 0u32;

@@ -72,20 +72,21 @@ impl ListOptions {
 pub struct Lister {
     dir: DirStream,
     opts: ListOptions,
-    /// The jail and the directory's path, to resolve symlinks for MLSD (see [`Lister::with_jail`]).
+    /// The jail and the directory's path, to resolve symlinks (see [`Lister::with_jail`]).
     jail: Option<(Jail, VPath)>,
-    link: Vec<u8>,
 }
 
 impl Lister {
     /// Lists the directory open on `dir` (from [`Jail::open_dir`]).
     pub fn new(dir: OwnedFd, opts: ListOptions) -> io::Result<Lister> {
-        Ok(Lister { dir: DirStream::new(dir, DIRENT_BUF), opts, jail: None, link: vec![0; MAX_LINK_SHOWN] })
+        Ok(Lister { dir: DirStream::new(dir, DIRENT_BUF), opts, jail: None })
     }
 
     /// Lets MLSD follow symlinks anywhere inside the jail (`dir` is the listed directory's
     /// path). Without it, MLSD follows a symlink only if its target stays beneath the listed
     /// directory; other symlinks are left out. Target facts never come from outside the root.
+    /// LIST shows a symlink's target only with the jail, and only if it stays inside the root
+    /// ([`Jail::link_target_in`]).
     pub fn with_jail(mut self, jail: Jail, dir: VPath) -> Lister {
         self.jail = Some((jail, dir));
         self
@@ -94,13 +95,13 @@ impl Lister {
     /// Appends whole lines to `out` until `out.len() >= soft_max` or the directory is
     /// exhausted; `Ok(true)` when done. At most one line goes past `soft_max`.
     pub fn fill(&mut self, out: &mut Vec<u8>, soft_max: usize) -> io::Result<bool> {
-        let (dir, opts, jail, link) = (&mut self.dir, &self.opts, &self.jail, &mut self.link);
+        let (dir, opts, jail) = (&mut self.dir, &self.opts, &self.jail);
         while out.len() < soft_max {
             let Some((fd, cname)) = dir.next_entry()? else {
                 return Ok(true);
             };
             if wanted(opts, cname.to_bytes()) {
-                push_entry(out, fd, cname, opts, jail.as_ref(), link);
+                push_entry(out, fd, cname, opts, jail.as_ref());
             }
         }
         Ok(false)
@@ -121,14 +122,7 @@ fn wanted(opts: &ListOptions, name: &[u8]) -> bool {
 }
 
 /// One entry's line; entries that vanished or cannot be described are skipped.
-fn push_entry(
-    out: &mut Vec<u8>,
-    dir: BorrowedFd<'_>,
-    cname: &CStr,
-    opts: &ListOptions,
-    jail: Option<&(Jail, VPath)>,
-    link: &mut [u8],
-) {
+fn push_entry(out: &mut Vec<u8>, dir: BorrowedFd<'_>, cname: &CStr, opts: &ListOptions, jail: Option<&(Jail, VPath)>) {
     let name = cname.to_bytes();
     if opts.format == ListFormat::Nlst && !opts.flags.long {
         push_nlst_line(out, name);
@@ -140,10 +134,14 @@ fn push_entry(
     let mut st = Stat::from_libc(&st);
     if opts.format != ListFormat::Mlsd {
         let target = match st.kind {
-            FileKind::Symlink => fsys::readlinkat(dir, cname, link).ok().and_then(|n| link.get(..n)),
+            FileKind::Symlink => jail.and_then(|(jail, path)| jail.link_target_in(dir, path, cname)),
             _ => None,
         };
-        push_list_line(out, name, &st, target, opts.now, opts.local_time);
+        if st.kind == FileKind::Symlink && target.is_none() {
+            // A link's size is its target's length: not shown either.
+            st.size = 0;
+        }
+        push_list_line(out, name, &st, target.as_deref(), opts.now, opts.local_time);
         return;
     }
     if st.kind == FileKind::Symlink {
@@ -351,10 +349,12 @@ mod tests {
         lines(&out)
     }
 
+    /// Lists `d/` as the root of a jail (`uplink` leaves it).
     fn list(t: &TempDir, opts: ListOptions) -> Vec<Vec<u8>> {
         let jail = Jail::open(&t.at(b"d"), false).expect("jail");
         let fd = jail.open_dir(&VPath::root()).expect("open_dir");
-        drain(Lister::new(fd, opts).expect("lister"), 1 << 20)
+        let lister = Lister::new(fd, opts).expect("lister");
+        drain(lister.with_jail(jail, VPath::root()), 1 << 20)
     }
 
     /// Sorted lines without their CRLF (which every line must have).
@@ -395,8 +395,11 @@ mod tests {
         assert_eq!(find(&l, b" big.iso"), want.as_bytes());
         let link = find(&l, b" link -> file.txt");
         assert!(link.starts_with(b"lrwxrwxrwx    1 ftp      ftp      "));
-        assert!(find(&l, b" abs -> /etc/passwd").starts_with(b"l"));
-        assert!(find(&l, b" dangling -> nowhere").starts_with(b"l"));
+        // Links that leave the root or dangle show neither their target nor its length.
+        for name in [&b"abs"[..], b"dangling", b"uplink"] {
+            let line = find(&l, &[b" ", name].concat());
+            assert!(line.starts_with(b"lrwxrwxrwx    1 ftp      ftp                 0 "), "{line:?}");
+        }
         find(&l, b" caf\xe9");
         find(&l, b" new?line");
         assert_eq!(l.len(), 9, "no dot files, no . or ..");

@@ -5,6 +5,7 @@
 
 pub mod glob;
 pub mod jail;
+pub mod links;
 pub mod listing;
 pub mod time;
 pub mod vpath;

@@ -5,6 +5,7 @@ mod bench;
 mod faults;
 mod flood;
 mod ftps;
+mod hidden;
 mod interop;
 mod interop_upload;
 mod limits;

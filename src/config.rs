@@ -165,8 +165,14 @@ pub struct Flags {
     #[arg(long)]
     pub check_config: bool,
 
-    /// Make names starting with '.' unreachable, not just hidden from listings.
+    /// Serve names starting with '.' (`.git/`, rsync's `.name.XXXXXX` temporaries): without
+    /// it they are unreachable by every command and never listed. `.message` is shown on CWD
+    /// either way.
     #[arg(long)]
+    pub serve_dotfiles: bool,
+
+    /// Deprecated: dot files are unreachable by default now; accepted and ignored.
+    #[arg(long, hide = true, conflicts_with = "serve_dotfiles")]
     pub deny_dotfiles: bool,
 
     /// Allow PORT/EPRT to addresses other than the client's own (FXP); off by
@@ -404,6 +410,7 @@ pub struct Config {
     pub ban_cidrs: Vec<crate::cidr::Cidr>,
     pub local_time: bool,
     pub check_config: bool,
+    /// Names starting with '.' are unreachable (the default; off with --serve-dotfiles).
     pub deny_dotfiles: bool,
     pub allow_foreign_port: bool,
     pub allow_foreign_pasv: bool,
@@ -569,7 +576,7 @@ impl Config {
             ban_list: f.ban_list,
             local_time: f.local_time,
             check_config: f.check_config,
-            deny_dotfiles: f.deny_dotfiles,
+            deny_dotfiles: !f.serve_dotfiles,
             allow_foreign_port: f.allow_foreign_port,
             allow_foreign_pasv: f.allow_foreign_pasv,
             proxy_protocol: f.proxy_protocol,

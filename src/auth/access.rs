@@ -63,7 +63,12 @@ impl Auth {
             Some(p) => Rules::load(p).map_err(|e| AuthError(format!("--rules: {e}")))?,
             None => Rules::default(),
         };
-        let deny = Deny::new(&cfg.deny).map_err(|e| AuthError(format!("--deny: {e}")))?;
+        let mut patterns = cfg.deny.clone();
+        if cfg.atomic_uploads {
+            // Uploads in progress are the server's own, even under --serve-dotfiles.
+            patterns.push(crate::fs::write::TEMP_PATTERN.to_string());
+        }
+        let deny = Deny::new(&patterns).map_err(|e| AuthError(format!("--deny: {e}")))?;
         let mut homes = HashMap::with_capacity(users.len());
         for a in users.iter() {
             let jail = Jail::open(&a.home, cfg.deny_dotfiles)

@@ -34,8 +34,12 @@ pub struct Upload {
     pub temp: Option<CString>,
 }
 
+/// A `--deny` pattern that matches every [`temp_name`]: with `--atomic-uploads` it keeps
+/// uploads in progress out of reach under `--serve-dotfiles` too.
+pub const TEMP_PATTERN: &str = ".*.part";
+
 /// The hidden name an atomic upload of `name` is written under (rsync-like:
-/// a dot file, so it is hidden from listings).
+/// a dot file, so it is unreachable unless --serve-dotfiles).
 pub fn temp_name(name: &[u8]) -> Vec<u8> {
     let mut t = Vec::with_capacity(name.len() + 16);
     t.push(b'.');
@@ -177,5 +181,19 @@ impl Upload {
             Some(t) => fsys::renameat2(self.dir.as_fd(), t, self.dir.as_fd(), &self.name, 0),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_pattern_matches_every_temp_name() {
+        let deny = crate::auth::rules::Deny::new(&[TEMP_PATTERN.to_string()]).expect("valid");
+        for name in [&b"a"[..], b"debian.iso", b".dot", b"x.part", b"caf\xe9"] {
+            assert!(deny.hides_name(&temp_name(name)), "{}", String::from_utf8_lossy(name));
+        }
+        assert!(!deny.hides_name(b"debian.iso.part") && !deny.hides_name(b"a"));
     }
 }

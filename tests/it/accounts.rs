@@ -668,13 +668,14 @@ fn logins_are_verified_off_the_reactor() {
 
 #[test]
 fn deny_patterns_are_invisible_and_unreachable() {
-    let f =
-        acct_fx("acct-deny", &[(UP_USER, UP_HASH, "", "all")], None, &["--deny", "*.part", "--deny", ".~tmp~*"], |r| {
-            put(r, "ok.txt", b"ok");
-            put(r, "debian.iso.part", b"partial");
-            put(r, ".~tmp~debian.iso", b"rsync temp");
-            put(r, "dir.part/inner.txt", b"inner");
-        });
+    // --serve-dotfiles: the `.~tmp~*` pattern alone must hide `.~tmp~debian.iso`.
+    let args = ["--deny", "*.part", "--deny", ".~tmp~*", "--serve-dotfiles"];
+    let f = acct_fx("acct-deny", &[(UP_USER, UP_HASH, "", "all")], None, &args, |r| {
+        put(r, "ok.txt", b"ok");
+        put(r, "debian.iso.part", b"partial");
+        put(r, ".~tmp~debian.iso", b"rsync temp");
+        put(r, "dir.part/inner.txt", b"inner");
+    });
     let mut ftp = login_up(&f.server);
     let hidden = ["debian.iso.part", ".~tmp~debian.iso", "dir.part"];
     for cmd in ["LIST", "LIST -a", "NLST", "NLST -a", "MLSD"] {

@@ -92,7 +92,8 @@ fn lftp_mirror_reverse_uploads_a_tree() {
     if !require_tool("lftp") {
         return;
     }
-    let f = up_fx("iu-lftp", &[], |_| {});
+    // The tree has a dot file (`.hidden`): uploading it takes --serve-dotfiles.
+    let f = up_fx("iu-lftp", &["--serve-dotfiles"], |_| {});
     let src = temp_dir("iu-lftp-src");
     write_tree(&src);
     let script = format!(

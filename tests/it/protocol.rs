@@ -1085,7 +1085,8 @@ fn list_and_nlst_basics() {
 
 #[test]
 fn list_dash_a_shows_dot_files_plain_list_hides_them() {
-    let f = fx("proto-lista", &[], |r| {
+    // Dot files are unreachable unless served; served, they are still hidden from a plain LIST.
+    let f = fx("proto-lista", &["--serve-dotfiles"], |r| {
         put(r, "shown.txt", b"1");
         put(r, ".hidden", b"2");
     });
@@ -1097,7 +1098,7 @@ fn list_dash_a_shows_dot_files_plain_list_hides_them() {
         assert_eq!(names, [b".hidden".to_vec(), b"shown.txt".to_vec()], "{cmd}");
     }
     assert_eq!(ls_names(&ftp.list("LIST -l")), [b"shown.txt".to_vec()]);
-    // A dot file is hidden, not forbidden, without --deny-dotfiles.
+    // With --serve-dotfiles a dot file is hidden, not forbidden.
     assert_eq!(ftp.retr_bytes(".hidden").expect("RETR .hidden"), b"2");
 }
 

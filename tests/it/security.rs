@@ -1,6 +1,6 @@
 //! Security: the root is a jail (with the openat2 resolver and with the
-//! fallback walk, for every command that reads or writes), dot files under
-//! `--deny-dotfiles`, FTP bounce and passive port theft protection, glob and
+//! fallback walk, for every command that reads or writes; dot files and
+//! link targets are in hidden.rs), FTP bounce and passive port theft protection, glob and
 //! line-length bombs, connection limits.
 
 use std::fs;
@@ -244,36 +244,6 @@ fn jail_refuses_every_escape_fallback_walk() {
         "the server runs with the fallback resolver"
     );
     check_jail(server.addr, &t);
-}
-
-#[test]
-fn deny_dotfiles_makes_dot_files_unreachable() {
-    let fill = |r: &Path| {
-        put(r, ".hidden", b"hidden");
-        put(r, ".dotdir/f.txt", b"in a dot dir");
-        put(r, "sub/.inner", b"inner");
-        put(r, "visible.txt", b"visible");
-    };
-    let f = fx("sec-dotfiles", &["--deny-dotfiles"], fill);
-    let mut ftp = login(&f.server);
-    for path in [".hidden", ".dotdir/f.txt", "sub/.inner", "/sub/../.hidden", "./.hidden"] {
-        let r = ftp.retr_bytes(path);
-        assert!(matches!(&r, Err((550, _))), "RETR {path} with --deny-dotfiles: {r:?}, expected 550");
-        expect(&mut ftp, &format!("SIZE {path}"), 550);
-        expect(&mut ftp, &format!("MDTM {path}"), 550);
-        expect(&mut ftp, &format!("MLST {path}"), 550);
-    }
-    expect(&mut ftp, "CWD .dotdir", 550);
-    let r = transfer_raw(&mut ftp, b"LIST .dotdir");
-    assert!(matches!(&r, Err((550, _))), "LIST .dotdir: {r:?}");
-    assert_eq!(ls_names(&ftp.list("LIST -la")).len(), 2, "only sub and visible.txt");
-    assert_eq!(ftp.retr_bytes("visible.txt").expect("RETR visible.txt"), b"visible");
-
-    // Without the flag the same files are hidden but reachable.
-    let g = fx("sec-dotfiles-off", &[], fill);
-    let mut ftp = login(&g.server);
-    assert_eq!(ftp.retr_bytes(".hidden").expect("RETR .hidden"), b"hidden");
-    assert_eq!(ftp.retr_bytes(".dotdir/f.txt").expect("RETR .dotdir/f.txt"), b"in a dot dir");
 }
 
 // ---------------------------------------------------------------------------

@@ -51,8 +51,10 @@ impl Session {
         let cmd = match command::parse(line) {
             Ok(c) => c,
             Err(ParseError::Empty) => return self.protocol_error(reply::SYNTAX_ERROR, "Empty command.", cx),
+            // RFC 959: 500 for a verb nobody defined; 502 stays for known
+            // commands this server does not implement.
             Err(ParseError::Unknown) => {
-                return self.protocol_error(reply::NOT_IMPLEMENTED, "Command not implemented.", cx);
+                return self.protocol_error(reply::SYNTAX_ERROR, "Syntax error, command unrecognized.", cx);
             }
             Err(ParseError::MissingArg(_) | ParseError::UnexpectedArg(_)) => {
                 return self.protocol_error(reply::BAD_ARGUMENTS, "Syntax error in parameters or arguments.", cx);
@@ -395,12 +397,16 @@ impl Session {
             m.end(b"Help OK.");
             return;
         }
+        // HELP itself is fine: an argument that names no command is a bad
+        // argument (501); a known command not offered here is 502, as it
+        // would be if sent.
         match command::lookup(arg) {
             Some(v) if offered(v, tls) => {
                 let help = command::info(v).help;
                 self.reply(reply::HELP, &format!("Syntax: {help}"));
             }
-            _ => self.reply(reply::NOT_IMPLEMENTED, "Unknown command."),
+            Some(v) => self.reply(reply::NOT_IMPLEMENTED, &format!("{} is not implemented.", command::info(v).name)),
+            None => self.reply(reply::BAD_ARGUMENTS, "Unknown command."),
         }
     }
 
@@ -413,7 +419,8 @@ impl Session {
         } else if word.eq_ignore_ascii_case(b"CHMOD") {
             self.cmd_chmod(rest, cx);
         } else {
-            self.reply(reply::NOT_IMPLEMENTED, "Unknown SITE command.");
+            // RFC 959 lists 500 (not 502) among SITE's replies.
+            self.reply(reply::SYNTAX_ERROR, "Unknown SITE command (SITE HELP lists them).");
         }
     }
 

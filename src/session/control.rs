@@ -1,6 +1,7 @@
 //! The control state machine: one transition per (login state, command).
 //! Path commands live in `files.rs`, data-connection setup in `conn.rs`.
 
+use crate::fs::facts;
 use crate::proto::addr::{self, TransferType};
 use crate::proto::command::{self, ParseError, Verb};
 use crate::proto::reply;
@@ -38,7 +39,8 @@ const FEATURES: &[&[u8]] = &[
     b"EPSV",
     b"MDTM",
     b"MFMT",
-    b"MLST type*;size*;modify*;perm*;unique*;UNIX.mode*;",
+    // Followed by the session's facts (see `Verb::Feat`).
+    b"MLST",
     b"PASV",
     b"REST STREAM",
     b"SIZE",
@@ -144,6 +146,9 @@ impl Session {
             Verb::Site => self.cmd_site(arg, cx),
             Verb::Feat => {
                 let tls = cx.shared.tls().is_some();
+                // RFC 3659 §7.9: the facts OPTS MLST selected carry a '*'.
+                let mut mlst = b"MLST ".to_vec();
+                facts::push_feat(&mut mlst, self.facts);
                 let out = self.out();
                 let mut m = reply::Multi::begin(out, reply::SYSTEM_STATUS, b"Features:");
                 if tls {
@@ -151,7 +156,7 @@ impl Session {
                     m.line(b"AUTH SSL");
                 }
                 for f in FEATURES {
-                    m.line(f);
+                    m.line(if *f == b"MLST" { &mlst } else { f });
                 }
                 if tls {
                     m.line(b"PBSZ");
@@ -430,8 +435,21 @@ impl Session {
             self.reply(reply::COMMAND_OK, "Always in UTF8 mode.");
         } else if upper == b"UTF8 OFF" {
             self.reply(reply::NOT_IMPLEMENTED_PARAM, "UTF8 cannot be turned off: names are sent as stored.");
-        } else if upper.starts_with(b"MLST") {
-            self.reply(reply::COMMAND_OK, "MLST OPTS type;size;modify;perm;unique;UNIX.mode;");
+        } else if upper == b"MLST" || upper.starts_with(b"MLST ") {
+            // RFC 3659 §7.9: "OPTS MLST fact;fact;" selects what MLST and
+            // MLSD return; the reply names the facts now selected.
+            match facts::parse_selection(arg.get(5..).unwrap_or_default()) {
+                Some(set) => {
+                    self.facts = set;
+                    let mut text = b"MLST OPTS".to_vec();
+                    if set != facts::Facts::NONE {
+                        text.push(b' ');
+                        facts::push_selected(&mut text, set);
+                    }
+                    self.reply_bytes(reply::COMMAND_OK, &text);
+                }
+                None => self.reply(reply::BAD_ARGUMENTS, "Invalid MLST options: no space inside the fact list."),
+            }
         } else {
             self.reply(reply::BAD_ARGUMENTS, "Option not understood.");
         }

@@ -242,6 +242,7 @@ impl Session {
         }
         o.file_perm = have.mlsx_file();
         o.dir_perm = have.mlsx_dir();
+        o.facts = self.facts;
         o
     }
 
@@ -310,7 +311,7 @@ impl Session {
                 let have = self.access.at(&cx.shared.auth(), p.as_bytes());
                 let opts = self.list_options(ListFormat::Mlsd, have, cx);
                 let mut line = Vec::with_capacity(256);
-                listing::push_mlsx_facts(&mut line, &st, None, opts.file_perm, opts.dir_perm, opts.local_time);
+                listing::push_mlsx_facts(&mut line, &st, None, &opts);
                 line.extend_from_slice(&listing::sanitize_name(p.as_bytes()));
                 let mut first = b"Listing ".to_vec();
                 first.extend_from_slice(p.as_bytes());

@@ -167,6 +167,8 @@ pub struct Session {
     pub metrics: &'static crate::obs::metrics::WorkerMetrics,
     /// The verb of the last command, for error-reply logs.
     last_verb: observe::Verb,
+    /// The MLST/MLSD facts selected with OPTS MLST (all until then).
+    pub facts: crate::fs::facts::Facts,
 }
 
 /// CCC: back to a plaintext control connection (RFC 4217 §6), with --allow-ccc.
@@ -255,6 +257,7 @@ impl Session {
             proxy: None,
             metrics: observe::detached(),
             last_verb: observe::Verb::default(),
+            facts: crate::fs::facts::Facts::ALL,
         }
     }
 

@@ -91,9 +91,12 @@ impl Session {
     }
 
     pub(super) fn cmd_cwd(&mut self, arg: &[u8], cx: &mut Cx<'_>) {
-        let r = self.path_for(arg, Need::Any, cx).and_then(|p| match self.jail(cx.jail).stat(&p)? {
-            Stat { kind: FileKind::Dir, .. } => Ok(p),
-            _ => Err(Refused(reply::FILE_UNAVAILABLE, "Not a directory.".into())),
+        // Entered with the server's own credentials: a directory it may not
+        // search is 550 now, not a 250 followed by failing commands.
+        let r = self.path_for(arg, Need::Any, cx).and_then(|p| match self.jail(cx.jail).enter_dir(&p) {
+            Ok(_) => Ok(p),
+            Err(FsError::NotADirectory) => Err(Refused(reply::FILE_UNAVAILABLE, "Not a directory.".into())),
+            Err(e) => Err(e.into()),
         });
         match r {
             Ok(p) => {

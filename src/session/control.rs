@@ -244,6 +244,9 @@ impl Session {
         }
         match crate::tls::accept(&sc.control) {
             Ok(tls) => {
+                // RFC 2228: an accepted AUTH requires the user to log in
+                // again; a login made in the clear does not carry over.
+                self.end_login(cx);
                 self.reply(reply::AUTH_OK, "Proceed with negotiation.");
                 self.begin_tls(tls);
             }
@@ -252,6 +255,20 @@ impl Session {
                 self.reply(reply::LOCAL_ERROR_TLS, "TLS is unavailable right now.");
             }
         }
+    }
+
+    /// Back to the state right after the greeting: no user, no data
+    /// channel, default transfer parameters.
+    fn end_login(&mut self, cx: &mut Cx<'_>) {
+        self.data.reset(cx.registry);
+        self.state = CtrlState::NeedUser;
+        self.access = Access::anonymous();
+        self.user_name.clear();
+        self.cwd = crate::fs::vpath::VPath::root();
+        self.ttype = TransferType::Ascii;
+        self.rest = 0;
+        self.rename_from = None;
+        self.epsv_all = false;
     }
 
     fn cmd_pbsz(&mut self) {

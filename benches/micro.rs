@@ -112,10 +112,11 @@ fn listing_format(c: &mut Criterion) {
             black_box(out.len())
         })
     });
+    let mlsd = listing::ListOptions::new(listing::ListFormat::Mlsd, 1_763_900_000);
     g.bench_function("mlsd_line", |b| {
         b.iter(|| {
             out.clear();
-            listing::push_mlsx_facts(&mut out, black_box(&st), None, "r", "el", false);
+            listing::push_mlsx_facts(&mut out, black_box(&st), None, &mlsd);
             out.extend_from_slice(b"debian-13.2.0-amd64-DVD-1.iso\r\n");
             black_box(out.len())
         })

@@ -47,6 +47,12 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(addr::parse_u64(n.to_string().as_bytes()), Some(n));
     }
     let _ = addr::parse_epsv(cmd.arg);
+    if let Some(p) = addr::eprt_protocol(cmd.arg) {
+        // A parsed EPRT always names the protocol its field holds.
+        if let Some(a) = addr::parse_eprt(cmd.arg) {
+            assert_eq!(p, if a.is_ipv4() { 1 } else { 2 });
+        }
+    }
     let _ = addr::parse_type(cmd.arg);
     let (_flags, path) = glob::parse_list_args(cmd.arg);
     assert!(cmd.arg.ends_with(path));

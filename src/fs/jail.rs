@@ -236,6 +236,15 @@ impl Jail {
         self.resolve(p, libc::O_RDONLY | libc::O_DIRECTORY, true)
     }
 
+    /// A directory the server may enter (CWD): `p` must be a directory that the server's own
+    /// credentials can search. Looking up `.` under it needs search (x) permission on it,
+    /// exactly as chdir(2) does; read permission (what a listing needs) does not matter.
+    pub fn enter_dir(&self, p: &VPath) -> Result<Stat, FsError> {
+        let dir = self.resolve(p, libc::O_PATH | libc::O_DIRECTORY, true)?;
+        let here = fsys::openat(dir.as_fd(), c".", libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0)?;
+        Ok(Stat::from_libc(&fsys::fstat(here.as_fd())?))
+    }
+
     /// The facts of what `p` names, following symlinks (inside the root only).
     pub fn stat(&self, p: &VPath) -> Result<Stat, FsError> {
         let fd = self.resolve(p, libc::O_PATH, true)?;
@@ -534,6 +543,21 @@ mod tests {
             assert_eq!(err(j.open_dir(&vp(b"/pub/alias"))), "NotADirectory");
             assert_eq!(err(j.stat(&vp(b"/pub/file.txt/x"))), "NotADirectory");
             assert_eq!(j.stat(&vp(b"/sock")).expect("stat").kind, FileKind::Other);
+        });
+    }
+
+    #[test]
+    fn enter_dir_needs_a_directory_inside_the_root() {
+        both(false, |j| {
+            assert_eq!(j.enter_dir(&VPath::root()).expect("enter /").kind, FileKind::Dir);
+            assert_eq!(j.enter_dir(&vp(b"/pub/dir")).expect("enter").kind, FileKind::Dir);
+            assert_eq!(j.enter_dir(&vp(b"/current")).expect("through an inside link").kind, FileKind::Dir);
+            assert_eq!(err(j.enter_dir(&vp(b"/pub/file.txt"))), "NotADirectory");
+            assert_eq!(err(j.enter_dir(&vp(b"/pub/alias"))), "NotADirectory");
+            assert_eq!(err(j.enter_dir(&vp(b"/sock"))), "NotADirectory");
+            assert_eq!(err(j.enter_dir(&vp(b"/nope"))), "NotFound");
+            assert_eq!(err(j.enter_dir(&vp(b"/out"))), "Escape");
+            assert_eq!(err(j.enter_dir(&vp(b"/abs"))), "Escape");
         });
     }
 

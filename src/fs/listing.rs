@@ -10,6 +10,7 @@ use std::ffi::CStr;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
+use crate::fs::facts::Facts;
 use crate::fs::glob;
 pub use crate::fs::glob::{ListFlags, hide_dotfiles, hide_nothing, parse_list_args};
 use crate::fs::jail::{FileKind, Jail, Stat};
@@ -49,6 +50,8 @@ pub struct ListOptions {
     pub hide: fn(&[u8]) -> bool,
     /// `--deny` patterns: matching names are invisible.
     pub deny: Option<std::sync::Arc<crate::auth::rules::Deny>>,
+    /// The MLSD/MLST facts the session selected (`OPTS MLST`).
+    pub facts: Facts,
 }
 
 impl ListOptions {
@@ -64,6 +67,7 @@ impl ListOptions {
             dir_perm: "el",
             hide: hide_nothing,
             deny: None,
+            facts: Facts::ALL,
         }
     }
 }
@@ -159,8 +163,7 @@ fn push_entry(out: &mut Vec<u8>, dir: BorrowedFd<'_>, cname: &CStr, opts: &ListO
 
 /// An MLSD line: facts, the name, CRLF.
 fn push_facts_line(out: &mut Vec<u8>, name: &[u8], st: &Stat, opts: &ListOptions) {
-    let (fp, dp) = (opts.file_perm, opts.dir_perm);
-    push_mlsx_facts(out, st, None, fp, dp, opts.local_time);
+    push_mlsx_facts(out, st, None, opts);
     out.extend_from_slice(&sanitize_name(name));
     out.extend_from_slice(b"\r\n");
 }
@@ -236,53 +239,57 @@ fn push_mode(out: &mut Vec<u8>, mode: u32) {
     }
 }
 
-/// RFC 3659 facts, ending in `"; "`; the caller appends the name and CRLF.
-pub fn push_mlsx_facts(
-    out: &mut Vec<u8>,
-    st: &Stat,
-    kind_override: Option<&str>,
-    file_perm: &str,
-    dir_perm: &str,
-    local_time: bool,
-) {
-    let kind = match (kind_override, st.kind) {
-        (Some(k), _) => k,
-        (None, FileKind::File) => "file",
-        (None, FileKind::Dir) => "dir",
-        (None, FileKind::Symlink) => "OS.unix=symlink",
-        (None, FileKind::Other) => match st.mode & libc::S_IFMT {
-            libc::S_IFIFO => "OS.unix=fifo",
-            libc::S_IFSOCK => "OS.unix=socket",
-            libc::S_IFCHR => "OS.unix=chr",
-            libc::S_IFBLK => "OS.unix=blk",
-            _ => "OS.unix=other",
-        },
-    };
-    out.extend_from_slice(b"type=");
-    out.extend_from_slice(kind.as_bytes());
-    out.push(b';');
-    if st.kind == FileKind::File {
+/// The selected RFC 3659 facts (`opts.facts`), each ending in `;`, then the space before the
+/// name, which stays when no fact is selected (§7.9); the caller appends the name and CRLF.
+pub fn push_mlsx_facts(out: &mut Vec<u8>, st: &Stat, kind_override: Option<&str>, opts: &ListOptions) {
+    let facts = opts.facts;
+    if facts.contains(Facts::TYPE) {
+        let kind = match (kind_override, st.kind) {
+            (Some(k), _) => k,
+            (None, FileKind::File) => "file",
+            (None, FileKind::Dir) => "dir",
+            (None, FileKind::Symlink) => "OS.unix=symlink",
+            (None, FileKind::Other) => match st.mode & libc::S_IFMT {
+                libc::S_IFIFO => "OS.unix=fifo",
+                libc::S_IFSOCK => "OS.unix=socket",
+                libc::S_IFCHR => "OS.unix=chr",
+                libc::S_IFBLK => "OS.unix=blk",
+                _ => "OS.unix=other",
+            },
+        };
+        out.extend_from_slice(b"type=");
+        out.extend_from_slice(kind.as_bytes());
+        out.push(b';');
+    }
+    if facts.contains(Facts::SIZE) && st.kind == FileKind::File {
         out.extend_from_slice(b"size=");
         time::push_num(out, st.size, 0);
         out.push(b';');
     }
-    out.extend_from_slice(b"modify=");
-    let p = if local_time { time::local_parts(st.mtime) } else { time::utc_parts(st.mtime) };
-    time::push_mdtm(out, &p);
-    out.push(b';');
+    if facts.contains(Facts::MODIFY) {
+        out.extend_from_slice(b"modify=");
+        let p = if opts.local_time { time::local_parts(st.mtime) } else { time::utc_parts(st.mtime) };
+        time::push_mdtm(out, &p);
+        out.push(b';');
+    }
     let perm = match st.kind {
-        FileKind::File => Some(file_perm),
-        FileKind::Dir => Some(dir_perm),
+        FileKind::File => Some(opts.file_perm),
+        FileKind::Dir => Some(opts.dir_perm),
         _ => None,
     };
-    if let Some(perm) = perm {
+    if let Some(perm) = perm.filter(|_| facts.contains(Facts::PERM)) {
         out.extend_from_slice(b"perm=");
         out.extend_from_slice(perm.as_bytes());
         out.push(b';');
     }
     // Writing into a Vec cannot fail.
-    let mode = st.mode & 0o7777;
-    let _ = write!(out, "unique={:x}-{:x};UNIX.mode={mode:04o}; ", st.dev, st.ino);
+    if facts.contains(Facts::UNIQUE) {
+        let _ = write!(out, "unique={:x}-{:x};", st.dev, st.ino);
+    }
+    if facts.contains(Facts::UNIX_MODE) {
+        let _ = write!(out, "UNIX.mode={:04o};", st.mode & 0o7777);
+    }
+    out.push(b' ');
 }
 
 /// One line for LIST/NLST/MLST of a single path (`name` as the client should see it).
@@ -490,9 +497,24 @@ mod tests {
         assert_eq!(one(ListFormat::Nlst, b"a", &st), b"a\r\n");
         let dir = Stat { kind: FileKind::Dir, mode: libc::S_IFDIR | 0o1777, ..st.clone() };
         let mut out = Vec::new();
-        push_mlsx_facts(&mut out, &dir, Some("cdir"), "r", "el", false);
+        let mlsd = ListOptions::new(ListFormat::Mlsd, OLD);
+        push_mlsx_facts(&mut out, &dir, Some("cdir"), &mlsd);
         let want = "type=cdir;modify=20010102010000;perm=el;unique=803-abc;UNIX.mode=1777; ";
         assert_eq!(out, want.as_bytes());
+        // OPTS MLST: only the selected facts, and the space before the name always.
+        let only = |facts: Facts, st: &Stat| {
+            let mut out = Vec::new();
+            push_mlsx_facts(&mut out, st, None, &ListOptions { facts, ..mlsd.clone() });
+            String::from_utf8(out).expect("ASCII")
+        };
+        assert_eq!(only(Facts::TYPE, &st), "type=file; ");
+        assert_eq!(only(Facts::SIZE, &st), "size=42; ");
+        assert_eq!(only(Facts::SIZE, &dir), " ", "a directory has no size fact");
+        assert_eq!(only(Facts::NONE, &st), " ");
+        assert_eq!(only(Facts::UNIQUE, &st), "unique=803-abc; ");
+        assert_eq!(only(Facts::UNIX_MODE, &dir), "UNIX.mode=1777; ");
+        assert_eq!(only(Facts::PERM, &dir), "perm=el; ");
+        assert_eq!(only(Facts::MODIFY, &st), "modify=20010102010000; ");
         assert!(one(ListFormat::List, b"tmp", &dir).starts_with(b"drwxrwxrwt "));
         let fifo = Stat { kind: FileKind::Other, mode: libc::S_IFIFO | 0o2640, ..st };
         assert!(one(ListFormat::List, b"p", &fifo).starts_with(b"prw-r-S--- "));

@@ -3,6 +3,7 @@
 //! Nothing here resolves a path against the process's own working directory: every client
 //! path is a [`vpath::VPath`] resolved under the root fd held by a [`jail::Jail`].
 
+pub mod facts;
 pub mod glob;
 pub mod jail;
 pub mod links;

@@ -100,19 +100,34 @@ pub enum EpsvArg {
     Any,
     /// `EPSV ALL`: from now on only EPSV may set up data connections.
     All,
-    /// A network protocol number, 1 (IPv4) or 2 (IPv6).
-    Proto(u8),
+    /// A network protocol (an IANA address family number: 1 is IPv4, 2 is
+    /// IPv6); the session answers one it does not serve with 522.
+    Proto(u16),
 }
 
-/// Parses an EPSV argument: `""` → Any, `ALL` (any case) → All, `1`/`2` → Proto.
+/// Parses an EPSV argument: `""` → Any, `ALL` (any case) → All, a protocol number → Proto.
 pub fn parse_epsv(arg: &[u8]) -> Option<EpsvArg> {
     match arg {
         b"" => Some(EpsvArg::Any),
-        b"1" => Some(EpsvArg::Proto(1)),
-        b"2" => Some(EpsvArg::Proto(2)),
         _ if arg.eq_ignore_ascii_case(b"ALL") => Some(EpsvArg::All),
-        _ => None,
+        _ => parse_protocol(arg).map(EpsvArg::Proto),
     }
+}
+
+/// An RFC 2428 network protocol number: decimal, no leading zero, at most 65535.
+pub fn parse_protocol(arg: &[u8]) -> Option<u16> {
+    if arg.first() == Some(&b'0') {
+        return None;
+    }
+    parse_u64(arg).and_then(|n| u16::try_from(n).ok())
+}
+
+/// The protocol field of an EPRT argument (`<d>proto<d>...`), when it is a number, so that
+/// a protocol the connection does not serve is answered with 522 before the rest is parsed.
+pub fn eprt_protocol(arg: &[u8]) -> Option<u16> {
+    let (&d, rest) = arg.split_first()?;
+    let end = memchr::memchr(d, rest)?;
+    parse_protocol(&rest[..end])
 }
 
 /// The representation type set by TYPE.
@@ -277,8 +292,21 @@ mod tests {
         assert_eq!(parse_epsv(b"aLl"), Some(EpsvArg::All));
         assert_eq!(parse_epsv(b"1"), Some(EpsvArg::Proto(1)));
         assert_eq!(parse_epsv(b"2"), Some(EpsvArg::Proto(2)));
-        for bad in [&b"3"[..], b"0", b"01", b"ALL ", b" ALL", b"ALLX", b"\xff", b"\0", b"12"] {
+        assert_eq!(parse_epsv(b"3"), Some(EpsvArg::Proto(3)));
+        assert_eq!(parse_epsv(b"12"), Some(EpsvArg::Proto(12)));
+        assert_eq!(parse_epsv(b"65535"), Some(EpsvArg::Proto(65_535)));
+        for bad in [&b"0"[..], b"01", b"65536", b"-1", b"+1", b"1 ", b"ALL ", b" ALL", b"ALLX", b"\xff", b"\0"] {
             assert_eq!(parse_epsv(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn eprt_protocol_field() {
+        assert_eq!(eprt_protocol(b"|1|1.2.3.4|21|"), Some(1));
+        assert_eq!(eprt_protocol(b"!3!x!21!"), Some(3));
+        assert_eq!(eprt_protocol(b"|47|"), Some(47));
+        for bad in [&b""[..], b"|", b"|1", b"||1.2.3.4|21|", b"|x|1.2.3.4|21|", b"|01|a|1|", b"|99999|a|1|"] {
+            assert_eq!(eprt_protocol(bad), None, "{bad:?}");
         }
     }
 

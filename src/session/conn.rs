@@ -17,9 +17,16 @@ impl Session {
         net::canonical_ip(self.local.ip())
     }
 
-    /// RFC 2428 protocol number of the control connection.
-    fn family(&self) -> u8 {
+    /// RFC 2428 protocol number of the control connection: the only one its
+    /// data connections can use (a data peer must be the control peer).
+    fn family(&self) -> u16 {
         if self.local_ip().is_ipv4() { 1 } else { 2 }
+    }
+
+    /// 522 with the protocols this connection supports (RFC 2428 §2, §3).
+    fn refuse_protocol(&mut self) {
+        let text = format!("Network protocol not supported, use ({})", self.family());
+        self.reply(reply::BAD_NETWORK_PROTOCOL, &text);
     }
 
     fn open_passive(&mut self, cx: &mut Cx<'_>) -> Option<u16> {
@@ -57,10 +64,7 @@ impl Session {
                 self.epsv_all = true;
                 self.reply(reply::COMMAND_OK, "EPSV ALL ok.");
             }
-            Some(EpsvArg::Proto(p)) if p != self.family() => {
-                let text = format!("Network protocol not supported, use ({})", self.family());
-                self.reply(reply::BAD_NETWORK_PROTOCOL, &text);
-            }
+            Some(EpsvArg::Proto(p)) if p != self.family() => self.refuse_protocol(),
             Some(_) => {
                 if let Some(port) = self.open_passive(cx) {
                     let mut text = Vec::with_capacity(64);
@@ -85,17 +89,13 @@ impl Session {
         if self.epsv_all {
             return self.reply(reply::BAD_SEQUENCE, "EPRT not allowed after EPSV ALL.");
         }
+        // "|3|...|", or |2| on an IPv4 connection: 522, whatever follows.
+        if addr::eprt_protocol(arg).is_some_and(|p| p != self.family()) {
+            return self.refuse_protocol();
+        }
         match addr::parse_eprt(arg) {
             Some(to) => self.set_active(to, cx),
-            None => {
-                // "|3|...|": a protocol we do not speak is 522, not 501.
-                let proto = arg.get(1).copied();
-                if proto.is_some_and(|p| p.is_ascii_digit() && p != b'1' && p != b'2') {
-                    self.reply(reply::BAD_NETWORK_PROTOCOL, "Network protocol not supported, use (1,2)");
-                } else {
-                    self.reply(reply::BAD_ARGUMENTS, "Illegal EPRT command.");
-                }
-            }
+            None => self.reply(reply::BAD_ARGUMENTS, "Illegal EPRT command."),
         }
     }
 
@@ -103,6 +103,9 @@ impl Session {
     /// unprivileged port (FTP bounce protection), unless relaxed by flag.
     fn set_active(&mut self, to: SocketAddr, cx: &mut Cx<'_>) {
         let target = SocketAddr::new(net::canonical_ip(to.ip()), to.port());
+        if target.ip().is_ipv4() != self.local_ip().is_ipv4() {
+            return self.refuse_protocol();
+        }
         if !cx.cfg.allow_foreign_port && (target.ip() != self.peer.ip() || target.port() < MIN_ACTIVE_PORT) {
             crate::log::warn(format_args!(
                 "session {}: refused active target {target} (client is {})",
@@ -112,9 +115,6 @@ impl Session {
                 reply::NOT_IMPLEMENTED_PARAM,
                 "Refused: data connections go only to your own address on a port >= 1024.",
             );
-        }
-        if target.ip().is_ipv4() != self.local_ip().is_ipv4() {
-            return self.reply(reply::BAD_NETWORK_PROTOCOL, "Network protocol not supported on this connection.");
         }
         self.data.set_port(cx.registry, target);
         self.reply(reply::COMMAND_OK, "PORT command successful. Consider using EPSV.");

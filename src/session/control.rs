@@ -1,6 +1,7 @@
 //! The control state machine: one transition per (login state, command).
 //! Path commands live in `files.rs`, data-connection setup in `conn.rs`.
 
+use crate::fs::facts;
 use crate::proto::addr::{self, TransferType};
 use crate::proto::command::{self, ParseError, Verb};
 use crate::proto::reply;
@@ -38,7 +39,8 @@ const FEATURES: &[&[u8]] = &[
     b"EPSV",
     b"MDTM",
     b"MFMT",
-    b"MLST type*;size*;modify*;perm*;unique*;UNIX.mode*;",
+    // Followed by the session's facts (see `Verb::Feat`).
+    b"MLST",
     b"PASV",
     b"REST STREAM",
     b"SIZE",
@@ -51,8 +53,10 @@ impl Session {
         let cmd = match command::parse(line) {
             Ok(c) => c,
             Err(ParseError::Empty) => return self.protocol_error(reply::SYNTAX_ERROR, "Empty command.", cx),
+            // RFC 959: 500 for a verb nobody defined; 502 stays for known
+            // commands this server does not implement.
             Err(ParseError::Unknown) => {
-                return self.protocol_error(reply::NOT_IMPLEMENTED, "Command not implemented.", cx);
+                return self.protocol_error(reply::SYNTAX_ERROR, "Syntax error, command unrecognized.", cx);
             }
             Err(ParseError::MissingArg(_) | ParseError::UnexpectedArg(_)) => {
                 return self.protocol_error(reply::BAD_ARGUMENTS, "Syntax error in parameters or arguments.", cx);
@@ -142,6 +146,9 @@ impl Session {
             Verb::Site => self.cmd_site(arg, cx),
             Verb::Feat => {
                 let tls = cx.shared.tls().is_some();
+                // RFC 3659 §7.9: the facts OPTS MLST selected carry a '*'.
+                let mut mlst = b"MLST ".to_vec();
+                facts::push_feat(&mut mlst, self.facts);
                 let out = self.out();
                 let mut m = reply::Multi::begin(out, reply::SYSTEM_STATUS, b"Features:");
                 if tls {
@@ -149,7 +156,7 @@ impl Session {
                     m.line(b"AUTH SSL");
                 }
                 for f in FEATURES {
-                    m.line(f);
+                    m.line(if *f == b"MLST" { &mlst } else { f });
                 }
                 if tls {
                     m.line(b"PBSZ");
@@ -237,6 +244,9 @@ impl Session {
         }
         match crate::tls::accept(&sc.control) {
             Ok(tls) => {
+                // RFC 2228: an accepted AUTH requires the user to log in
+                // again; a login made in the clear does not carry over.
+                self.end_login(cx);
                 self.reply(reply::AUTH_OK, "Proceed with negotiation.");
                 self.begin_tls(tls);
             }
@@ -245,6 +255,20 @@ impl Session {
                 self.reply(reply::LOCAL_ERROR_TLS, "TLS is unavailable right now.");
             }
         }
+    }
+
+    /// Back to the state right after the greeting: no user, no data
+    /// channel, default transfer parameters.
+    fn end_login(&mut self, cx: &mut Cx<'_>) {
+        self.data.reset(cx.registry);
+        self.state = CtrlState::NeedUser;
+        self.access = Access::anonymous();
+        self.user_name.clear();
+        self.cwd = crate::fs::vpath::VPath::root();
+        self.ttype = TransferType::Ascii;
+        self.rest = 0;
+        self.rename_from = None;
+        self.epsv_all = false;
     }
 
     fn cmd_pbsz(&mut self) {
@@ -395,12 +419,16 @@ impl Session {
             m.end(b"Help OK.");
             return;
         }
+        // HELP itself is fine: an argument that names no command is a bad
+        // argument (501); a known command not offered here is 502, as it
+        // would be if sent.
         match command::lookup(arg) {
             Some(v) if offered(v, tls) => {
                 let help = command::info(v).help;
                 self.reply(reply::HELP, &format!("Syntax: {help}"));
             }
-            _ => self.reply(reply::NOT_IMPLEMENTED, "Unknown command."),
+            Some(v) => self.reply(reply::NOT_IMPLEMENTED, &format!("{} is not implemented.", command::info(v).name)),
+            None => self.reply(reply::BAD_ARGUMENTS, "Unknown command."),
         }
     }
 
@@ -413,7 +441,8 @@ impl Session {
         } else if word.eq_ignore_ascii_case(b"CHMOD") {
             self.cmd_chmod(rest, cx);
         } else {
-            self.reply(reply::NOT_IMPLEMENTED, "Unknown SITE command.");
+            // RFC 959 lists 500 (not 502) among SITE's replies.
+            self.reply(reply::SYNTAX_ERROR, "Unknown SITE command (SITE HELP lists them).");
         }
     }
 
@@ -423,8 +452,21 @@ impl Session {
             self.reply(reply::COMMAND_OK, "Always in UTF8 mode.");
         } else if upper == b"UTF8 OFF" {
             self.reply(reply::NOT_IMPLEMENTED_PARAM, "UTF8 cannot be turned off: names are sent as stored.");
-        } else if upper.starts_with(b"MLST") {
-            self.reply(reply::COMMAND_OK, "MLST OPTS type;size;modify;perm;unique;UNIX.mode;");
+        } else if upper == b"MLST" || upper.starts_with(b"MLST ") {
+            // RFC 3659 §7.9: "OPTS MLST fact;fact;" selects what MLST and
+            // MLSD return; the reply names the facts now selected.
+            match facts::parse_selection(arg.get(5..).unwrap_or_default()) {
+                Some(set) => {
+                    self.facts = set;
+                    let mut text = b"MLST OPTS".to_vec();
+                    if set != facts::Facts::NONE {
+                        text.push(b' ');
+                        facts::push_selected(&mut text, set);
+                    }
+                    self.reply_bytes(reply::COMMAND_OK, &text);
+                }
+                None => self.reply(reply::BAD_ARGUMENTS, "Invalid MLST options: no space inside the fact list."),
+            }
         } else {
             self.reply(reply::BAD_ARGUMENTS, "Option not understood.");
         }

@@ -91,9 +91,12 @@ impl Session {
     }
 
     pub(super) fn cmd_cwd(&mut self, arg: &[u8], cx: &mut Cx<'_>) {
-        let r = self.path_for(arg, Need::Any, cx).and_then(|p| match self.jail(cx.jail).stat(&p)? {
-            Stat { kind: FileKind::Dir, .. } => Ok(p),
-            _ => Err(Refused(reply::FILE_UNAVAILABLE, "Not a directory.".into())),
+        // Entered with the server's own credentials: a directory it may not
+        // search is 550 now, not a 250 followed by failing commands.
+        let r = self.path_for(arg, Need::Any, cx).and_then(|p| match self.jail(cx.jail).enter_dir(&p) {
+            Ok(_) => Ok(p),
+            Err(FsError::NotADirectory) => Err(Refused(reply::FILE_UNAVAILABLE, "Not a directory.".into())),
+            Err(e) => Err(e.into()),
         });
         match r {
             Ok(p) => {
@@ -242,6 +245,7 @@ impl Session {
         }
         o.file_perm = have.mlsx_file();
         o.dir_perm = have.mlsx_dir();
+        o.facts = self.facts;
         o
     }
 
@@ -310,7 +314,7 @@ impl Session {
                 let have = self.access.at(&cx.shared.auth(), p.as_bytes());
                 let opts = self.list_options(ListFormat::Mlsd, have, cx);
                 let mut line = Vec::with_capacity(256);
-                listing::push_mlsx_facts(&mut line, &st, None, opts.file_perm, opts.dir_perm, opts.local_time);
+                listing::push_mlsx_facts(&mut line, &st, None, &opts);
                 line.extend_from_slice(&listing::sanitize_name(p.as_bytes()));
                 let mut first = b"Listing ".to_vec();
                 first.extend_from_slice(p.as_bytes());

@@ -155,6 +155,8 @@ pub struct Session {
     pub ccc: Ccc,
     /// Bytes left of the TLS record being read (record-exact reads after CCC).
     record_left: usize,
+    /// Our close_notify is queued: the session is ending under TLS.
+    close_notify_sent: bool,
     /// Directories whose `.message` was shown (fingerprints, bounded).
     pub seen_dirs: Vec<u64>,
     /// Counted by `Shared::admit` (released on close). False while a PROXY
@@ -167,6 +169,8 @@ pub struct Session {
     pub metrics: &'static crate::obs::metrics::WorkerMetrics,
     /// The verb of the last command, for error-reply logs.
     last_verb: observe::Verb,
+    /// The MLST/MLSD facts selected with OPTS MLST (all until then).
+    pub facts: crate::fs::facts::Facts,
 }
 
 /// CCC: back to a plaintext control connection (RFC 4217 §6), with --allow-ccc.
@@ -250,11 +254,13 @@ impl Session {
             prot_private: false,
             ccc: Ccc::Off,
             record_left: 0,
+            close_notify_sent: false,
             seen_dirs: Vec::new(),
             admitted: true,
             proxy: None,
             metrics: observe::detached(),
             last_verb: observe::Verb::default(),
+            facts: crate::fs::facts::Facts::ALL,
         }
     }
 
@@ -339,10 +345,13 @@ impl Session {
                 }
             }
             CtrlState::Closing { .. } => {
-                // The client does not read its last reply: drop it.
+                // The client does not read its last reply: drop it, and the
+                // TLS records (close_notify) still queued behind it.
                 self.out.clear();
                 self.out_pos = 0;
                 self.ctrl_writable = false;
+                self.tls = None;
+                self.tls_next = None;
             }
             // A rate limit's wait is over: not a timeout; the drive that
             // follows moves the next bytes.
@@ -435,7 +444,7 @@ impl Session {
                         }
                         Status::WouldBlock => self.ctrl_writable = false,
                         Status::Closed | Status::Error(_) => {
-                            self.end_log("control connection lost");
+                            self.log_lost();
                             return Err(());
                         }
                     }
@@ -445,6 +454,17 @@ impl Session {
                 if self.ccc == Ccc::Reply && self.out_pos == self.out.len() {
                     io.tls.send_close_notify();
                     self.ccc = Ccc::AwaitPeer;
+                    continue;
+                }
+                // Ending: after the last reply, close_notify, so the client
+                // can tell the end from a truncation (RFC 8446 §6.1).
+                if matches!(self.state, CtrlState::Closing { .. })
+                    && !self.close_notify_sent
+                    && self.ccc == Ccc::Off
+                    && self.out_pos == self.out.len()
+                {
+                    io.tls.send_close_notify();
+                    self.close_notify_sent = true;
                     continue;
                 }
                 break;
@@ -458,7 +478,7 @@ impl Session {
                     }
                     Status::WouldBlock => self.ctrl_writable = false,
                     Status::Closed | Status::Error(_) => {
-                        self.end_log("control connection lost");
+                        self.log_lost();
                         return Err(());
                     }
                 }
@@ -482,6 +502,14 @@ impl Session {
             return Err(());
         }
         Ok(progress)
+    }
+
+    /// The client is gone while replies were being written. A closing
+    /// session is logged once, with its reason, by `close`.
+    fn log_lost(&self) {
+        if !matches!(self.state, CtrlState::Closing { .. }) {
+            self.end_log("control connection lost");
+        }
     }
 
     /// Frames and executes the next command, reading the socket if needed.
@@ -550,6 +578,14 @@ impl Session {
                     self.ccc = Ccc::Off;
                     self.record_left = 0;
                     crate::log::info(format_args!("session {}: CCC: control connection now in the clear", self.id));
+                }
+                Ok(0) if self.tls.is_some() => {
+                    // The client's close_notify (or a bare TCP close): answer
+                    // with ours, flushed before the socket closes (`flush`
+                    // sends it once the session is Closing).
+                    self.close_reason = "client closed the control connection".to_string();
+                    self.state = CtrlState::Closing { since: cx.now };
+                    return Ok(true);
                 }
                 Ok(0) => {
                     self.end_log("client closed the control connection");

@@ -1015,6 +1015,78 @@ fn pbsz_prot_and_ccc_replies() {
     assert_eq!(c.retr("/f.txt").expect("RETR after CCC"), b"clear or private\n");
 }
 
+#[test]
+fn auth_tls_after_a_plain_login_ends_that_login() {
+    if !tools(&["openssl"]) {
+        return;
+    }
+    let f = tls_fx("ftps-auth-relogin", &[], |r| put(r, "f.txt", b"after a new login\n"));
+    let mut tcp = tcp_connect(f.server().addr);
+    assert_eq!(plain_reply(&mut tcp).expect("greeting").0, 220);
+    for (line, code) in [(format!("USER {USER}"), 331), (format!("PASS {PASS}"), 230), ("CWD /".to_string(), 250)] {
+        tcp.write_all(format!("{line}\r\n").as_bytes()).expect("sending");
+        let r = plain_reply(&mut tcp).expect("reply");
+        assert_eq!(r.0, code, "plain {line}: {r:?}");
+    }
+    tcp.write_all(b"AUTH TLS\r\n").expect("sending AUTH TLS");
+    let r = plain_reply(&mut tcp).expect("reply to AUTH TLS");
+    assert_eq!(r.0, 234, "AUTH TLS after a plain login: {r:?}");
+    let mut c = TlsCtl::upgrade(tcp, default_config(), false).expect("handshake");
+    // RFC 2228: an accepted AUTH requires the user to log in again.
+    for cmd in ["PWD", "RETR f.txt", "TYPE I"] {
+        let r = c.cmd(cmd);
+        assert_eq!(r.0, 530, "{cmd} over TLS before logging in again: {r:?}");
+    }
+    c.expect("PASS x", 503);
+    c.login(USER, PASS);
+    c.expect("PWD", 257);
+    assert_eq!(c.retr("/f.txt").expect("RETR after the new login"), b"after a new login\n");
+}
+
+/// Sends close_notify on the control connection and reads to the end: Ok
+/// when the server answered with its own close_notify, UnexpectedEof when it
+/// only closed the TCP connection.
+fn close_notify_then_read(c: &mut TlsCtl) -> io::Result<Vec<u8>> {
+    let s = c.ctl.get_mut();
+    s.conn.send_close_notify();
+    while s.conn.wants_write() {
+        s.conn.write_tls(&mut s.sock)?;
+    }
+    let mut rest = Vec::new();
+    c.ctl.read_to_end(&mut rest).map(|_| rest)
+}
+
+#[test]
+fn tls_control_connection_ends_with_close_notify_both_ways() {
+    if !tools(&["openssl"]) {
+        return;
+    }
+    let f = tls_fx("ftps-close-notify", &["--implicit-tls-listen", "127.0.0.1:0"], |_| {});
+    let explicit = || TlsCtl::explicit(f.server().addr, default_config());
+    let implicit = || TlsCtl::implicit(f.implicit_addr(), default_config());
+    for (what, open) in [("explicit", &explicit as &dyn Fn() -> TlsCtl), ("implicit", &implicit)] {
+        // The client ends the session with close_notify.
+        let mut c = open();
+        c.login(USER, PASS);
+        let end = close_notify_then_read(&mut c);
+        assert!(end.is_ok(), "{what}: the server closed without answering close_notify: {end:?}");
+        assert_eq!(end.ok().map(|b| b.len()), Some(0), "{what}: nothing but close_notify after ours");
+
+        // Before a login too.
+        let mut c = open();
+        let end = close_notify_then_read(&mut c);
+        assert!(end.is_ok(), "{what}: close_notify before login: {end:?}");
+
+        // QUIT: 221, then the server's close_notify, then the TCP close.
+        let mut c = open();
+        c.login(USER, PASS);
+        c.expect("QUIT", 221);
+        let mut rest = Vec::new();
+        let end = c.ctl.read_to_end(&mut rest);
+        assert!(end.is_ok(), "{what}: after 221 the server closed without close_notify: {end:?}");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // --tls-require, --tls-exempt-anonymous, --tls-min-version
 // ---------------------------------------------------------------------------

@@ -1242,11 +1242,11 @@ fn symlink_listed_with_its_target() {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn unknown_502_bad_syntax_501() {
+fn unknown_500_bad_syntax_501() {
     let f = fx("proto-errors", &[], |_| {});
     let mut ftp = login(&f.server);
-    expect(&mut ftp, "XYZZY", 502);
-    expect(&mut ftp, "FOO bar", 502);
+    expect(&mut ftp, "XYZZY", 500);
+    expect(&mut ftp, "FOO bar", 500);
     expect(&mut ftp, "PORT 1,2,3", 501);
     expect(&mut ftp, "PORT 127,0,0,1,300,1", 501);
     expect(&mut ftp, "EPRT |1|not-an-ip|5000|", 501);
@@ -1276,11 +1276,11 @@ fn line_over_8_kib_gets_500_and_session_continues() {
 fn nul_and_invalid_utf8_get_clean_errors() {
     let f = fx("proto-nul", &[], |r| put(r, "f.txt", b"x"));
     let mut ftp = login(&f.server);
-    assert_eq!(raw_cmd(&mut ftp, b"NO\0OP").0, 502, "NUL inside the verb");
-    assert_eq!(raw_cmd(&mut ftp, b"\xc3\x28\xa0\xe9").0, 502, "invalid UTF-8 verb");
+    assert_eq!(raw_cmd(&mut ftp, b"NO\0OP").0, 500, "NUL inside the verb");
+    assert_eq!(raw_cmd(&mut ftp, b"\xc3\x28\xa0\xe9").0, 500, "invalid UTF-8 verb");
     assert_eq!(raw_cmd(&mut ftp, b"SIZE f.txt\0.hidden").0, 501, "NUL inside a path");
     assert_eq!(raw_cmd(&mut ftp, b"CWD \xc3\x28").0, 550, "invalid UTF-8 path that does not exist");
-    assert_eq!(raw_cmd(&mut ftp, b"\0").0, 502, "a lone NUL");
+    assert_eq!(raw_cmd(&mut ftp, b"\0").0, 500, "a lone NUL");
     expect(&mut ftp, "NOOP", 200);
     assert_eq!(ftp.retr_bytes("f.txt").expect("RETR after errors"), b"x");
 }

@@ -11,6 +11,7 @@ mod limits;
 mod observability;
 mod operations;
 mod options;
+mod passwords;
 mod privileges;
 mod protocol;
 mod proxy;

@@ -163,8 +163,7 @@ struct Argon2Hash {
 /// verified.
 fn parse_argon2(stored: &str) -> Result<Argon2Hash, String> {
     let hash = PasswordHash::new(stored).map_err(|e| format!("malformed Argon2 hash: {e}"))?;
-    let algorithm =
-        Algorithm::try_from(hash.algorithm.as_str()).map_err(|e| format!("malformed Argon2 hash: {e}"))?;
+    let algorithm = Algorithm::try_from(hash.algorithm.as_str()).map_err(|e| format!("malformed Argon2 hash: {e}"))?;
     let version = match hash.version {
         Some(v) => Version::try_from(v).map_err(|e| format!("Argon2 version {v}: {e}"))?,
         None => Version::default(),

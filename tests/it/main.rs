@@ -17,5 +17,6 @@ mod protocol;
 mod proxy;
 mod proxy_haproxy;
 mod security;
+mod settime;
 mod uploads;
 mod util;

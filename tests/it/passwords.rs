@@ -68,7 +68,10 @@ fn failed_logins_leave_memory_bounded() {
     failed_logins(&f.server, 1000, CLIENTS);
     let end = rss_kib(&f.server);
     let took = t.elapsed();
-    eprintln!("RSS: {start} KiB at start, {warm} KiB after {} logins, {end} KiB after 1000 more ({took:?})", 2 * CLIENTS);
+    eprintln!(
+        "RSS: {start} KiB at start, {warm} KiB after {} logins, {end} KiB after 1000 more ({took:?})",
+        2 * CLIENTS
+    );
     // A correct login still works after all that.
     login_as(&f.server, "alice", "alice-pw");
     let bound = (THREADS as u64 + 2) * 20 * 1024;

@@ -83,6 +83,11 @@ pub const LOGIN_DELAY_BASE: Duration = Duration::from_millis(500);
 pub const LOGIN_DELAY_MAX: Duration = Duration::from_secs(8);
 /// Login requests queued for the helper threads; beyond it logins get 421.
 pub const AUTH_QUEUE: usize = 4096;
+/// Largest Argon2 memory cost (KiB) a users-file hash may ask for: each helper
+/// thread keeps one work area as large as the largest cost it has verified, so
+/// the password checks hold at most `--auth-threads` times this. A hash asking
+/// for more is refused when the file is loaded.
+pub const ARGON2_MAX_MEMORY_KIB: u32 = 256 * 1024;
 /// Tries at a unique name for STOU.
 pub const STOU_TRIES: u32 = 100;
 /// Addresses remembered for --ban-after before stale ones are swept.

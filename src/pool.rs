@@ -2,6 +2,10 @@
 //! verification (tens of milliseconds of CPU by design) and opening the
 //! account's home. Results go back through a channel plus the worker's
 //! `mio::Waker`; the session waits in `CtrlState::Verifying` meanwhile.
+//!
+//! Each thread owns one Argon2 work area (`hash::WorkArea`) for its whole
+//! life, so the memory of password checks is at most `--auth-threads` areas,
+//! however many logins arrive or fail.
 
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -9,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use mio::Waker;
 
 use crate::auth::access::{Access, Auth, AuthCell};
-use crate::auth::hash;
+use crate::auth::hash::{self, WorkArea};
 use crate::fs::jail::Jail;
 use crate::limits;
 use crate::worker::Slot;
@@ -54,6 +58,7 @@ impl Pool {
 }
 
 fn serve(rx: &Mutex<Receiver<LoginJob>>, auth: &AuthCell, deny_dotfiles: bool) {
+    let mut area = WorkArea::new();
     loop {
         let job = {
             let guard = rx.lock().unwrap_or_else(|p| p.into_inner());
@@ -63,7 +68,7 @@ fn serve(rx: &Mutex<Receiver<LoginJob>>, auth: &AuthCell, deny_dotfiles: bool) {
             }
         };
         let LoginJob { slot, user, mut password, done, waker } = job;
-        let access = check(&auth.get(), &user, &password, deny_dotfiles);
+        let access = check(&mut area, &auth.get(), &user, &password, deny_dotfiles);
         password.iter_mut().for_each(|b| *b = 0);
         if done.send(LoginVerdict { slot, access }).is_ok() {
             let _ = waker.wake();
@@ -71,14 +76,15 @@ fn serve(rx: &Mutex<Receiver<LoginJob>>, auth: &AuthCell, deny_dotfiles: bool) {
     }
 }
 
-/// Verifies a password. An unknown user costs the same time as a known one
-/// (a dummy verification), so timing does not tell them apart.
-fn check(auth: &Auth, user: &str, password: &[u8], deny_dotfiles: bool) -> Option<Access> {
-    let Some(acct) = auth.users.get(user) else {
-        hash::verify_dummy(password);
+/// Verifies a password in this thread's work area. An unknown user or a
+/// disabled account (`!`) costs the same time as a known one (a dummy
+/// verification), so timing does not tell them apart.
+fn check(area: &mut WorkArea, auth: &Auth, user: &str, password: &[u8], deny_dotfiles: bool) -> Option<Access> {
+    let Some(acct) = auth.users.get(user).filter(|a| !a.disabled()) else {
+        hash::verify_dummy(area, password);
         return None;
     };
-    if !hash::verify(password, &acct.hash) {
+    if !hash::verify(area, password, &acct.hash) {
         return None;
     }
     // The home was opened at start-up: a path would not resolve after --chroot.

@@ -1,5 +1,9 @@
 //! What a session may do in a folder: a small bit set, its `--users`/`--rules` spelling
-//! (`list,read,write`) and the RFC 3659 `perm` facts it implies.
+//! (`list,read,write`, `all,-delete`) and the RFC 3659 `perm` facts it implies.
+//!
+//! `write` includes `settime`: whoever may write a file may also set its modification time
+//! (MFMT, MDTM with a time), which is how rclone and `lftp mirror -R` finish every upload.
+//! `-settime` takes it away again (`list,read,write,-settime`).
 
 use std::fmt;
 
@@ -42,7 +46,8 @@ impl Perms {
     pub const LIST: Perms = Perms(1 << 0);
     /// Download files (RETR, SIZE, MDTM, MLST of a file).
     pub const READ: Perms = Perms(1 << 1);
-    /// Create or overwrite files (STOR, STOU).
+    /// Create or overwrite files (STOR, STOU), SITE CHMOD. The word `write` grants
+    /// [`Perms::SETTIME`] with it.
     pub const WRITE: Perms = Perms(1 << 2);
     /// Append to files (APPE; STOR with REST).
     pub const APPEND: Perms = Perms(1 << 3);
@@ -54,7 +59,7 @@ impl Perms {
     pub const MKDIR: Perms = Perms(1 << 6);
     /// Remove empty folders (RMD).
     pub const RMDIR: Perms = Perms(1 << 7);
-    /// Set modification times (MFMT, MDTM with a time).
+    /// Set modification times (MFMT, MDTM with a time); part of the word `write`.
     pub const SETTIME: Perms = Perms(1 << 8);
     /// Every permission.
     pub const ALL: Perms = Perms((1 << 9) - 1);
@@ -85,7 +90,9 @@ impl Perms {
 
     /// Parses a comma-separated list of permission words (`list,read,write,append,delete,
     /// rename,mkdir,rmdir,settime`) and shorthands (`all`, `readonly`, `none`), ASCII case
-    /// ignored, spaces around commas tolerated. The result is the union of the words.
+    /// ignored, spaces around commas tolerated. Words apply left to right: a word adds what it
+    /// grants, `-word` removes it (`all,-delete`, `list,read,write,-settime`). `write` grants
+    /// `settime` too.
     pub fn parse(s: &str) -> Result<Perms, PermsError> {
         if s.trim().is_empty() {
             return Err(PermsError::Empty);
@@ -95,11 +102,16 @@ impl Perms {
             if word.is_empty() {
                 return Err(PermsError::EmptyWord);
             }
-            let found = WORDS.iter().chain(SHORTHANDS.iter()).find(|(_, w)| w.eq_ignore_ascii_case(word));
-            match found {
-                Some(&(p, _)) => perms = perms.union(p),
-                None => return Err(PermsError::Unknown(shorten(word))),
-            }
+            let (minus, name) = match word.strip_prefix('-') {
+                Some(name) => (true, name.trim_start()),
+                None => (false, word),
+            };
+            let found = WORDS.iter().chain(SHORTHANDS.iter()).find(|(_, w)| w.eq_ignore_ascii_case(name));
+            let Some(&(p, _)) = found else {
+                return Err(PermsError::Unknown(shorten(word)));
+            };
+            let granted = if p == Perms::WRITE { p.union(Perms::SETTIME) } else { p };
+            perms = if minus { perms.minus(granted) } else { perms.union(granted) };
         }
         Ok(perms)
     }
@@ -149,8 +161,8 @@ const MLSX_DIR: [&str; 32] = [
 ];
 
 impl fmt::Display for Perms {
-    /// The words in canonical order, comma-separated (`list,read`); `none` for the empty set.
-    /// [`Perms::parse`] reads it back.
+    /// The words in canonical order, comma-separated (`list,read`); `none` for the empty set;
+    /// `write` without `settime` ends with `-settime`. [`Perms::parse`] reads it back.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if *self == Perms::NONE {
             return f.write_str("none");
@@ -161,6 +173,9 @@ impl fmt::Display for Perms {
                 write!(f, "{sep}{word}")?;
                 sep = ",";
             }
+        }
+        if self.contains(Perms::WRITE) && !self.contains(Perms::SETTIME) {
+            f.write_str(",-settime")?;
         }
         Ok(())
     }
@@ -220,12 +235,37 @@ mod tests {
         assert_eq!(Perms::parse("all"), Ok(Perms::ALL));
         assert_eq!(Perms::parse("none"), Ok(Perms::NONE));
         assert_eq!(Perms::parse("none,read"), Ok(Perms::READ));
-        assert_eq!(Perms::parse("READ,Write"), Ok(Perms::READ.union(Perms::WRITE)));
+        assert_eq!(Perms::parse("READ,Write"), Ok(Perms::READ.union(Perms::WRITE).union(Perms::SETTIME)));
         assert_eq!(Perms::parse("readonly,mkdir"), Ok(Perms::READONLY.union(Perms::MKDIR)));
         assert_eq!(Perms::parse("read,read"), Ok(Perms::READ));
-        for (p, w) in WORDS {
+        for (p, w) in WORDS.into_iter().filter(|&(p, _)| p != Perms::WRITE) {
             assert_eq!(Perms::parse(w), Ok(p), "{w}");
         }
+    }
+
+    /// Issue 10: `write` without `settime` broke rclone and `lftp mirror -R`. The word `write`
+    /// now grants settime; `-settime` (or any `-word`) takes a grant away, left to right.
+    #[test]
+    fn write_grants_settime_and_minus_words_remove() {
+        let w = Perms::WRITE;
+        assert_eq!(Perms::parse("write"), Ok(w.union(Perms::SETTIME)));
+        assert_eq!(Perms::parse("write,-settime"), Ok(w));
+        assert_eq!(Perms::parse("list,read,write, -settime"), Ok(Perms::READONLY.union(w)));
+        assert_eq!(Perms::parse("-settime,write"), Ok(w.union(Perms::SETTIME)), "left to right");
+        assert_eq!(Perms::parse("all,-delete"), Ok(Perms::ALL.minus(Perms::DELETE)));
+        assert_eq!(Perms::parse("all,-write"), Ok(Perms::ALL.minus(w).minus(Perms::SETTIME)));
+        assert_eq!(Perms::parse("all,-write,settime"), Ok(Perms::ALL.minus(w)));
+        assert_eq!(Perms::parse("all,-readonly"), Ok(WRITE_ANY));
+        assert_eq!(Perms::parse("readonly,-none"), Ok(Perms::READONLY));
+        assert_eq!(Perms::parse("-settime"), Ok(Perms::NONE));
+        assert_eq!(Perms::parse("write,-SETTIME"), Ok(w));
+        assert_eq!(Perms::parse("write,-wrtie"), Err(PermsError::Unknown("-wrtie".into())));
+        assert_eq!(Perms::parse("write,-"), Err(PermsError::Unknown("-".into())));
+        assert_eq!(
+            Perms::parse("list,read,write,-settime").map(|p| p.to_string()),
+            Ok("list,read,write,-settime".into())
+        );
+        assert_eq!(Perms::parse("list,write").map(|p| p.to_string()), Ok("list,write,settime".into()));
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! ```
 //!
 //! WHO is a user name, `anonymous` (anonymous sessions only) or `*` (everyone); PERMS is a
-//! permission list without spaces (`list,read`, `all`, `none`, ...); FOLDER is an absolute
+//! permission list without spaces (`list,read`, `all`, `none`, `all,-delete`,
+//! `list,read,write,-settime`, ...; see `perms.rs`); FOLDER is an absolute
 //! virtual path, the rest of the line (it may contain spaces; a trailing `/` is ignored; `.`
 //! and `..` are refused). Blank lines and `#` comment lines are skipped.
 //!

@@ -13,6 +13,7 @@
 //! start-up). Names are 1 to 64 bytes of `A-Z a-z 0-9 . _ @ -`, case-sensitive, and never
 //! `anonymous` or `ftp` in any case (those log in anonymously).
 
+use crate::auth::hash;
 use crate::auth::perms::Perms;
 use std::collections::HashMap;
 use std::fmt;
@@ -29,12 +30,20 @@ pub const RESERVED: [&str; 2] = ["anonymous", "ftp"];
 pub struct Account {
     /// The login name (USER).
     pub name: String,
-    /// The stored password hash, as `auth::hash::verify` reads it.
+    /// The stored password hash, as `auth::hash::verify` reads it (`auth::hash::check`
+    /// accepted it), or `!`/`*` for a disabled account.
     pub hash: String,
     /// The account's home folder on the real file system (absolute).
     pub home: PathBuf,
     /// What the account may do where no rule says otherwise.
     pub perms: Perms,
+}
+
+impl Account {
+    /// Whether the account is disabled (`!` or `*` as its hash): no password logs it in.
+    pub fn disabled(&self) -> bool {
+        self.hash == "!" || self.hash == "*"
+    }
 }
 
 /// Every account of a users file, by name.
@@ -107,6 +116,8 @@ fn parse_line(line: &str, base_dir: &Path) -> Result<Account, String> {
     if hash.is_empty() {
         return Err("empty password hash (write '!' to disable the account)".into());
     }
+    // A hash no password can match would be an account that silently never logs in.
+    hash::check(hash)?;
     let home = home.trim();
     if home.is_empty() {
         return Err("empty home folder".into());
@@ -222,6 +233,11 @@ mod tests {
     use super::*;
 
     const BASE: &str = "/etc/mirrorftpd";
+    /// `echo -n secret | argon2 saltsaltsalt -id -t 1 -k 64 -p 1 -e`.
+    const ARGON2ID: &str = "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0$Sm3MnLdCFk0Af+croKgebRoqqmhbKd88iiW3yUOXn78";
+    /// `mkpasswd -m sha-512 -S saltsalt secret`.
+    const SHA512: &str =
+        "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1";
 
     fn parse(text: &str) -> Result<Users, LoadError> {
         Users::parse(text, Path::new(BASE))
@@ -237,28 +253,32 @@ mod tests {
 
     #[test]
     fn good_file() {
-        let text = "# accounts\n\
-                    \n\
-                    alice:$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA:/srv/incoming:list,read,write\n\
-                    \t  # indented comment\n\
-                    \x20 bob : $6$saltsalt$abc : homes/bob : readonly \r\n\
-                    carol.o_k@x-y:!:/srv/c:d:none\n\
-                    \n";
-        let users = parse(text).expect("parses");
+        let text = format!(
+            "# accounts\n\
+             \n\
+             alice:{ARGON2ID}:/srv/incoming:list,read,write\n\
+             \t  # indented comment\n\
+             \x20 bob : {SHA512} : homes/bob : readonly \r\n\
+             carol.o_k@x-y:!:/srv/c:d:none\n\
+             \n"
+        );
+        let users = parse(&text).expect("parses");
         assert_eq!(users.len(), 3);
         assert!(!users.is_empty());
         let alice = users.get("alice").expect("alice");
         assert_eq!(alice.name, "alice");
-        assert_eq!(alice.hash, "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA");
+        assert_eq!(alice.hash, ARGON2ID);
+        assert!(!alice.disabled());
         assert_eq!(alice.home, Path::new("/srv/incoming"));
         assert_eq!(alice.perms, Perms::parse("list,read,write").expect("perms"));
         let bob = users.get("bob").expect("bob");
-        assert_eq!(bob.hash, "$6$saltsalt$abc");
+        assert_eq!(bob.hash, SHA512);
         assert_eq!(bob.home, Path::new("/etc/mirrorftpd/homes/bob"), "relative home");
         assert_eq!(bob.perms, Perms::READONLY);
         let carol = users.get("carol.o_k@x-y").expect("carol");
         assert_eq!(carol.home, Path::new("/srv/c:d"), "a home may contain ':'");
         assert_eq!(carol.perms, Perms::NONE);
+        assert!(carol.disabled());
         assert!(users.get("Alice").is_none(), "names are case-sensitive");
         assert!(users.get("dave").is_none());
         assert_eq!(users.iter().count(), 3);
@@ -297,6 +317,27 @@ mod tests {
         let long = format!("{}:!:/a:all", "a".repeat(MAX_NAME + 1));
         assert_eq!(err(&long), (Some(1), "user name longer than 64 bytes".into()));
         assert!(parse(&format!("{}:!:/a:all", "a".repeat(MAX_NAME))).is_ok());
+    }
+
+    /// Issue 10: a hash that no password can match is refused with its line and what is
+    /// supported, instead of an account that can never log in.
+    #[test]
+    fn unverifiable_hashes_name_their_line() {
+        let cases = [
+            ("hunter2", "plain text or an unknown format is not a supported password hash"),
+            ("$1$saltsalt$abcdefghijklmnopqrstuv", "an MD5-crypt hash ($1$) is not a supported password hash"),
+            ("$2b$10$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234", "a bcrypt hash ($2b$) is not"),
+            ("$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0$Sm3M!!!!", "malformed Argon2 hash"),
+            ("$6$saltsalt$TVLl", "malformed SHA-crypt hash"),
+        ];
+        for (hash, msg) in cases {
+            let text = format!("alice:{ARGON2ID}:/a:all\n# comment\nbob:{hash}:/b:all\n");
+            let (line, e) = err(&text);
+            assert_eq!(line, Some(3), "{hash}");
+            assert!(e.starts_with(msg), "{hash}: {e}");
+            assert!(e.contains("supported: an Argon2 PHC string") && e.contains("$6$"), "{e}");
+        }
+        assert!(parse(&format!("a:{SHA512}:/a:all\nb:*:/b:all\nc:!:/c:all\n")).is_ok());
     }
 
     #[test]

@@ -237,6 +237,7 @@ anonymous   list                    /incoming
 anonymous   all                     /drop
 bob         list,read,write,delete  /drop
 carol       list,read,append        /logs
+*           list,read,write,-settime /fixed
 ";
 
 /// Who logs in for the matrix, in the column order of `EXPECTED`.
@@ -247,7 +248,7 @@ const SESSIONS: [&str; 4] = ["alice", "bob", "carol", "anonymous"];
 /// anonymous readonly): the longest folder prefix wins, a user rule beats an
 /// `anonymous` rule beats `*`, a rule replaces the account's own permissions,
 /// and anonymous sessions never write.
-const EXPECTED: [(&str, [&str; 4]); 9] = [
+const EXPECTED: [(&str, [&str; 4]); 10] = [
     ("/", ["all", "readonly", "list,read,write,append", "readonly"]),
     ("/pub", ["readonly", "readonly", "readonly", "readonly"]),
     ("/pub/sub", ["readonly", "readonly", "readonly", "readonly"]),
@@ -260,14 +261,19 @@ const EXPECTED: [(&str, [&str; 4]); 9] = [
     // `anonymous all` is cut to what anonymous may do: list,read.
     ("/drop", ["all", "list,read,write,delete", "list,read,write,append", "readonly"]),
     ("/logs", ["all", "readonly", "list,read,append", "readonly"]),
+    // `write` grants settime unless `-settime` takes it away.
+    ("/fixed", ["list,read,write,-settime", "list,read,write,-settime", "list,read,write,-settime", "readonly"]),
 ];
 
-/// Whether the permission list `perms` (as in the users file) holds `word`.
+/// Whether the permission list `perms` (as in the users file) holds `word`:
+/// left to right, `write` grants `settime` too, `-word` takes a word away.
 fn has(perms: &str, word: &str) -> bool {
-    perms.split(',').any(|w| match w {
+    perms.split(',').fold(false, |on, w| match w {
         "all" => true,
-        "readonly" => word == "list" || word == "read",
-        w => w == word,
+        "readonly" => on || word == "list" || word == "read",
+        "write" if word == "settime" => true,
+        w if w.strip_prefix('-') == Some(word) => false,
+        w => on || w == word,
     })
 }
 

@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::accounts::{AcctFx, UP_PASS, UP_USER, up_fx};
-use crate::protocol::{MIB, pattern, put};
+use crate::accounts::{AcctFx, UP_HASH, UP_PASS, UP_USER, acct_fx, mtime_of, up_fx};
+use crate::protocol::{MIB, pattern, put, set_mtime};
 use crate::util::{BIG_FILE, TREE_FILES, file_digest, require_tool, run_ok, temp_dir, tree_digest};
 
 /// Deadline for one client run.
@@ -109,6 +109,37 @@ fn lftp_mirror_reverse_uploads_a_tree() {
     assert_eq!(got, want, "lftp mirror -R: uploaded tree differs");
     assert!(f.root.join("dst/empty").is_dir(), "the empty directory was created");
     assert!(want.values().any(|&(len, _)| len >= 10 * MIB), "the tree has a large file");
+}
+
+/// Issue 10: `lftp mirror -R` into an account with `write` (and mkdir), no
+/// `settime` named, keeps every file's modification time (lftp sets it with
+/// MFMT after each upload; without settime it silently lost them).
+#[test]
+fn lftp_mirror_reverse_keeps_modification_times() {
+    if !require_tool("lftp") {
+        return;
+    }
+    let f = acct_fx("iu-lftp-mtime", &[(UP_USER, UP_HASH, "", "list,read,write,mkdir")], None, &[], |_| {});
+    let src = temp_dir("iu-lftp-mtime-src");
+    let files = ["a.txt", "sub/b.bin", "sub/deeper/c.txt"];
+    for (i, rel) in files.iter().enumerate() {
+        put(&src, rel, &pattern(200 + i as u64, 1000 + i));
+        // 2020-01-02 03:04:05 UTC plus a day per file.
+        set_mtime(&src.join(rel), 1_577_934_245 + 86_400 * i as u64);
+    }
+    let script = format!(
+        "set net:max-retries 1; set net:timeout 10; set ftp:ssl-allow no; set ftp:passive-mode on; \
+         open -u {UP_USER},{UP_PASS} -p {} {}; mirror -R --verbose {} /dst; quit",
+        f.server.addr.port(),
+        f.server.addr.ip(),
+        src.display()
+    );
+    run_ok(Command::new("lftp").args(["-c", &script]), TOOL_TIMEOUT);
+    for rel in files {
+        let (want, got) = (mtime_of(&src.join(rel)), mtime_of(&f.root.join("dst").join(rel)));
+        assert_eq!(got, want, "lftp mirror -R: modification time of {rel}");
+        assert_eq!(file_digest(&f.root.join("dst").join(rel)), file_digest(&src.join(rel)), "{rel}");
+    }
 }
 
 #[test]

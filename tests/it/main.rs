@@ -8,6 +8,7 @@ mod ftps;
 mod interop;
 mod interop_upload;
 mod limits;
+mod listen;
 mod observability;
 mod operations;
 mod options;

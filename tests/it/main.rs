@@ -16,6 +16,7 @@ mod privileges;
 mod protocol;
 mod proxy;
 mod proxy_haproxy;
+mod readme;
 mod security;
 mod uploads;
 mod util;

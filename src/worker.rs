@@ -367,7 +367,8 @@ impl Worker {
         let claim = if id == 0 { net::Claim::First } else { net::Claim::Join };
         let mut listeners = Vec::with_capacity(addrs.len());
         for (addr, implicit) in addrs {
-            let l = net::control_listener(*addr, shared.config.backlog, claim).map_err(|e| net::listen_error(*addr, e))?;
+            let l =
+                net::control_listener(*addr, shared.config.backlog, claim).map_err(|e| net::listen_error(*addr, e))?;
             listeners.push((l, *implicit));
         }
         Worker::from_listeners(id, shared, listeners)
@@ -777,4 +778,3 @@ impl Worker {
         }
     }
 }
-

@@ -66,7 +66,9 @@ pub fn check_free(addr: SocketAddr) -> io::Result<()> {
 /// is in the way when the address is taken.
 pub fn listen_error(addr: SocketAddr, e: io::Error) -> io::Error {
     if e.kind() == io::ErrorKind::AddrInUse {
-        let msg = format!("listen on {addr}: address already in use: another program (perhaps another mirrorftpd) listens there");
+        let msg = format!(
+            "listen on {addr}: address already in use: another program (perhaps another mirrorftpd) listens there"
+        );
         return io::Error::new(e.kind(), msg);
     }
     io::Error::new(e.kind(), format!("listen on {addr}: {e}"))

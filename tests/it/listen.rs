@@ -30,7 +30,11 @@ fn assert_refused(root: &Path, addr: SocketAddr, extra: &[&str], what: &str) {
     let ran: Ran = run(&mut server_cmd(root, addr, extra), REFUSAL_TIMEOUT);
     assert_eq!(ran.status.code(), Some(1), "{what}: exit status\nstdout:\n{}\nstderr:\n{}", ran.stdout, ran.stderr);
     let err = ran.stderr.to_lowercase();
-    assert!(err.contains(IN_USE) && err.contains(&addr.to_string()), "{what}: the reason names the address: {}", ran.stderr);
+    assert!(
+        err.contains(IN_USE) && err.contains(&addr.to_string()),
+        "{what}: the reason names the address: {}",
+        ran.stderr
+    );
     assert!(!ran.stderr.contains("listening on"), "{what}: {}", ran.stderr);
 }
 

@@ -17,7 +17,9 @@ fn defined_flags(help: &str) -> BTreeSet<String> {
             let l = if l.starts_with('-') && !l.starts_with("--") { l.split_once(", ")?.1 } else { l };
             l.strip_prefix("--")
         })
-        .map(|rest| format!("--{}", rest.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).next().unwrap_or("")))
+        .map(|rest| {
+            format!("--{}", rest.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).next().unwrap_or(""))
+        })
         .collect()
 }
 
@@ -30,8 +32,7 @@ fn table_flags(readme: &str) -> BTreeSet<String> {
     for row in section.lines().filter(|l| l.starts_with("| `")) {
         let first = row.split('|').nth(1).unwrap_or("");
         for (i, _) in first.match_indices("--") {
-            let name: String =
-                first[i + 2..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+            let name: String = first[i + 2..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
             flags.insert(format!("--{name}"));
         }
     }

@@ -123,7 +123,8 @@ clean_uploads() {
 bench() { # SECONDS JSON
     nice -n 5 "$BIN" bench mix --server "127.0.0.1:$PORT" --conns "$CONNS" --threads 2 --duration "$1" \
         --user soak --pass soak-pw --mix "$MIX" --paths-file "$SOAK/paths.txt" --size $((64 << 10)) \
-        --discard --ramp 2 --timeout 20 --disconnect-prob "$DISCONNECT" --json "$2"
+        --discard --ramp 2 --timeout 20 --disconnect-prob "$DISCONNECT" --json "$2" \
+        --max-error-rate "$(awk -v p="${SOAK_MAX_ERROR_PPM:-100}" 'BEGIN { print p / 1e6 }')"
 }
 
 FD0=$(fds)

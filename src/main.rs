@@ -9,7 +9,7 @@ use clap::Parser;
 
 use mirrorftpd::auth::access::{Auth, AuthCell};
 use mirrorftpd::config::{Cli, Command, Config, Flags};
-use mirrorftpd::io::sys;
+use mirrorftpd::io::{net, sys};
 use mirrorftpd::pool::Pool;
 use mirrorftpd::session::messages;
 use mirrorftpd::systemd;
@@ -143,7 +143,9 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
 /// resolves to one port, which the other workers then share through SO_REUSEPORT.
 fn bind_first(shared: &Arc<Shared>, mut wanted: Vec<(SocketAddr, bool)>) -> std::io::Result<Worker> {
     match Worker::bind(0, shared.clone(), &wanted) {
-        Err(e) if shared.config.listen_is_default => {
+        // An address in use is an error even for the default: only a host
+        // without IPv6 falls back.
+        Err(e) if shared.config.listen_is_default && e.kind() != std::io::ErrorKind::AddrInUse => {
             // The default includes [::]:2121; hosts without IPv6 still start.
             mirrorftpd::log::warn(format_args!("{e}; serving IPv4 only"));
             wanted.remove(1);
@@ -188,8 +190,8 @@ fn drain(shared: &Shared, sig: i32) -> Result<ExitCode, Box<dyn std::error::Erro
     }
 }
 
-/// --check-config: everything `serve` would load, loaded and reported, then
-/// exit without binding a port.
+/// --check-config: everything `serve` would load, loaded and reported, and
+/// the listen addresses checked to be free, then exit without keeping a port.
 fn check_config(config: Config) -> Result<ExitCode, Box<dyn std::error::Error>> {
     // The user to become (--run-as) must exist; nothing is dropped here.
     mirrorftpd::privs::prepare(&config)?;
@@ -200,10 +202,14 @@ fn check_config(config: Config) -> Result<ExitCode, Box<dyn std::error::Error>> 
         .map_err(|e| format!("--root {}: {e}", config.root.display()))?;
     let tls = mirrorftpd::tls::load(&config)?;
     load_greeting(&config)?;
+    let unchecked = check_listen_free(&config)?;
     println!("mirrorftpd: configuration OK");
     println!("  root {}", config.root.display());
     let listen: Vec<String> = config.listen.iter().map(|a| a.to_string()).collect();
     println!("  listen {} with {} workers", listen.join(", "), config.workers);
+    for note in unchecked {
+        println!("  {note}");
+    }
     println!(
         "  anonymous {}, {} accounts, {} rules",
         if config.anonymous { "allowed (read-only)" } else { "refused" },
@@ -212,6 +218,27 @@ fn check_config(config: Config) -> Result<ExitCode, Box<dyn std::error::Error>> 
     );
     println!("  FTPS {}", if tls.is_some() { "on" } else { "off" });
     Ok(ExitCode::SUCCESS)
+}
+
+/// --check-config: each control address must be free, as start-up needs it
+/// (nothing may listen there yet; see `io::net::control_listener`). Returns
+/// notes for the addresses it could not check: a port below 1024 without
+/// the privilege to bind it, the default IPv6 address on a host without IPv6.
+fn check_listen_free(config: &Config) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let mut notes = Vec::new();
+    for addr in config.listen.iter().chain(&config.implicit_tls_listen) {
+        match net::check_free(*addr) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                notes.push(format!("listen {addr}: not checked ({e}; a port below 1024 needs root)"));
+            }
+            Err(e) if config.listen_is_default && addr.is_ipv6() && e.kind() != std::io::ErrorKind::AddrInUse => {
+                notes.push(format!("listen {addr}: {e}; start-up will serve IPv4 only"));
+            }
+            Err(e) => return Err(net::listen_error(*addr, e).into()),
+        }
+    }
+    Ok(notes)
 }
 
 /// The 220 greeting: --banner-file's text, or the default line.

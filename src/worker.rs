@@ -357,14 +357,18 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Creates worker `id`, binding its own listener on each address. Port 0
-    /// must be resolved by the caller (bind worker 0 first, then reuse its
-    /// ports) so all workers share one port per address.
+    /// Creates worker `id`, binding its own listener on each address. Worker
+    /// 0 claims the addresses (it fails if anything already listens there,
+    /// see `net::control_listener`); the others join its SO_REUSEPORT group,
+    /// or that of the sockets systemd passed. Port 0 must be resolved by the
+    /// caller (bind worker 0 first, then reuse its ports) so all workers
+    /// share one port per address.
     pub fn bind(id: usize, shared: Arc<Shared>, addrs: &[(SocketAddr, bool)]) -> io::Result<Worker> {
+        let claim = if id == 0 { net::Claim::First } else { net::Claim::Join };
         let mut listeners = Vec::with_capacity(addrs.len());
         for (addr, implicit) in addrs {
-            let l = net::control_listener(*addr, shared.config.backlog)
-                .map_err(|e| io::Error::new(e.kind(), format!("listen on {addr}: {e}")))?;
+            let l =
+                net::control_listener(*addr, shared.config.backlog, claim).map_err(|e| net::listen_error(*addr, e))?;
             listeners.push((l, *implicit));
         }
         Worker::from_listeners(id, shared, listeners)

@@ -10,8 +10,11 @@
 //! mirrorftpd bench retr --tls --path /big.bin --conns 8   # explicit FTPS, PROT P
 //! ```
 //!
-//! Exit status: 1 when no operation succeeded and some failed (or nothing
-//! moved at all), 2 for bad flags or too low a file limit, else 0.
+//! Exit status: 1 when the share of failed operations is above
+//! --max-error-rate (default 0: any error) or nothing succeeded and nothing
+//! moved, 2 for bad flags or too low a file limit, else 0. A progress line
+//! goes to stderr every second (redrawn on a terminal, one line a second
+//! otherwise) unless --no-progress.
 
 pub mod client;
 pub mod plan;
@@ -37,7 +40,7 @@ use crate::io::sys;
 
 /// How often the main thread looks at the reactors.
 const TICK: Duration = Duration::from_millis(50);
-/// How often the progress line is redrawn (only on a terminal).
+/// How often the progress line is printed.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 /// Descriptors kept free beyond the sessions' own (stdio, epoll, files).
 const SPARE_FDS: u64 = 64;
@@ -99,17 +102,21 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
         }
     }
     std::io::stdout().flush()?;
-    // Failure: no operation succeeded, and something failed or nothing
-    // moved at all (a slow rate-limited download that never finished but
-    // moved bytes is not a failure).
-    let failed = stats.ops == 0 && (stats.error_count() > 0 || stats.bytes == 0);
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    match stats.failure(plan.max_error_rate) {
+        Some(why) => {
+            eprintln!("mirrorftpd bench: run failed: {why}");
+            Ok(ExitCode::FAILURE)
+        }
+        None => Ok(ExitCode::SUCCESS),
+    }
 }
 
-/// Waits for the reactors to finish, redrawing a progress line once a
-/// second when stderr is a terminal (and printing nothing otherwise).
+/// Waits for the reactors to finish, printing a progress line on stderr
+/// once a second (--no-progress: none): redrawn in place on a terminal, one
+/// line each time otherwise, for logs and scripts.
 fn watch<T>(shared: &Shared, t0: Instant, threads: &[std::thread::JoinHandle<T>]) {
     let tty = std::io::stderr().is_terminal();
+    let show = shared.plan.progress;
     let mut last = (t0, 0u64, 0u64);
     let mut drawn = false;
     loop {
@@ -118,7 +125,7 @@ fn watch<T>(shared: &Shared, t0: Instant, threads: &[std::thread::JoinHandle<T>]
             break;
         }
         let now = Instant::now();
-        if !tty || now.duration_since(last.0) < PROGRESS_EVERY {
+        if !show || now.duration_since(last.0) < PROGRESS_EVERY {
             continue;
         }
         let sum = |f: fn(&reactor::Counters) -> u64| shared.counters.iter().map(f).sum::<u64>();
@@ -134,8 +141,12 @@ fn watch<T>(shared: &Shared, t0: Instant, threads: &[std::thread::JoinHandle<T>]
             connected,
             errors,
         );
-        eprint!("\r{line}");
-        drawn = true;
+        if tty {
+            eprint!("\r{line}");
+            drawn = true;
+        } else {
+            eprintln!("bench: {line}");
+        }
         last = (now, bytes, ops);
     }
     if drawn {

@@ -144,6 +144,17 @@ pub struct BenchArgs {
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub timeout: f64,
 
+    /// Largest share of failed operations (failed / attempted, 0 to 1) with
+    /// which the run still exits 0; above it the exit status is 1. The
+    /// default, 0, fails the run on any error.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.0)]
+    pub max_error_rate: f64,
+
+    /// No progress line on stderr (by default one a second: redrawn on a
+    /// terminal, a new line each second otherwise).
+    #[arg(long)]
+    pub no_progress: bool,
+
     /// Probability (0 to 1) that a session drops its connections abruptly at
     /// an operation (FIN or RST, at random), half the time before the
     /// operation, half once its data is flowing; it then reconnects. Drops
@@ -201,6 +212,10 @@ pub struct Plan {
     pub timeout: Duration,
     /// Chance per operation of an abrupt disconnect (--disconnect-prob).
     pub disconnect_prob: f64,
+    /// --max-error-rate: the share of failed operations the run tolerates.
+    pub max_error_rate: f64,
+    /// Print the once-a-second progress line (not --no-progress).
+    pub progress: bool,
 }
 
 #[derive(Debug)]
@@ -323,6 +338,9 @@ impl Plan {
         if !(0.0..=1.0).contains(&a.disconnect_prob) {
             return err(format!("--disconnect-prob {}: must be between 0 and 1", a.disconnect_prob));
         }
+        if !(0.0..=1.0).contains(&a.max_error_rate) {
+            return err(format!("--max-error-rate {}: must be between 0 and 1", a.max_error_rate));
+        }
         if let Some(0) = a.rate {
             return err("--rate must be at least 1 byte per second");
         }
@@ -351,6 +369,8 @@ impl Plan {
             json: a.json,
             timeout: secs("--timeout", a.timeout, false)?,
             disconnect_prob: a.disconnect_prob,
+            max_error_rate: a.max_error_rate,
+            progress: !a.no_progress,
         })
     }
 
@@ -424,6 +444,17 @@ mod tests {
         for bad in ["-0.1", "1.5", "NaN", "x"] {
             assert!(plan(&[&base[..], &["--disconnect-prob", bad]].concat()).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn max_error_rate_is_a_fraction() {
+        assert_eq!(plan(&["login"]).unwrap().max_error_rate, 0.0, "any error fails by default");
+        assert_eq!(plan(&["login", "--max-error-rate", "0.05"]).unwrap().max_error_rate, 0.05);
+        for bad in ["-0.1", "1.5", "NaN", "x"] {
+            assert!(plan(&["login", "--max-error-rate", bad]).is_err(), "{bad}");
+        }
+        assert!(plan(&["login"]).unwrap().progress);
+        assert!(!plan(&["login", "--no-progress"]).unwrap().progress);
     }
 
     #[test]

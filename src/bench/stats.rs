@@ -219,6 +219,25 @@ impl Stats {
         self.session_bytes[session] += n;
     }
 
+    /// Why the run failed, if it did: more than `max_error_rate` of the
+    /// attempted operations (succeeded + failed; drops are neither) failed,
+    /// or none succeeded and no byte moved (a slow rate-limited download
+    /// that never finished but moved bytes is not a failure).
+    pub fn failure(&self, max_error_rate: f64) -> Option<String> {
+        let errors = self.error_count();
+        let attempted = self.ops + errors;
+        if errors > 0 && errors as f64 > max_error_rate * attempted as f64 {
+            let pct = 100.0 * errors as f64 / attempted as f64;
+            return Some(format!(
+                "{errors} of {attempted} operations failed ({pct:.1}%), more than --max-error-rate {max_error_rate}"
+            ));
+        }
+        if self.ops == 0 && self.bytes == 0 {
+            return Some("no operation succeeded and no data moved".to_string());
+        }
+        None
+    }
+
     pub fn merge(&mut self, other: &Stats) {
         if self.session_bytes.len() < other.session_bytes.len() {
             self.session_bytes.resize(other.session_bytes.len(), 0);
@@ -246,6 +265,26 @@ impl Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_run_fails_when_the_error_share_passes_the_threshold() {
+        let run = |ops: u64, errors: u64, bytes: u64| {
+            let mut s = Stats { ops, bytes, ..Stats::default() };
+            for _ in 0..errors {
+                s.error(ErrorKind::Code(550));
+            }
+            s
+        };
+        assert_eq!(run(10, 0, 0).failure(0.0), None);
+        assert!(run(99, 1, 5).failure(0.0).is_some(), "any error fails by default");
+        let msg = run(5, 95, 5).failure(0.0).unwrap();
+        assert!(msg.starts_with("95 of 100 operations failed (95.0%)"), "{msg}");
+        assert_eq!(run(90, 10, 0).failure(0.1), None, "exactly at the threshold passes");
+        assert!(run(89, 11, 0).failure(0.1).is_some());
+        assert_eq!(run(0, 5, 0).failure(1.0).as_deref(), Some("no operation succeeded and no data moved"));
+        assert!(run(0, 0, 0).failure(0.0).is_some(), "nothing happened at all");
+        assert_eq!(run(0, 0, 1).failure(0.0), None, "a rate-limited download still running moved bytes");
+    }
 
     #[test]
     fn buckets_are_contiguous_and_monotonic() {

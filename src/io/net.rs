@@ -1,5 +1,5 @@
 //! socket2 builders for every socket the server opens: control listeners
-//! (SO_REUSEPORT, one per worker), passive data listeners (never
+//! (SO_REUSEPORT, one per worker, the first one exclusive), passive data listeners (never
 //! SO_REUSEPORT), active data connections, and per-connection options.
 
 use std::io;
@@ -7,18 +7,71 @@ use std::net::{IpAddr, SocketAddr};
 
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
-/// A control listener for one worker: SO_REUSEPORT so every worker binds the
-/// same address and the kernel spreads connections; non-blocking.
-pub fn control_listener(addr: SocketAddr, backlog: i32) -> io::Result<mio::net::TcpListener> {
+/// How a control listener takes its address.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// The first listener on the address (worker 0): it fails with
+    /// EADDRINUSE when anything already listens there, and then lets the
+    /// other workers join it.
+    First,
+    /// Another worker's listener, joining the first one's SO_REUSEPORT group.
+    Join,
+}
+
+/// A control listener for one worker, non-blocking. Every worker has its own
+/// socket on the same address (SO_REUSEPORT: the kernel spreads the
+/// connections over them).
+///
+/// SO_REUSEPORT alone would let a second server (or any program of the same
+/// user that sets it) join the group silently, and the kernel would split
+/// new connections between the two. So the first listener binds and listens
+/// WITHOUT SO_REUSEPORT, which fails with EADDRINUSE against any listener on
+/// the address, with or without SO_REUSEPORT (and of two servers starting at
+/// once, the second `listen` fails); only then does it set SO_REUSEPORT,
+/// which the kernel reads when the next socket binds, so the other workers
+/// (`Claim::Join`) can join it. A program that binds later with
+/// SO_REUSEPORT as the same user can still join: the kernel offers no way
+/// to close a group.
+pub fn control_listener(addr: SocketAddr, backlog: i32, claim: Claim) -> io::Result<mio::net::TcpListener> {
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking().cloexec(), Some(Protocol::TCP))?;
     if addr.is_ipv6() {
         sock.set_only_v6(true)?;
     }
+    // SO_REUSEADDR: a restart is not blocked by the last run's TIME_WAITs
+    // (on Linux it never allows binding over a listening socket).
     sock.set_reuse_address(true)?;
-    sock.set_reuse_port(true)?;
+    if claim == Claim::Join {
+        sock.set_reuse_port(true)?;
+    }
     sock.bind(&addr.into())?;
     sock.listen(backlog)?;
+    if claim == Claim::First {
+        sock.set_reuse_port(true)?;
+    }
     Ok(mio::net::TcpListener::from_std(sock.into()))
+}
+
+/// --check-config: whether a control listener could claim `addr` now (see
+/// `control_listener`): binds a socket without SO_REUSEPORT and closes it.
+pub fn check_free(addr: SocketAddr) -> io::Result<()> {
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(true)?;
+    }
+    sock.set_reuse_address(true)?;
+    sock.bind(&addr.into())
+}
+
+/// The error of a control listener that could not bind `addr`, saying who
+/// is in the way when the address is taken.
+pub fn listen_error(addr: SocketAddr, e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::AddrInUse {
+        let msg = format!(
+            "listen on {addr}: address already in use: another program (perhaps another mirrorftpd) listens there"
+        );
+        return io::Error::new(e.kind(), msg);
+    }
+    io::Error::new(e.kind(), format!("listen on {addr}: {e}"))
 }
 
 /// A passive data listener on `ip`, on the first free port of `ports`

@@ -1,8 +1,8 @@
 //! `mirrorftpd bench` against the real server: every workload, every data
 //! connection mode, FTPS (explicit and implicit, with data connections that
-//! must resume their control session), and the failure reports (refused
+//! must resume their control session), the failure reports (refused
 //! uploads, missing files, a dead server, TLS that fails) read back from its
-//! `--json` summary.
+//! `--json` summary, its exit status (--max-error-rate) and progress lines.
 
 use std::fs;
 use std::path::Path;
@@ -254,6 +254,56 @@ fn a_dead_server_is_counted_as_connect_errors() {
     let json = read_json(&json_path);
     assert_eq!(ran.status.code(), Some(1), "{json}\n{}", ran.stderr);
     assert!(json.contains("\"errors\":{\"connect\":"), "{json}");
+}
+
+#[test]
+fn errors_after_successes_fail_the_run_above_max_error_rate() {
+    let f = fx("bench-error-rate", &[]);
+    // One session alternates: f.bin (226), a missing file (550).
+    let args = ["retr", "--path", "/f.bin", "--path", "/no/such", "--count", "10", "--conns", "1"];
+    let r = bench(&f.server, &args);
+    assert_eq!(r.ran.status.code(), Some(1), "half the operations failed: {}", r.context());
+    assert_eq!((r.num("ops"), r.errors()), (5.0, "\"550\":5"), "{}", r.context());
+    assert!(r.ran.stderr.contains("run failed: 5 of 10 operations failed (50.0%)"), "{}", r.context());
+    let with = |rate: &str| bench(&f.server, &[&args[..], &["--max-error-rate", rate]].concat());
+    let r = with("0.5");
+    assert!(r.ok(), "50% failed, 50% allowed: {}", r.context());
+    assert!(!r.ran.stderr.contains("run failed"), "{}", r.context());
+    assert_eq!(with("0.4").ran.status.code(), Some(1));
+    // A clean run exits 0 under the default (no error allowed).
+    assert_clean(&bench(&f.server, &["retr", "--path", "/f.bin", "--count", "4", "--conns", "2"]), Some(4));
+}
+
+#[test]
+fn a_server_that_stops_mid_run_fails_the_run() {
+    let f = fx("bench-server-dies", &[]);
+    let addr = f.server.addr.to_string();
+    let args = ["login", "--duration", "4", "--conns", "2", "--timeout", "2"];
+    let running = std::thread::spawn(move || bench_at(&addr, &args));
+    std::thread::sleep(Duration::from_millis(1500));
+    let Fx { server, root } = f;
+    drop(server); // SIGKILL: every later connect is refused
+    let r = running.join().expect("the bench thread");
+    drop(root);
+    assert!(r.num("ops") > 0.0, "logins succeeded first: {}", r.context());
+    assert!(r.errors().contains("\"connect\":"), "{}", r.context());
+    assert_eq!(r.ran.status.code(), Some(1), "{}", r.context());
+    assert!(r.ran.stderr.contains("run failed: "), "{}", r.context());
+}
+
+#[test]
+fn progress_lines_go_to_stderr_when_it_is_not_a_terminal() {
+    let f = fx("bench-progress", &[]);
+    let r = bench(&f.server, &["login", "--duration", "2.6", "--conns", "2"]);
+    assert_clean(&r, None);
+    let lines: Vec<&str> = r.ran.stderr.lines().filter(|l| l.starts_with("bench: ") && l.contains(" ops/s ")).collect();
+    // One a second: two in 2.6 s (one more if a loaded machine stretches the run).
+    let most = r.num("duration_secs").floor() as usize + 1;
+    assert!((2..=most).contains(&lines.len()), "one progress line a second: {}", r.context());
+    assert!(lines.iter().all(|l| l.ends_with(" errors") && !l.contains('\r')), "{lines:?}");
+    let r = bench(&f.server, &["login", "--duration", "1.6", "--conns", "2", "--no-progress"]);
+    assert_clean(&r, None);
+    assert!(!r.ran.stderr.contains(" ops/s "), "--no-progress: {}", r.context());
 }
 
 #[test]

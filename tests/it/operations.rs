@@ -213,13 +213,18 @@ fn check_config(args: &[&str]) -> crate::util::Ran {
 fn check_config_validates_without_serving() {
     let root = temp_dir("ops-check");
     let etc = temp_dir("ops-check-etc");
-    // The port is taken by a listener of ours: --check-config must not bind.
+    // A port taken by a listener fails the check (see listen.rs); once it
+    // is free the check passes and keeps nothing: the port is free after it.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().to_string();
     let r = root.display().to_string();
+    let busy = check_config(&["--root", &r, "--listen", &port]);
+    assert!(!busy.status.success() && busy.stderr.contains("address already in use"), "{busy:?}");
+    drop(taken);
     let ok = check_config(&["--root", &r, "--listen", &port]);
     assert!(ok.status.success(), "{ok:?}");
     assert!(ok.stdout.contains("configuration OK"), "{ok:?}");
+    std::net::TcpListener::bind(&port).expect("--check-config keeps no port");
 
     let users = etc.join("users.txt");
     fs::write(&users, "broken line\n").unwrap();

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod bench;
+mod control;
 mod faults;
 mod flood;
 mod ftps;

@@ -34,6 +34,12 @@ pub const UPLOAD_BUF: usize = 256 << 10;
 pub const LIST_CHUNK: usize = 64 << 10;
 /// Control-channel reads per turn (each up to MAX_LINE bytes) before yielding.
 pub const READS_PER_TURN: usize = 16;
+/// Commands read during a transfer that wait for its end, at most (ABOR
+/// and STAT run at once; QUIT and REIN have two slots beyond this).
+pub const MAX_HELD_COMMANDS: usize = 16;
+/// Bytes of such waiting commands, at most; a line beyond either bound is
+/// refused (503) and counts as a protocol error.
+pub const MAX_HELD_BYTES: usize = 16 << 10;
 /// Commands executed per turn for one session before yielding.
 pub const COMMANDS_PER_TURN: usize = 32;
 /// Entries shown by STAT <dir> over the control connection.

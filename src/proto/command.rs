@@ -65,7 +65,7 @@ const TABLE: [VerbInfo; 47] = [
     row(Verb::Cdup, "CDUP", &["XCUP"], NoArg, true,  "CDUP"),
     row(Verb::Smnt, "SMNT", &[],       Req,   true,  "SMNT <sp> pathname"),
     row(Verb::Quit, "QUIT", &[],       NoArg, false, "QUIT"),
-    row(Verb::Rein, "REIN", &[],       NoArg, true,  "REIN"),
+    row(Verb::Rein, "REIN", &[],       NoArg, false, "REIN"),
     row(Verb::Port, "PORT", &[],       Req,   true,  "PORT <sp> h1,h2,h3,h4,p1,p2"),
     row(Verb::Pasv, "PASV", &[],       NoArg, true,  "PASV"),
     row(Verb::Type, "TYPE", &[],       Req,   true,  "TYPE <sp> A [<sp> N] | I | L <sp> 8"),
@@ -441,12 +441,12 @@ mod tests {
     #[test]
     fn login_and_write_classes() {
         use Verb::*;
-        for v in [User, Pass, Acct, Quit, Feat, Syst, Help, Noop, Opts, Auth, Pbsz, Prot, Host] {
+        for v in [User, Pass, Acct, Quit, Rein, Feat, Syst, Help, Noop, Opts, Auth, Pbsz, Prot, Host] {
             assert!(!info(v).needs_login, "{v:?}");
         }
         let need: Vec<Verb> = VERBS.iter().map(|r| r.verb).filter(|&v| info(v).needs_login).collect();
-        assert_eq!(need.len(), VERBS.len() - 13);
-        assert!(need.contains(&Stat) && need.contains(&Retr) && need.contains(&Rein));
+        assert_eq!(need.len(), VERBS.len() - 14);
+        assert!(need.contains(&Stat) && need.contains(&Retr));
         let writes: Vec<Verb> = VERBS.iter().map(|r| r.verb).filter(|&v| is_write_verb(v)).collect();
         assert_eq!(writes, [Stor, Stou, Appe, Rnfr, Rnto, Dele, Rmd, Mkd, Mfmt]);
     }

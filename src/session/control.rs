@@ -13,12 +13,6 @@ use crate::auth::access::Access;
 use crate::config::TlsRequire;
 use crate::pool::LoginJob;
 
-/// Commands executed while a transfer owns the data channel; any other
-/// command waits until the transfer ends.
-pub fn allowed_during_transfer(line: &[u8]) -> bool {
-    matches!(command::parse(line).map(|c| c.verb), Ok(Verb::Abor | Verb::Stat | Verb::Noop | Verb::Quit))
-}
-
 /// Verbs that are parsed but not offered: kept out of HELP. The TLS verbs
 /// are offered only when a certificate is configured.
 fn offered(v: Verb, tls: bool) -> bool {
@@ -69,34 +63,23 @@ impl Session {
         let arg = cmd.arg;
         // RNTO must come right after RNFR.
         let rename_from = self.rename_from.take();
-        if cmd.verb != Verb::Rest {
-            // REST applies only to the command right after it.
-            if !matches!(cmd.verb, Verb::Retr | Verb::Stor | Verb::Stat | Verb::Noop | Verb::Abor) {
-                self.rest = 0;
-            }
-        }
+        // A restart marker (REST) stays until the next RETR, STOR, APPE or
+        // STOU takes it, whatever comes between (PASV, TYPE, SIZE, ...); REST
+        // 0, REIN and a login clear it. Dropping it on the way would turn a
+        // resume into a full download or a truncated upload.
         match cmd.verb {
             Verb::User => self.cmd_user(arg, cx),
             Verb::Pass => self.cmd_pass(arg, cx),
             Verb::Acct => self.reply(reply::NOT_IMPLEMENTED, "ACCT not needed: no accounts here."),
             Verb::Rein => {
-                self.data.reset(cx.registry);
-                self.state = CtrlState::NeedUser;
-                self.access = Access::anonymous();
-                self.user_name.clear();
-                self.cwd = crate::fs::vpath::VPath::root();
-                self.ttype = TransferType::Ascii;
-                self.rest = 0;
-                self.epsv_all = false;
+                self.reinit(cx);
+                // RFC 959: REIN resets every parameter to its default (AUTH's
+                // reinitialisation keeps the client's OPTS MLST choice).
+                self.facts = crate::fs::facts::Facts::ALL;
                 self.reply(reply::SERVICE_READY, "Service ready for new user.");
             }
-            Verb::Quit => {
-                if self.data.busy() {
-                    self.quit_after_transfer = true;
-                } else {
-                    self.close_with(reply::GOODBYE, "Goodbye.", cx.now);
-                }
-            }
+            // During a transfer QUIT waits for its end (held.rs).
+            Verb::Quit => self.close_with(reply::GOODBYE, "Goodbye.", cx.now),
             Verb::Cwd => self.cmd_cwd(arg, cx),
             Verb::Cdup => self.cmd_cwd(b"..", cx),
             Verb::Pwd => {
@@ -246,7 +229,7 @@ impl Session {
             Ok(tls) => {
                 // RFC 2228: an accepted AUTH requires the user to log in
                 // again; a login made in the clear does not carry over.
-                self.end_login(cx);
+                self.reinit(cx);
                 self.reply(reply::AUTH_OK, "Proceed with negotiation.");
                 self.begin_tls(tls);
             }
@@ -255,20 +238,6 @@ impl Session {
                 self.reply(reply::LOCAL_ERROR_TLS, "TLS is unavailable right now.");
             }
         }
-    }
-
-    /// Back to the state right after the greeting: no user, no data
-    /// channel, default transfer parameters.
-    fn end_login(&mut self, cx: &mut Cx<'_>) {
-        self.data.reset(cx.registry);
-        self.state = CtrlState::NeedUser;
-        self.access = Access::anonymous();
-        self.user_name.clear();
-        self.cwd = crate::fs::vpath::VPath::root();
-        self.ttype = TransferType::Ascii;
-        self.rest = 0;
-        self.rename_from = None;
-        self.epsv_all = false;
     }
 
     fn cmd_pbsz(&mut self) {
@@ -311,6 +280,7 @@ impl Session {
         if user == "anonymous" && cx.cfg.anonymous {
             self.log_login("anonymous");
             self.access = Access::anonymous();
+            self.rest = 0;
             self.state = CtrlState::LoggedIn { user };
             return self.reply(reply::LOGGED_IN, "Login successful.");
         }
@@ -352,13 +322,35 @@ impl Session {
             self.reply(reply::TRANSFER_ABORTED, "Transfer aborted.");
             self.reply(reply::TRANSFER_OK, "ABOR successful.");
             self.last_command = cx.now;
-            if self.quit_after_transfer {
-                self.close_with(reply::GOODBYE, "Goodbye.", cx.now);
-            }
         } else {
             self.data.reset(cx.registry);
             self.reply(reply::DATA_OPEN, "No transfer to abort.");
         }
+    }
+
+    /// REIN (RFC 959): ends the login and returns to the state after the
+    /// greeting. Run between transfers only (during one it waits, held.rs).
+    /// TLS on the control connection stays, and PBSZ/PROT with it: going
+    /// back to plaintext would be a CCC that --allow-ccc did not allow.
+    /// The failed-login count stays too (no fresh tries by REIN).
+    pub(super) fn reinit(&mut self, cx: &mut Cx<'_>) {
+        if let Some(job) = self.data.reset(cx.registry) {
+            self.log_transfer(&job, "REIN");
+        }
+        if matches!(self.state, CtrlState::LoggedIn { .. }) {
+            // A new login window; before any login REIN gives none (it
+            // must not lengthen the login timeout).
+            self.login_since = cx.now;
+        }
+        self.state = CtrlState::NeedUser;
+        self.access = Access::anonymous();
+        self.user_name.clear();
+        self.cwd = crate::fs::vpath::VPath::root();
+        self.ttype = TransferType::Ascii;
+        self.rest = 0;
+        self.epsv_all = false;
+        self.rename_from = None;
+        self.seen_dirs.clear();
     }
 
     fn cmd_stat(&mut self, arg: &[u8], cx: &mut Cx<'_>) {
@@ -476,18 +468,6 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_abor_stat_noop_quit_run_during_a_transfer() {
-        assert!(allowed_during_transfer(b"ABOR"));
-        assert!(allowed_during_transfer(b"abor"));
-        assert!(allowed_during_transfer(b"STAT"));
-        assert!(allowed_during_transfer(b"NOOP"));
-        assert!(allowed_during_transfer(b"QUIT"));
-        assert!(!allowed_during_transfer(b"RETR x"));
-        assert!(!allowed_during_transfer(b"PASV"));
-        assert!(!allowed_during_transfer(b"\xff\xfe"));
-    }
 
     #[test]
     fn tls_verbs_are_offered_only_with_a_certificate() {

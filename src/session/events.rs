@@ -104,8 +104,5 @@ impl Session {
     pub(super) fn after_transfer(&mut self, cx: &mut Cx<'_>) {
         self.data.reset(cx.registry);
         self.last_command = cx.now;
-        if self.quit_after_transfer {
-            self.close_with(reply::GOODBYE, "Goodbye.", cx.now);
-        }
     }
 }

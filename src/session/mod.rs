@@ -7,6 +7,7 @@ pub mod control;
 pub mod data;
 pub mod events;
 pub mod files;
+pub mod held;
 pub mod messages;
 pub mod observe;
 pub mod proxied;
@@ -114,8 +115,8 @@ pub struct Session {
     pub ctrl_readable: bool,
     pub ctrl_writable: bool,
     input: LineBuf,
-    /// A command read during a transfer that must wait for its end.
-    held: Option<Vec<u8>>,
+    /// Commands read during a transfer that wait for its end (bounded).
+    held: held::Held,
     out: Vec<u8>,
     out_pos: usize,
     pub state: CtrlState,
@@ -125,14 +126,15 @@ pub struct Session {
     pub epsv_all: bool,
     pub data: DataChan,
     pub connected_at: Instant,
+    /// Start of the time allowed to log in: the connection, or the REIN
+    /// that ended a login.
+    pub login_since: Instant,
     pub last_command: Instant,
     /// Time of the live timer-heap entry for this session, if any.
     pub armed: Option<Instant>,
     /// Already in the worker's run queue.
     pub queued: bool,
     pub errors: u32,
-    /// QUIT arrived during a transfer: close after its final reply.
-    quit_after_transfer: bool,
     pub bytes_sent: u64,
     pub transfers: u64,
     close_reason: String,
@@ -226,7 +228,7 @@ impl Session {
             ctrl_readable: true,
             ctrl_writable: true,
             input: LineBuf::new(limits::MAX_LINE),
-            held: None,
+            held: held::Held::default(),
             out: Vec::new(),
             out_pos: 0,
             state: CtrlState::NeedUser,
@@ -236,11 +238,11 @@ impl Session {
             epsv_all: false,
             data: DataChan::new(now, id),
             connected_at: now,
+            login_since: now,
             last_command: now,
             armed: None,
             queued: false,
             errors: 0,
-            quit_after_transfer: false,
             bytes_sent: 0,
             transfers: 0,
             close_reason: String::new(),
@@ -315,9 +317,9 @@ impl Session {
             CtrlState::AwaitProxy => self.connected_at + limits::PROXY_HEADER_TIMEOUT,
             CtrlState::Closing { since } => *since + CLOSE_GRACE,
             CtrlState::NeedUser | CtrlState::NeedPass { .. } => {
-                (self.connected_at + cfg.login_timeout).min(self.last_command + cfg.idle_timeout)
+                (self.login_since + cfg.login_timeout).min(self.last_command + cfg.idle_timeout)
             }
-            CtrlState::Verifying { .. } => self.connected_at + cfg.login_timeout,
+            CtrlState::Verifying { .. } => self.login_since + cfg.login_timeout,
             CtrlState::Failed { until, .. } => *until,
             CtrlState::LoggedIn { .. } => {
                 if self.data.busy() {
@@ -367,7 +369,7 @@ impl Session {
                     self.reply(reply::CANT_OPEN_DATA, "Failed to establish data connection.");
                 }
             }
-            CtrlState::NeedUser | CtrlState::NeedPass { .. } if cx.now >= self.connected_at + cx.cfg.login_timeout => {
+            CtrlState::NeedUser | CtrlState::NeedPass { .. } if cx.now >= self.login_since + cx.cfg.login_timeout => {
                 self.close_with(reply::SERVICE_UNAVAILABLE, "Login timeout.", cx.now);
             }
             _ => {
@@ -489,6 +491,7 @@ impl Session {
                 // handshake is dropped unread (CVE-2011-0411).
                 self.tls = self.tls_next.take();
                 self.input.clear();
+                self.held.clear();
                 progress = true;
             }
         }
@@ -520,16 +523,14 @@ impl Session {
             return Ok(false);
         }
         if !self.data.busy() {
-            if let Some(held) = self.held.take() {
-                cx.line.clear();
-                cx.line.extend_from_slice(&held);
-                self.run_line(cx);
+            if let Some(line) = self.held.pop() {
+                // Read during the transfer that just ended: its turn now.
+                self.last_verb = observe::Verb::of_line(&line);
+                self.execute(&line, cx);
                 return Ok(true);
             }
-        } else if self.held.is_some() {
-            // A command waits for the transfer to end; read nothing more.
-            return Ok(false);
         }
+        // During a transfer too: ABOR must be heard behind waiting commands.
         for _ in 0..limits::READS_PER_TURN {
             match self.input.next_line() {
                 Line::Ready(s, e) => {
@@ -616,17 +617,16 @@ impl Session {
         }
     }
 
-    /// Executes the command in `cx.line` (Telnet sequences still in it).
+    /// Executes the command in `cx.line` (Telnet sequences still in it), or
+    /// queues it when it must wait for the transfer in progress.
     fn run_line(&mut self, cx: &mut Cx<'_>) {
         let n = crate::proto::command::strip_telnet(cx.line);
         cx.line.truncate(n);
-        if self.data.busy() && !control::allowed_during_transfer(cx.line) {
-            self.held = Some(cx.line.clone());
-            return;
-        }
         let line = std::mem::take(cx.line);
-        self.last_verb = observe::Verb::of_line(&line);
-        self.execute(&line, cx);
+        if !self.data.busy() || self.admit_during_transfer(&line, cx) {
+            self.last_verb = observe::Verb::of_line(&line);
+            self.execute(&line, cx);
+        }
         *cx.line = line;
     }
 
@@ -640,6 +640,7 @@ impl Session {
                 self.access = a;
                 self.login_failures = 0;
                 self.cwd = VPath::root();
+                self.rest = 0;
                 self.state = CtrlState::LoggedIn { user };
                 self.reply(reply::LOGGED_IN, "Login successful.");
             }

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod bench;
+mod control;
 mod exactness;
 mod faults;
 mod flood;

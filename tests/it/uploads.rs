@@ -151,7 +151,8 @@ fn rest_stor_resumes_from_an_offset() {
     // Beyond the end: 554, the file unchanged.
     assert_eq!(upload_code_at(&mut ftp, Some(100), "STOR ten.txt", b"zz"), 554);
     assert_eq!(fs::read(f.root.join("ten.txt")).expect("ten.txt"), b"AAAAbb");
-    // REST applies to the next command only: one in between drops it.
+    // The marker stays until a transfer takes it: a command in between
+    // does not turn the resume into a truncating STOR (issue 10).
     let mut data = ftp.pasv_connect();
     expect(&mut ftp, "REST 2", 350);
     expect(&mut ftp, "MKD between", 257);
@@ -159,7 +160,7 @@ fn rest_stor_resumes_from_an_offset() {
     data.write_all(b"new").expect("data");
     drop(data);
     assert_eq!(ftp.reply().0, 226);
-    assert_eq!(fs::read(f.root.join("ten.txt")).expect("ten.txt"), b"new");
+    assert_eq!(fs::read(f.root.join("ten.txt")).expect("ten.txt"), b"AAnew");
     // A refused resume of a file that does not exist leaves nothing behind.
     assert_eq!(upload_code_at(&mut ftp, Some(10), "STOR missing.bin", b"zz"), 554);
     assert!(!f.root.join("missing.bin").exists(), "REST 10 + STOR of a missing file (554) created missing.bin");

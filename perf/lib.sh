@@ -283,16 +283,27 @@ ram_gib() {
     awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo
 }
 
-# repo_commit: the checked-out commit, read from .git without running git.
+# repo_commit: the checked-out commit, read from .git without running git
+# (in a worktree .git is a file naming the real git dir, whose commondir
+# holds the refs).
 repo_commit() {
-    local head ref
-    head=$(cat "$REPO_DIR/.git/HEAD" 2>/dev/null) || { echo unknown; return; }
+    local git=$REPO_DIR/.git common head ref
+    if [[ -f $git ]]; then
+        git=$(sed -n 's/^gitdir: //p' "$git")
+        [[ $git == /* ]] || git=$REPO_DIR/$git
+    fi
+    common=$git
+    if [[ -f $git/commondir ]]; then
+        common=$(cat "$git/commondir")
+        [[ $common == /* ]] || common=$git/$common
+    fi
+    head=$(cat "$git/HEAD" 2>/dev/null) || { echo unknown; return; }
     if [[ $head == ref:* ]]; then
         ref=${head#ref: }
-        if [[ -f $REPO_DIR/.git/$ref ]]; then
-            cut -c1-12 "$REPO_DIR/.git/$ref"
+        if [[ -f $common/$ref ]]; then
+            cut -c1-12 "$common/$ref"
         else
-            awk -v r="$ref" '$2 == r { print substr($1, 1, 12) }' "$REPO_DIR/.git/packed-refs" 2>/dev/null
+            awk -v r="$ref" '$2 == r { print substr($1, 1, 12) }' "$common/packed-refs" 2>/dev/null
         fi
     else
         echo "${head:0:12}"
@@ -327,6 +338,9 @@ setup_venv() {
 
 # server_cpu PID: CPU seconds of the process tree under PID so far.
 server_cpu() { "$PY" "$PERF_DIR/procstat.py" --no-mem "$1" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["cpu_secs"])'; }
+# server_cpu_io PID: "CPU-seconds read-bytes" of the process tree under PID
+# so far (read-bytes: what it made the kernel read from storage).
+server_cpu_io() { "$PY" "$PERF_DIR/procstat.py" --no-mem "$1" | "$PY" -c 'import json,sys; j=json.load(sys.stdin); print(j["cpu_secs"], j.get("read_bytes", 0))'; }
 
 # The TCP settings of the network namespace compare.sh (and mirror.sh, for
 # all but its default-settings phase) measures in: every RETR leaves a

@@ -19,6 +19,14 @@
 #                      (default: nproc; the big-file load uses 1)
 #   --drop-caches      also `echo 1 > /proc/sys/vm/drop_caches` (as root)
 #                      before each disk phase, not only evict the images
+#   --cache-secs S     during the disk phases, evict the images' pages once
+#                      they have been cached S seconds (perf/evictor.py;
+#                      default 3; 0: only evict them before the phase)
+#   --strace           after mirrorftpd's measured run of each phase, run the
+#                      phase once more with `strace -c -f -w` attached to it
+#                      (syscall counts and wall time in each: where the time
+#                      goes); the summaries go into the results, the figures
+#                      of that run do not
 #   --name NAME        results are perf/results/<date>-NAME.* (default
 #                      mirror, or mirror-quick with --quick)
 #   --no-plots         skip the PNG plot
@@ -65,7 +73,7 @@ readonly BENCH_SLACK_SECS=60             # a bench run's bound beyond its durati
 COMMAND_LINE="$0${*:+ $*}"
 ORIG_ARGS=("$@")
 
-QUICK=0 DURATION=15 DEFAULTS_SECS=20 THREADS=$(nproc) PLOTS=1 DROP_CACHES=0
+QUICK=0 DURATION=15 DEFAULTS_SECS=20 THREADS=$(nproc) PLOTS=1 DROP_CACHES=0 STRACE=0 CACHE_SECS=3
 SERVERS_ARG="" PHASES_ARG="" RESULTS_NAME="" INNER="" INNER_RUN_DIR=""
 DURATION_SET=0 DEFAULTS_SET=0
 
@@ -81,6 +89,8 @@ while (($#)); do
         --phases) [[ -n ${2:-} ]] || die "$1 needs a list"; PHASES_ARG=${2//,/ }; shift 2 ;;
         --threads) posint "$1" "${2:-}"; THREADS=$2; shift 2 ;;
         --drop-caches) DROP_CACHES=1; shift ;;
+        --strace) STRACE=1; shift ;;
+        --cache-secs) [[ ${2:-} =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "$1 needs seconds"; CACHE_SECS=$2; shift 2 ;;
         --name) [[ ${2:-} =~ ^[A-Za-z0-9._-]+$ ]] || die "$1 needs a name (letters, digits, . _ -)"; RESULTS_NAME=$2; shift 2 ;;
         --no-plots) PLOTS=0; shift ;;
         # Internal: the default-flags phase of one server, run by this script
@@ -145,7 +155,7 @@ write_paths() {
     local f
     for f in "${SMALL_FILES[@]}"; do echo "${f#"$TREE"}"; done > "$1/small.paths"
     image_paths > "$1/images.paths"
-    { image_paths | head -n "$CACHED_IMAGES"; image_paths | head -n "$CACHED_IMAGES"; } > "$1/cached.paths"
+    for f in "${CACHED_FILES[@]}" "${CACHED_FILES[@]}"; do echo "${f#"$TREE"}"; done > "$1/cached.paths"
 }
 
 # warm_cached: read the cached mix's images until CACHED_MIN_PCT of them is
@@ -186,14 +196,20 @@ images_of() {
 # time, the bytes read from the disk and the images' cache state.
 measure() {
     local s=$1 phase=$2 port=$3 spid=$4 base=$5 secs=${6:-$DURATION}
-    local role pid rc=0 r cpu0 cpu1 t0 t1 d0 d1 imgs c0=0 c1=0
+    local role pid rc=0 r cpu0 cpu1 io0 io1 t0 t1 d0 d1 imgs c0=0 c1=0 epid=""
     local -a roles pids=()
     read -ra roles <<< "$(roles_of "$phase")"
     read -ra imgs <<< "$(images_of "$phase")"
     prepare "$phase"
     ((${#imgs[@]})) && c0=$(cached_bytes "${imgs[@]}")
+    # The disk phases: a page cache that keeps the images CACHE_SECS only.
+    if [[ $phase == disk || $phase == mix_disk ]] && [[ $CACHE_SECS != 0 ]]; then
+        python3 "$PERF_DIR/evictor.py" --max-age "$CACHE_SECS" "${IMAGES[@]}" > "$base.evictor" 2>&1 &
+        epid=$!
+        PIDS+=("$epid")
+    fi
     d0=$(disk_read_bytes "$DISK_DEV")
-    cpu0=$(server_cpu "$spid")
+    read -r cpu0 io0 <<< "$(server_cpu_io "$spid")"
     t0=$(date +%s.%N)
     for role in "${roles[@]}"; do
         # shellcheck disable=SC2046  # bench_args is a word list by design
@@ -208,7 +224,8 @@ measure() {
         ((r > rc)) && rc=$r
     done
     t1=$(date +%s.%N)
-    cpu1=$(server_cpu "$spid" 2>/dev/null || echo "$cpu0")
+    if [[ -n $epid ]]; then kill -TERM "$epid" 2>/dev/null || true; wait "$epid" 2>/dev/null || true; fi
+    read -r cpu1 io1 <<< "$(server_cpu_io "$spid" 2>/dev/null || echo "$cpu0 $io0")"
     d1=$(disk_read_bytes "$DISK_DEV")
     ((${#imgs[@]})) && c1=$(cached_bytes "${imgs[@]}")
     {
@@ -217,12 +234,14 @@ measure() {
         echo "duration_secs=$secs"
         echo "wall_secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')"
         echo "server_cpu_secs=$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.3f", b - a }')"
+        echo "server_read_bytes=$(awk -v a="$io0" -v b="$io1" 'BEGIN { printf "%.0f", b - a }')"
         [[ -n $DISK_DEV ]] && echo "disk_read_bytes=$((d1 - d0))"
         if ((${#imgs[@]})); then
             echo "images=${#imgs[@]}"
             echo "images_cached_before=$c0"
             echo "images_cached_after=$c1"
         fi
+        [[ -n $epid ]] && echo "evictor=$(tail -n1 "$base.evictor")"
     } > "$base.meta"
     progress "$s" "$phase" "$base" "$rc"
 }
@@ -247,6 +266,27 @@ PY
         warn "$s $phase: a load exited $rc; stderr:"
         for role in $(roles_of "$phase"); do tail -n 5 "$base.$role.err" >&2 || true; done
     fi
+}
+
+# traced SERVER PHASE PORT PID [SECS]: with --strace, PHASE once more for
+# mirrorftpd with `strace -c -f -w` attached to every thread of the server
+# (it slows the server: the figures of this run are not reported, only
+# where its time went) into RUN_DIR/strace/SERVER.PHASE.txt.
+traced() {
+    local s=$1 phase=$2 port=$3 spid=$4 secs=${5:-$DURATION} dir=$RUN_DIR/strace tpid p
+    ((STRACE)) && [[ $s == mirrorftpd ]] || return 0
+    command -v strace > /dev/null || { warn "--strace: strace not found"; return 0; }
+    mkdir -p "$dir"
+    local -a args=()
+    for p in $(descendants "$spid"); do args+=(-p "$p"); done
+    strace -c -f -w -o "$dir/$s.$phase.txt" "${args[@]}" 2> "$dir/$s.$phase.err" &
+    tpid=$!
+    PIDS+=("$tpid")
+    sleep 1                               # attached to every thread
+    measure "$s" "$phase" "$port" "$spid" "$dir/$s.$phase" "$secs" 2> /dev/null
+    kill -INT "$tpid" 2>/dev/null || true
+    wait "$tpid" 2>/dev/null || true
+    log "strace -c -f -w of mirrorftpd during $phase: $dir/$s.$phase.txt"
 }
 
 # ------------------------------------------- the default-flags phase inside --
@@ -284,6 +324,7 @@ if [[ -n $INNER ]]; then
         echo "warmup_secs=$DEFAULTS_SECS"
     } >> "$base.meta"
     kill -0 "${SPID[$INNER]}" 2>/dev/null || { show_logs "$RUN_DIR/defaults/$INNER".*; echo "died=1" >> "$base.meta"; }
+    traced "$INNER" defaults "${PORT[$INNER]}" "${SPID[$INNER]}" "$DEFAULTS_SECS"
     exit 0
 fi
 
@@ -305,7 +346,7 @@ install_reaper || die "could not compile perf/reaper.c"
 # mirrorftpd's default --max-per-ip, from its --help: if the default-flags
 # phase's sessions from one address exceed it, it is raised (and noted).
 DEFAULT_MAX_PER_IP=$("$MIRRORFTPD_BIN" --help 2>/dev/null \
-    | awk '/--max-per-ip/ { f = 1 } f && /\[default: [0-9]+\]/ { sub(/.*\[default: /, ""); sub(/\].*/, ""); print; exit }')
+    | awk '/--max-per-ip/ { f = 1 } f && !done && /\[default: [0-9]+\]/ { sub(/.*\[default: /, ""); sub(/\].*/, ""); print; done = 1 }' || true)
 MAX_PER_IP_NOTE="default --max-per-ip ${DEFAULT_MAX_PER_IP:-unknown} ≥ $SMALL_CONNS sessions: not raised"
 if [[ $DEFAULT_MAX_PER_IP =~ ^[0-9]+$ ]] && ((SMALL_CONNS > DEFAULT_MAX_PER_IP)); then
     MIRRORFTPD_DEFAULTS_EXTRA="--max-per-ip $SMALL_CONNS"
@@ -371,7 +412,9 @@ for phase in "${PHASES[@]}"; do
         if ! kill -0 "${SPID[$s]}" 2>/dev/null; then
             show_logs "$RUN_DIR/$s".*
             skip "$s" "died during the $phase phase (log printed above)"
+            continue
         fi
+        traced "$s" "$phase" "${PORT[$s]}" "${SPID[$s]}"
     done
 done
 for s in "${LIVE[@]}"; do stop_tree "${SPID[$s]}"; done
@@ -410,6 +453,8 @@ if [[ -n $RESULTS_NAME ]]; then STEM=$RESULTS_DIR/$DATE-$RESULTS_NAME; fi
     echo "bench_version=$("$BENCH_BIN" --version 2>/dev/null | head -n1) (commit $(repo_commit))"
     echo "bench_common=${COMMON_ARGS[*]}"
     echo "drop_caches=$DROP_CACHES"
+    echo "strace=$STRACE"
+    echo "cache_secs=$CACHE_SECS"
     echo "max_per_ip_note=$MAX_PER_IP_NOTE"
     for role in small big bigc list; do
         echo "cmd_$role=bench $(bench_args "$role" RUN_DIR "$DURATION")"

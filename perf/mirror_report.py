@@ -90,7 +90,26 @@ def collect(run_dir):
         if errs:
             rec["stderr_tail"] = errs
         records.append(rec)
+    for path in sorted(glob.glob(os.path.join(run_dir, "strace", "*.txt"))):
+        server, phase = os.path.basename(path)[: -len(".txt")].rsplit(".", 1)
+        records.append({"strace": {"server": server, "phase": phase, "text": strace_top(path)}})
     return meta, records
+
+
+def strace_top(path, rows=12):
+    """The header and the first rows of a `strace -c` summary, and its total."""
+    try:
+        with open(path, errors="replace") as f:
+            lines = [x.rstrip() for x in f if x.strip()]
+    except OSError:
+        return ""
+    start = next((i for i, x in enumerate(lines) if x.lstrip().startswith("% time")), None)
+    if start is None:
+        return "\n".join(lines[-rows:])
+    body = lines[start + 2:]
+    total = [x for x in body if x.endswith("total")]
+    body = [x for x in body if not x.startswith("---") and not x.endswith("total")]
+    return "\n".join(lines[start:start + 2] + body[:rows] + total)
 
 
 def load_jsonl(path):
@@ -116,6 +135,8 @@ def summarize(records):
     """{phase: {server: figures}}; figures None where a load failed."""
     out = {}
     for r in records:
+        if "strace" in r:
+            continue
         loads = r.get("loads") or {}
         wall = r.get("wall_secs") or 0
         cpu = r.get("server_cpu_secs")
@@ -148,12 +169,20 @@ def summarize(records):
                 f["small_cpu_us"] = 1e6 * f["cpu_secs"] / j["ops"]
         if "disk_read_bytes" in r and wall:
             f["disk_mib"] = r["disk_read_bytes"] / MIB / wall
+        if isinstance(r.get("server_read_bytes"), (int, float)) and wall:
+            f["server_read_mib"] = r["server_read_bytes"] / MIB / wall
             if f.get("big_bytes"):
-                f["from_disk"] = r["disk_read_bytes"] / f["big_bytes"]
+                f["from_disk"] = r["server_read_bytes"] / f["big_bytes"]
         if r.get("images"):
             total = r["images"] * GIB
             f["cached_before"] = r.get("images_cached_before", 0) / total
             f["cached_after"] = r.get("images_cached_after", 0) / total
+        ev = r.get("evictor")
+        if isinstance(ev, str) and ev.startswith("{"):
+            try:
+                f["evicted_mib"] = json.loads(ev).get("evicted_bytes", 0) / MIB
+            except ValueError:
+                pass
         for k in ("timewait_after_warmup", "timewait_end"):
             if k in r:
                 f[k] = r[k]
@@ -301,8 +330,11 @@ def markdown(meta, records, summary):
     w(f"- network: a network namespace of its own with `{meta.get('sysctl', '').strip()}` (as perf/compare.sh); "
       f"the default-flags phase: a fresh namespace per server, kernel defaults "
       f"`{meta.get('sysctl_defaults', '').strip() or 'not run'}`")
+    cs = meta.get("cache_secs", "0")
+    during = (f", and during it every 2 MiB of them that has been cached {cs} s (perf/evictor.py)"
+              if cs not in ("", "0") else "")
     w(f"- page cache: the images are evicted (posix_fadvise DONTNEED{' and drop_caches' if meta.get('drop_caches') == '1' else ''}) "
-      f"before each disk phase; the 4 KiB files are re-read right before every phase; the cached mix reads "
+      f"before each disk phase{during}; the 4 KiB files are re-read right before every phase; the cached mix reads "
       f"{meta.get('cached_images')} of the {meta.get('images')} images, read into the cache right before")
     w(f"- load average at start {meta.get('load_start')}, at end {meta.get('load_end')} (other work on the machine competes for the same CPUs)")
     w("- servers:")
@@ -368,15 +400,17 @@ def markdown(meta, records, summary):
             if phase.startswith("mix"):
                 cols += ["kept", "big MiB/s"]
             if phase in ("mix_disk",):
-                cols += ["disk read MiB/s", "images cached at start → end"]
+                cols += ["server's disk reads MiB/s", "its disk reads ÷ big-file bytes served",
+                         "images cached at start → end"]
             if phase == "mix_cached":
                 cols += ["images cached at start → end"]
             if phase == "defaults":
                 cols += ["warm-up 4 KiB /s", "TIME_WAIT after warm-up → end"]
             cols += ["server CPU %", "server CPU µs per 4 KiB transfer", "client CPU %", "errors"]
         elif phase == "disk":
-            cols = ["MiB/s", "disk read MiB/s", "read from disk ÷ served", "images cached at start → end",
-                    "1 GiB files completed", "server CPU %", "client CPU %", "errors"]
+            cols = ["MiB/s", "server's disk reads MiB/s", "its disk reads ÷ served", "device reads MiB/s (everyone)",
+                    "images cached at start → end", "evicted during it, MiB", "1 GiB files completed",
+                    "server CPU %", "client CPU %", "errors"]
         else:
             cols = ["listings/s", "server CPU ms per listing", "KiB per listing", "p50 ms", "p99 ms",
                     "server CPU %", "client CPU %", "errors"]
@@ -394,8 +428,10 @@ def markdown(meta, records, summary):
             errs = sum(v for k, v in f.items() if k.endswith("_errors") and v)
             ccpu = "+".join(num(f[k], 0) for k in sorted(f) if k.endswith("_client_cpu") and f[k] is not None)
             if phase == "disk":
-                vals = [num(f.get("big_mib")), num(f.get("disk_mib")), num(f.get("from_disk"), 2), cached,
-                        num(f.get("big_files_done"), 0), num(f.get("cpu_pct"), 0), ccpu, str(errs)]
+                vals = [num(f.get("big_mib")), num(f.get("server_read_mib")), num(f.get("from_disk"), 2),
+                        num(f.get("disk_mib")), cached,
+                        num(f.get("evicted_mib"), 0), num(f.get("big_files_done"), 0), num(f.get("cpu_pct"), 0),
+                        ccpu, str(errs)]
             elif phase == "list":
                 vals = [num(f.get("list_ops")), ms(f.get("list_cpu_ms")), num(f.get("list_kib"), 0),
                         ms(f.get("list_p50")), ms(f.get("list_p99")), num(f.get("cpu_pct"), 0), ccpu, str(errs)]
@@ -404,7 +440,7 @@ def markdown(meta, records, summary):
                 if phase.startswith("mix"):
                     vals += [num(f.get("kept"), 2), num(f.get("big_mib"))]
                 if phase == "mix_disk":
-                    vals += [num(f.get("disk_mib")), cached]
+                    vals += [num(f.get("server_read_mib")), num(f.get("from_disk"), 2), cached]
                 if phase == "mix_cached":
                     vals += [cached]
                 if phase == "defaults":
@@ -413,13 +449,33 @@ def markdown(meta, records, summary):
                 vals += [num(f.get("cpu_pct"), 0), num(f.get("small_cpu_us"), 0), ccpu, str(errs)]
             w(f"| {NAMES.get(s, s)} | " + " | ".join(vals) + " |")
         w("")
+    order = list(PHASE_TITLES)
+    traces = sorted((r["strace"] for r in records if "strace" in r),
+                    key=lambda t: order.index(t["phase"]) if t["phase"] in order else len(order))
+    if traces:
+        w("## Where mirrorftpd's time goes (`--strace`)\n")
+        w("Each phase run once more for mirrorftpd with `strace -c -f -w` attached to all its threads (a separate "
+          "run: strace slows the server, so these runs' figures are not in the tables above). Times are wall "
+          "time spent inside each system call, summed over the threads: an event loop's `epoll_wait` is its idle "
+          "time; a long `sendfile`, `getdents64` or `statx` is the loop waiting.\n")
+        for t in traces:
+            w(f"**{PHASE_TITLES.get(t['phase'], t['phase'])}**\n")
+            w("```")
+            w(t["text"])
+            w("```\n")
     w("## How to read it\n")
     w("- **kept** = the 4 KiB transfers/s under the mix ÷ the same server's 4 KiB transfers/s alone (the `small` "
       "phase of the same run). p50/p99 are the bench's whole-operation times (EPSV … 226) of the 4 KiB RETRs.")
-    w("- **disk read MiB/s** is what the block device read during the phase (/sys/class/block/DEV/stat); "
-      "**read from disk ÷ served** near 1 means the big files really came from the disk, well below 1 that part "
-      "came from the page cache (a session that finished its image moves on to one another session has read).")
-    w("- **images cached at start → end** (fincore): the disk phases should start near 0%, the cached mix near 100%.")
+    w("- **server's disk reads** are what the server's processes made the kernel read from storage during the "
+      "phase (/proc/PID/io read_bytes over its process tree, read-ahead included); **÷ served** near 1 means the big "
+      "files really came from the disk, below 1 that part came from the page cache, above 1 that pages were read "
+      "twice (evicted between read-ahead and sending). **Device reads** (/sys/class/block/DEV/stat) count every "
+      "process on the machine.")
+    w("- **images cached at start → end** (fincore): the disk phases should start near 0%, the cached mix near 100%. "
+      "During the disk phases perf/evictor.py evicts every 2 MiB of the images that has been cached for "
+      f"{cs} s (a page cache far smaller than the tree: what was sent seconds ago is gone, the read-ahead a "
+      "reader is about to use is not)." if cs not in ("", "0") else
+      "- **images cached at start → end** (fincore): the disk phases should start near 0%, the cached mix near 100%.")
     w("- **server CPU** is the CPU time of the server's whole process tree (perf/reaper.c, perf/procstat.py) over the "
       "phase's wall time; per-operation figures divide it by the operations the bench completed.")
     w("- **default flags**: each server in a network namespace nothing else has used, with the kernel's default TCP "
@@ -450,9 +506,12 @@ def plot(meta, summary, path):
                                 ha="center", va="bottom", fontsize=6, xytext=(0, 1), textcoords="offset points")
         ax.set_xticks(range(len(servers)), names, fontsize=8)
         ax.set_title(title, fontsize=10)
-        ax.set_ylabel(ylabel)
-        if log:
+        drawn = [v for _, phase, key in series for v in
+                 (((summary.get(phase, {}).get(s) or {}).get(key)) for s in servers) if v]
+        if log or (drawn and max(drawn) / min(drawn) > 30):
             ax.set_yscale("log")
+            ylabel += " (log)" if "log" not in ylabel else ""
+        ax.set_ylabel(ylabel)
         if line:
             ax.axhline(line[0], color="black", linestyle="--", linewidth=1, label=line[1])
         ax.grid(True, axis="y", alpha=0.3)
@@ -463,7 +522,7 @@ def plot(meta, summary, path):
             "4 KiB RETR, 32 sessions", "transfers/s")
     grouped(axes[0][1], [("alone", "small", "small_p99"), ("disk mix", "mix_disk", "small_p99"),
                          ("cached mix", "mix_cached", "small_p99"), ("default flags", "defaults", "small_p99")],
-            "4 KiB RETR p99 (whole operation)", "ms (log)", log=True, line=(P99_MAX_MS, "target under the disk mix"))
+            "4 KiB RETR p99 (whole operation)", "ms", log=True, line=(P99_MAX_MS, "target under the disk mix"))
     grouped(axes[1][0], [("from disk alone", "disk", "big_mib"), ("disk mix", "mix_disk", "big_mib"),
                          ("cached mix", "mix_cached", "big_mib")],
             "16 sessions streaming 1 GiB images", "MiB/s")

@@ -357,8 +357,11 @@ def markdown(meta, records, summary):
     w("|---|---:|---:|---:|---|---|---|")
     for row in target_rows(summary, servers):
         w("| " + " | ".join(row) + " |")
-    w("\nWhere a target is missed, where the time goes is for `strace -c -f -p PID` or `perf top` "
-      "against the server during the phase (not run by the script).\n")
+    if any("strace" in r for r in records):
+        w("\nWhere the time goes: see the `strace -c` summaries at the end.\n")
+    else:
+        w("\nWhere a target is missed, `perf/mirror.sh --strace` adds where mirrorftpd's time goes "
+          "(`strace -c -f -w` of each phase, at the end); `perf top -p PID` is the other view.\n")
 
     w("## Summary\n")
     w("Server CPU in brackets (100% = one core; over the phase, both loads together in a mix).\n")

@@ -81,7 +81,6 @@ readonly IDLE_SAMPLES=3                  # memory samples while sessions are hel
 readonly FD_MARGIN=1000                  # descriptors beyond the idle sessions
 readonly IDLE_RAMP_FACTOR=2.5            # idle ramp: × the time the login rate needs
 readonly IDLE_RAMP_MAX=300
-readonly TW_BUCKETS=4096                 # TIME_WAIT sockets kept in the namespace
 COMMAND_LINE="$0${*:+ $*}"
 ORIG_ARGS=("$@")
 
@@ -184,13 +183,9 @@ for tool in curl gcc apt-get apt-cache dpkg-deb python3 ss ip timeout awk flock 
     command -v "$tool" >/dev/null || die "$tool not found (apt-get install it)"
 done
 
-# One run at a time: two would measure each other (and share perf/work).
+# One run at a time (with mirror.sh too): two would measure each other.
 # (The lock's descriptor is inherited by the re-executed run below.)
-if [[ -z ${COMPARE_IN_NETNS:-} ]]; then
-    mkdir -p "$WORK_DIR"
-    exec 9> "$WORK_DIR/compare.lock"
-    flock -n 9 || die "another perf/compare.sh is running (lock $WORK_DIR/compare.lock)"
-fi
+if [[ -z ${COMPARE_IN_NETNS:-} ]]; then take_lock; fi
 
 cleanup() {
     cleanup_pids
@@ -208,33 +203,12 @@ if (($(ulimit -n) < IDLE_CONNS + FD_MARGIN)); then
     IDLE_CONNS=$(($(ulimit -n) - FD_MARGIN))
 fi
 
-setup_venv() {
-    if [[ ! -x $PY ]]; then
-        if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
-            log "apt-get install python3-venv"
-            apt-get install -y -q python3-venv >&2 || return 1
-        fi
-        log "creating $VENV"
-        python3 -m venv "$VENV" || return 1
-    fi
-    "$PY" -c 'import pyftpdlib, matplotlib' 2>/dev/null && return 0
-    log "pip install pyftpdlib matplotlib (into $VENV)"
-    "$PY" -m pip install -q pyftpdlib matplotlib >&2
-}
 setup_venv || die "could not set up the Python venv in $VENV (needed for the reports)"
 RESULTS_DIR=${RESULTS_DIR:-$PERF_DIR/results}
 mkdir -p "$RESULTS_DIR"
 build_tree
 
-# The load generator must exist before anything is measured.
-if ! "$BENCH_BIN" bench --help >/dev/null 2>&1; then
-    if [[ $BENCH_BIN == "$MIRRORFTPD_BIN" ]]; then
-        log "'$BENCH_BIN bench' is not there: cargo build --release"
-        (cd "$REPO_DIR" && cargo build --release) >&2 || die "cargo build --release failed"
-    fi
-    "$BENCH_BIN" bench --help >/dev/null 2>&1 \
-        || die "'$BENCH_BIN bench --help' fails: this mirrorftpd has no load generator yet"
-fi
+ensure_bench
 install_reaper || die "could not compile perf/reaper.c"
 
 # FTPS needs the bench's --tls, a certificate, and openssl for both.
@@ -284,9 +258,7 @@ if [[ -z ${COMPARE_IN_NETNS:-} ]]; then
         warn "cannot make a network namespace (unshare --net): measuring in this one"
     fi
 else
-    ip link set lo up || die "cannot bring up lo in the new network namespace"
-    sysctl -qw net.ipv4.ip_local_port_range="1024 65535" net.ipv4.tcp_max_tw_buckets="$TW_BUCKETS" \
-        net.ipv4.tcp_tw_reuse=1 || warn "could not set the namespace's TCP sysctls"
+    netns_tuned
 fi
 
 # The last run's directory (configs, server logs, raw bench output) is kept
@@ -296,63 +268,6 @@ RUN_DIR=$(mktemp -d "$WORK_DIR/compare.XXXXXX")
 mkdir -p "$RUN_DIR/runs"
 
 # ---------------------------------------------------------------- servers --
-declare -A PORT=() SPID=() SKIPPED=() VERSION=() NOTE=()
-LIVE=()
-
-# skip NAME WHY: drop a server from the rest of the run, loudly.
-skip() {
-    local what=$2
-    [[ $SERVE_MODE == plain ]] || what="$SERVE_MODE workloads: $what"
-    SKIPPED[$1]+="${SKIPPED[$1]:+; }$what"
-    warn "SKIPPING $1: $what"
-    local -a keep=() s
-    for s in "${LIVE[@]}"; do [[ $s == "$1" ]] || keep+=("$s"); done
-    LIVE=("${keep[@]}")
-    if [[ -n ${SPID[$1]:-} ]]; then stop_tree "${SPID[$1]}"; fi
-    return 0
-}
-
-start_server() {
-    local name=$1 port got
-    if ! "install_$name"; then skip "$name" "could not be installed (see the log above)"; return 0; fi
-    VERSION[$name]=$("version_$name" 2>/dev/null || echo "$name")
-    NOTE[$name]=$("note_$name")
-    port=$(free_port)
-    "launch_$name" "$port" "$RUN_DIR"
-    PIDS+=("$LAUNCHED_PID")
-    SPID[$name]=$LAUNCHED_PID
-    PORT[$name]=$port
-    if ! wait_port "$name" "$LAUNCHED_PID" "$port"; then
-        show_logs "$RUN_DIR/$name".*
-        skip "$name" "did not start (log printed above)"; return 0
-    fi
-    if ! got=$(curl -sS --max-time 10 "ftp://127.0.0.1:$port/ping.txt" 2>&1) || [[ $got != "$PING_TEXT" ]]; then
-        echo "curl said: $got" >&2
-        show_logs "$RUN_DIR/$name".*
-        skip "$name" "did not serve ping.txt to curl: $got"; return 0
-    fi
-    # The modes' own checks: an FTPS download, an upload.
-    if [[ $SERVE_MODE == tls ]] && { ! got=$(curl -sS -k --ssl-reqd --max-time 10 "ftp://127.0.0.1:$port/ping.txt" 2>&1) \
-            || [[ $got != "$PING_TEXT" ]]; }; then
-        echo "curl said: $got" >&2
-        show_logs "$RUN_DIR/$name".*
-        skip "$name" "did not serve ping.txt over FTPS (curl --ssl-reqd): $got"; return 0
-    fi
-    if [[ $SERVE_MODE == upload* ]]; then
-        local -a cred=()
-        [[ $name == mirrorftpd ]] && cred=(-u "$UPLOAD_USER:$UPLOAD_PASS")
-        if ! got=$(curl -sS "${cred[@]}" --max-time 10 -T "$UPLOAD_ROOT/ping.txt" "ftp://127.0.0.1:$port/incoming/check.txt" 2>&1) \
-                || ! cmp -s "$UPLOAD_ROOT/ping.txt" "$UPLOAD_ROOT/incoming/check.txt"; then
-            echo "curl said: $got" >&2
-            show_logs "$RUN_DIR/$name".*
-            clean_uploads
-            skip "$name" "did not accept an upload to /incoming (curl -T): $got"; return 0
-        fi
-        clean_uploads
-    fi
-    LIVE+=("$name")
-    log "$name serving on 127.0.0.1:$port (pid $LAUNCHED_PID): ${VERSION[$name]}"
-}
 # (Started per phase below: classic, upload, FTPS configurations differ.)
 
 # -------------------------------------------------------------- workloads --
@@ -402,8 +317,6 @@ warm_for() {
         list_10k) ls -l "$TREE/small" > /dev/null ;;
     esac
 }
-
-server_cpu() { "$PY" "$PERF_DIR/procstat.py" --no-mem "$1" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["cpu_secs"])'; }
 
 # run_one SERVER WORKLOAD ROUND: one measured run into RUN_DIR/runs/S.W.R.*
 run_one() {
@@ -661,7 +574,7 @@ if [[ -n $RESULTS_NAME ]]; then STEM=$RESULTS_DIR/$DATE-$RESULTS_NAME; fi
     echo "os=$(. /etc/os-release && echo "$PRETTY_NAME")"
     echo "ulimit_n=$(ulimit -n)"
     echo "netns=$([[ -n ${COMPARE_IN_NETNS:-} ]] && echo "a network namespace of its own" || echo "the host's network namespace")"
-    echo "sysctl=$(for k in net.ipv4.ip_local_port_range net.ipv4.tcp_max_tw_buckets net.ipv4.tcp_tw_reuse net.core.somaxconn net.ipv4.tcp_syncookies; do printf '%s=%s ' "${k#net.*.}" "$(sysctl -n "$k" 2>/dev/null | tr '\t' ' ')"; done)"
+    echo "sysctl=$(sysctl_summary)"
     echo "bench_bin=$BENCH_BIN"
     echo "bench_version=$("$BENCH_BIN" --version 2>/dev/null | head -n1) (commit $(repo_commit))"
     echo "bench_common=${COMMON_ARGS[*]} --user $ANON_USER --pass $ANON_PASS --threads $THREADS"

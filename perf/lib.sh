@@ -1,6 +1,7 @@
 # lib.sh — shared pieces of the perf/ scripts: paths, process bookkeeping,
 # port waits, fetching Debian packages without installing them, the test tree
-# and the machine description. Source it; it defines functions and variables
+# (and mirror.sh's images), the machine description, the run lock, the venv,
+# server CPU time and the network namespace's settings. Source it; it defines functions and variables
 # only and starts nothing.
 #
 # Conventions: every process a script starts goes into PIDS (stopped on exit,
@@ -197,6 +198,36 @@ PY
     echo "$TREE_STAMP_VERSION" > "$stamp"
 }
 
+# The mirror images (perf/mirror.sh): IMAGE_COUNT distinct 1 GiB files of
+# random bytes, $TREE/images/img00.bin.., one per streaming session, 16 GiB
+# in all: more than this 24 GiB VM's page cache holds beside everything
+# else for long (and mirror.sh drops or evicts them before each disk phase).
+# Built once (the stamp says they are complete); compare.sh never reads them.
+readonly IMAGE_COUNT=16 IMAGE_DIR=images
+
+build_images() {
+    local stamp=$WORK_DIR/images.stamp dir=$TREE/$IMAGE_DIR i f need avail
+    [[ -f $stamp && $(cat "$stamp") == "$IMAGE_COUNT" ]] && return 0
+    need=$((IMAGE_COUNT + 2))            # GiB, with room to spare
+    avail=$(df -P -BG "$TREE" | awk 'NR == 2 { sub("G", "", $4); print $4 }')
+    ((avail >= need)) || { warn "$TREE has ${avail} GiB free; the images need ${need} GiB"; return 1; }
+    log "writing $IMAGE_COUNT x 1 GiB images into $dir (once; a few minutes)"
+    mkdir -p "$dir"
+    for ((i = 0; i < IMAGE_COUNT; i++)); do
+        f=$(printf '%s/img%02d.bin' "$dir" "$i")
+        [[ -f $f && $(stat -c %s "$f") -eq $GIB ]] && continue
+        head -c "$GIB" /dev/urandom > "$f.tmp" && mv "$f.tmp" "$f" || return 1
+    done
+    chmod -R a+rX "$dir"
+    sync
+    echo "$IMAGE_COUNT" > "$stamp"
+}
+# image_paths: the images as the server shows them, one a line.
+image_paths() {
+    local i
+    for ((i = 0; i < IMAGE_COUNT; i++)); do printf '/%s/img%02d.bin\n' "$IMAGE_DIR" "$i"; done
+}
+
 # warm FILE|DIR...: pull into the page cache (this VM drops idle cache
 # within a minute, so call it right before each measured run).
 warm() {
@@ -208,6 +239,36 @@ warm() {
             cat "$p" > /dev/null
         fi
     done
+}
+
+# evict FILE...: drop FILEs' pages from the page cache (posix_fadvise
+# DONTNEED; their pages are clean and unmapped, so all of them go). Only these
+# files: what other work on the machine has cached stays.
+evict() {
+    python3 -c 'import os, sys
+for p in sys.argv[1:]:
+    fd = os.open(p, os.O_RDONLY)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    os.close(fd)' "$@"
+}
+
+# cached_bytes FILE...: how many bytes of FILEs are in the page cache now.
+cached_bytes() {
+    fincore --bytes --noheadings --output RES "$@" 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'
+}
+
+# disk_of PATH: the block device PATH is on, as named in /sys/class/block
+# (empty when there is none, e.g. tmpfs or overlay).
+disk_of() {
+    local src dev
+    src=$(findmnt -no SOURCE -T "$1" 2>/dev/null | head -n1) || return 0
+    dev=$(basename "$(readlink -f "$src" 2>/dev/null || echo "$src")")
+    [[ -r /sys/class/block/$dev/stat ]] && echo "$dev"
+    return 0
+}
+# disk_read_bytes DEV: bytes read from DEV since boot (0 without DEV).
+disk_read_bytes() {
+    if [[ -n $1 ]]; then awk '{ printf "%.0f\n", $3 * 512 }' "/sys/class/block/$1/stat"; else echo 0; fi
 }
 
 # ---------------------------------------------------------------- machine --
@@ -222,18 +283,83 @@ ram_gib() {
     awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo
 }
 
-# repo_commit: the checked-out commit, read from .git without running git.
+# repo_commit: the checked-out commit, read from .git without running git
+# (in a worktree .git is a file naming the real git dir, whose commondir
+# holds the refs).
 repo_commit() {
-    local head ref
-    head=$(cat "$REPO_DIR/.git/HEAD" 2>/dev/null) || { echo unknown; return; }
+    local git=$REPO_DIR/.git common head ref
+    if [[ -f $git ]]; then
+        git=$(sed -n 's/^gitdir: //p' "$git")
+        [[ $git == /* ]] || git=$REPO_DIR/$git
+    fi
+    common=$git
+    if [[ -f $git/commondir ]]; then
+        common=$(cat "$git/commondir")
+        [[ $common == /* ]] || common=$git/$common
+    fi
+    head=$(cat "$git/HEAD" 2>/dev/null) || { echo unknown; return; }
     if [[ $head == ref:* ]]; then
         ref=${head#ref: }
-        if [[ -f $REPO_DIR/.git/$ref ]]; then
-            cut -c1-12 "$REPO_DIR/.git/$ref"
+        if [[ -f $common/$ref ]]; then
+            cut -c1-12 "$common/$ref"
         else
-            awk -v r="$ref" '$2 == r { print substr($1, 1, 12) }' "$REPO_DIR/.git/packed-refs" 2>/dev/null
+            awk -v r="$ref" '$2 == r { print substr($1, 1, 12) }' "$common/packed-refs" 2>/dev/null
         fi
     else
         echo "${head:0:12}"
     fi
+}
+
+# ------------------------------------------------------- shared run setup --
+# take_lock: one perf run at a time (compare.sh, mirror.sh): two would
+# measure each other. The descriptor (9) stays open for the script's life
+# and is inherited by a re-executed run in a network namespace.
+take_lock() {
+    mkdir -p "$WORK_DIR"
+    exec 9> "$WORK_DIR/perf.lock"
+    flock -n 9 || die "another perf run (compare.sh or mirror.sh) is running (lock $WORK_DIR/perf.lock)"
+}
+
+# setup_venv: perf/work/venv with pyftpdlib and matplotlib (pip), once.
+setup_venv() {
+    if [[ ! -x $PY ]]; then
+        if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+            log "apt-get install python3-venv"
+            apt-get install -y -q python3-venv >&2 || return 1
+        fi
+        log "creating $VENV"
+        python3 -m venv "$VENV" || return 1
+    fi
+    "$PY" -c 'import pyftpdlib, matplotlib' 2>/dev/null && return 0
+    log "pip install pyftpdlib matplotlib (into $VENV)"
+    "$PY" -m pip install -q pyftpdlib matplotlib >&2
+}
+
+
+# server_cpu PID: CPU seconds of the process tree under PID so far.
+server_cpu() { "$PY" "$PERF_DIR/procstat.py" --no-mem "$1" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["cpu_secs"])'; }
+# server_cpu_io PID: "CPU-seconds read-bytes" of the process tree under PID
+# so far (read-bytes: what it made the kernel read from storage).
+server_cpu_io() { "$PY" "$PERF_DIR/procstat.py" --no-mem "$1" | "$PY" -c 'import json,sys; j=json.load(sys.stdin); print(j["cpu_secs"], j.get("read_bytes", 0))'; }
+
+# The TCP settings of the network namespace compare.sh (and mirror.sh, for
+# all but its default-settings phase) measures in: every RETR leaves a
+# TIME_WAIT socket on the server's passive port, and tcp_max_tw_buckets caps
+# them for every server alike, so no server pays for the one before.
+readonly TW_BUCKETS=4096                 # TIME_WAIT sockets kept in the namespace
+
+# netns_tuned: in a new network namespace: loopback up, the sysctls above.
+netns_tuned() {
+    ip link set lo up || die "cannot bring up lo in the new network namespace"
+    sysctl -qw net.ipv4.ip_local_port_range="1024 65535" net.ipv4.tcp_max_tw_buckets="$TW_BUCKETS" \
+        net.ipv4.tcp_tw_reuse=1 || warn "could not set the namespace's TCP sysctls"
+}
+
+# sysctl_summary: the TCP settings that matter here, on one line.
+sysctl_summary() {
+    local k
+    for k in net.ipv4.ip_local_port_range net.ipv4.tcp_max_tw_buckets net.ipv4.tcp_tw_reuse \
+            net.core.somaxconn net.ipv4.tcp_syncookies; do
+        printf '%s=%s ' "${k#net.*.}" "$(sysctl -n "$k" 2>/dev/null | tr '\t' ' ')"
+    done
 }

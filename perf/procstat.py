@@ -11,6 +11,10 @@ Prints one JSON object on stdout:
               them: the fair "what this tree costs" figure)
   cpu_secs    user+system CPU of the tree so far: live processes' own time
               plus the time of children they have already reaped
+  read_bytes  bytes the tree made the kernel read from storage so far
+              (/proc/PID/io read_bytes: page-cache misses and the read-ahead
+              they start; reaped children's are counted by their parent);
+              0 where the kernel has no I/O accounting
   elapsed     seconds the sampling took
 
 Rss/Pss come from /proc/PID/smaps_rollup (--no-mem skips them: CPU only,
@@ -52,6 +56,17 @@ def cpu_ticks(pid):
     return sum(int(x) for x in rest[11:15])
 
 
+def io_read_bytes(pid):
+    try:
+        with open(f"/proc/{pid}/io") as f:
+            for line in f:
+                if line.startswith("read_bytes:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 def rollup(pid):
     rss = pss = 0
     with open(f"/proc/{pid}/smaps_rollup") as f:
@@ -71,12 +86,13 @@ def main(argv):
         print(__doc__.split("\n\n")[1], file=sys.stderr)
         return 2
     t0 = time.monotonic()
-    procs = rss = pss = ticks = 0
+    procs = rss = pss = ticks = read = 0
     root = int(args[0])
     for pid in tree(root):
         try:
             t = cpu_ticks(pid)
             ticks += t
+            read += io_read_bytes(pid)
             if skip_root and pid == root:
                 continue
             r, p = rollup(pid) if mem else (0, 0)
@@ -85,7 +101,7 @@ def main(argv):
         procs += 1
         rss += r
         pss += p
-    out = {"procs": procs, "cpu_secs": ticks / os.sysconf("SC_CLK_TCK"),
+    out = {"procs": procs, "cpu_secs": ticks / os.sysconf("SC_CLK_TCK"), "read_bytes": read,
            "elapsed": round(time.monotonic() - t0, 3)}
     if mem:
         out.update(rss_kib=rss, pss_kib=pss)

@@ -1,5 +1,6 @@
-# servers.sh — how perf/compare.sh installs, configures and starts each FTP
-# server. Source after lib.sh. For each NAME in ALL_SERVERS:
+# servers.sh — how perf/compare.sh and perf/mirror.sh install, configure and
+# start each FTP server (start_server, at the end, does it all and checks the
+# result). Source after lib.sh. For each NAME in ALL_SERVERS:
 #   install_NAME            fetch/build what it needs (idempotent); non-zero
 #                           return = cannot be had, the server is skipped
 #   launch_NAME PORT DIR    write its config into DIR, start it in the
@@ -27,6 +28,13 @@
 #            P-256 certificate in $TLS_DIR, TLS optional (plain clients are
 #            still served, so the plain counterpart runs against the same
 #            process). Servers in TLS_SERVERS only.
+#   defaults plain, but mirrorftpd with nothing beyond what the README's
+#            first command gives: --root and --listen (plus the words in
+#            MIRRORFTPD_DEFAULTS_EXTRA, which mirror.sh sets only when its
+#            sessions from one address exceed the default --max-per-ip);
+#            default logging (to stderr, into DIR/mirrorftpd.out), and as
+#            root it drops to nobody. The peers are as in plain (none of
+#            them is given a passive port range in any mode).
 
 readonly ALL_SERVERS="mirrorftpd vsftpd proftpd pure-ftpd pyftpdlib unftp ref"
 readonly MAX_SESSIONS=20000
@@ -38,6 +46,7 @@ SERVE_MODE=plain
 UPLOAD_DISK_ROOT=$WORK_DIR/upload        # upload mode's root; incoming/ is written
 UPLOAD_SHM_ROOT=/dev/shm/mirrorftpd-perf-upload   # upload_shm mode's (tmpfs)
 UPLOAD_ROOT=$UPLOAD_DISK_ROOT            # compare.sh sets it per phase
+MIRRORFTPD_DEFAULTS_EXTRA=""             # defaults mode: extra mirrorftpd flags (words)
 TLS_DIR=$WORK_DIR/tls                    # cert.pem, key.pem (self-signed P-256)
 PRO_CRYPTO_DIR=$WORK_DIR/proftpd-crypto  # proftpd-mod-crypto (mod_tls.so)
 
@@ -117,6 +126,13 @@ install_mirrorftpd() {
 }
 launch_mirrorftpd() {
     local -a extra=()
+    if [[ $SERVE_MODE == defaults ]]; then
+        # shellcheck disable=SC2086  # a word list by design
+        "$REAPER" "$MIRRORFTPD_BIN" --root "$TREE" --listen "127.0.0.1:$1" $MIRRORFTPD_DEFAULTS_EXTRA \
+            > "$2/mirrorftpd.out" 2>&1 &
+        LAUNCHED_PID=$!
+        return 0
+    fi
     case $SERVE_MODE in
         upload*)
             # An account with every permission, home = the upload root.
@@ -137,8 +153,22 @@ note_mirrorftpd() {
     case $SERVE_MODE in
         upload*) echo "plus \`--users FILE\` with \`$UPLOAD_USER:<openssl passwd -6 hash>:UPLOAD_ROOT:all\`; the bench logs in as $UPLOAD_USER (the peers: anonymous)" ;;
         tls) echo "plus \`--tls-cert cert.pem --tls-key key.pem\` (self-signed P-256; TLS optional, default \`--tls-session-reuse preferred\`)" ;;
+        defaults) echo "default flags: \`--root TREE --listen 127.0.0.1:PORT${MIRRORFTPD_DEFAULTS_EXTRA:+ $MIRRORFTPD_DEFAULTS_EXTRA}\` (default logging to stderr, into a file; as root it drops to nobody)" ;;
         *) echo "\`--quiet --max-per-ip $MAX_SESSIONS --max-clients $MAX_SESSIONS\`, default workers (one per CPU)" ;;
     esac
+}
+
+# ensure_bench: the load generator ($BENCH_BIN bench) must work before
+# anything is measured; the default one is built when missing.
+ensure_bench() {
+    if ! "$BENCH_BIN" bench --help >/dev/null 2>&1; then
+        if [[ $BENCH_BIN == "$MIRRORFTPD_BIN" ]]; then
+            log "'$BENCH_BIN bench' is not there: cargo build --release"
+            (cd "$REPO_DIR" && cargo build --release) >&2 || die "cargo build --release failed"
+        fi
+        "$BENCH_BIN" bench --help >/dev/null 2>&1 \
+            || die "'$BENCH_BIN bench --help' fails: this mirrorftpd has no load generator yet"
+    fi
 }
 
 # ----------------------------------------------------------------- vsftpd --
@@ -348,4 +378,68 @@ launch_ref() {
 version_ref() { echo "perf/sendfile_ref.c, gcc $(gcc -dumpfullversion) -O2"; }
 note_ref() {
     echo "RETR only: fork per session, sendfile(2) of the whole file in 1 GiB chunks, no limits, no logging"
+}
+
+# ------------------------------------------------------ starting a server --
+# start_server NAME: install, launch on a free port in $SERVE_MODE (config
+# and logs in $RUN_DIR), check it serves ping.txt (over FTPS in tls mode; an
+# upload in upload modes), and add it to LIVE with its PORT and SPID. A
+# server that fails any of it is skipped (skip): it is named in SKIPPED and
+# the caller goes on without it.
+declare -A PORT=() SPID=() SKIPPED=() VERSION=() NOTE=()
+LIVE=()
+
+# skip NAME WHY: drop a server from the rest of the run, loudly.
+skip() {
+    local what=$2
+    [[ $SERVE_MODE == plain ]] || what="$SERVE_MODE workloads: $what"
+    SKIPPED[$1]+="${SKIPPED[$1]:+; }$what"
+    warn "SKIPPING $1: $what"
+    local -a keep=() s
+    for s in "${LIVE[@]}"; do [[ $s == "$1" ]] || keep+=("$s"); done
+    LIVE=("${keep[@]}")
+    if [[ -n ${SPID[$1]:-} ]]; then stop_tree "${SPID[$1]}"; fi
+    return 0
+}
+
+start_server() {
+    local name=$1 port got
+    if ! "install_$name"; then skip "$name" "could not be installed (see the log above)"; return 0; fi
+    VERSION[$name]=$("version_$name" 2>/dev/null || echo "$name")
+    NOTE[$name]=$("note_$name")
+    port=$(free_port)
+    "launch_$name" "$port" "$RUN_DIR"
+    PIDS+=("$LAUNCHED_PID")
+    SPID[$name]=$LAUNCHED_PID
+    PORT[$name]=$port
+    if ! wait_port "$name" "$LAUNCHED_PID" "$port"; then
+        show_logs "$RUN_DIR/$name".*
+        skip "$name" "did not start (log printed above)"; return 0
+    fi
+    if ! got=$(curl -sS --max-time 10 "ftp://127.0.0.1:$port/ping.txt" 2>&1) || [[ $got != "$PING_TEXT" ]]; then
+        echo "curl said: $got" >&2
+        show_logs "$RUN_DIR/$name".*
+        skip "$name" "did not serve ping.txt to curl: $got"; return 0
+    fi
+    # The modes' own checks: an FTPS download, an upload.
+    if [[ $SERVE_MODE == tls ]] && { ! got=$(curl -sS -k --ssl-reqd --max-time 10 "ftp://127.0.0.1:$port/ping.txt" 2>&1) \
+            || [[ $got != "$PING_TEXT" ]]; }; then
+        echo "curl said: $got" >&2
+        show_logs "$RUN_DIR/$name".*
+        skip "$name" "did not serve ping.txt over FTPS (curl --ssl-reqd): $got"; return 0
+    fi
+    if [[ $SERVE_MODE == upload* ]]; then
+        local -a cred=()
+        [[ $name == mirrorftpd ]] && cred=(-u "$UPLOAD_USER:$UPLOAD_PASS")
+        if ! got=$(curl -sS "${cred[@]}" --max-time 10 -T "$UPLOAD_ROOT/ping.txt" "ftp://127.0.0.1:$port/incoming/check.txt" 2>&1) \
+                || ! cmp -s "$UPLOAD_ROOT/ping.txt" "$UPLOAD_ROOT/incoming/check.txt"; then
+            echo "curl said: $got" >&2
+            show_logs "$RUN_DIR/$name".*
+            clean_uploads
+            skip "$name" "did not accept an upload to /incoming (curl -T): $got"; return 0
+        fi
+        clean_uploads
+    fi
+    LIVE+=("$name")
+    log "$name serving on 127.0.0.1:$port (pid $LAUNCHED_PID): ${VERSION[$name]}"
 }

@@ -68,7 +68,16 @@ fn ids(status: &str, key: &str) -> Vec<u32> {
 
 /// Asserts that every thread of `pid` runs as uid/gid with no other groups.
 fn assert_all_threads(pid: u32, uid: u32, gid: u32) -> Vec<(String, String)> {
-    let ts = threads(pid);
+    // A thread names itself once it first runs: on a loaded machine the
+    // workers may exist a moment before their names do.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut ts = threads(pid);
+    while !(ts.iter().any(|(n, _)| n.starts_with("auth-")) && ts.iter().any(|(n, _)| n.starts_with("worker-")))
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+        ts = threads(pid);
+    }
     assert!(ts.iter().any(|(n, _)| n.starts_with("auth-")), "the password helper threads exist: {ts:?}");
     assert!(ts.iter().any(|(n, _)| n.starts_with("worker-")), "the workers exist: {ts:?}");
     for (name, st) in &ts {

@@ -1,6 +1,8 @@
 //! Transfer jobs: what moves over an open data connection. RETR sends with
 //! `sendfile` (read+write fallback, ASCII conversion in user space); LIST,
 //! NLST and MLSD stream listing chunks produced by `fs::listing::Lister`.
+//! RETR never reads a range the page cache does not hold: it asks its
+//! `disk::Window` first and waits (`Pump::Disk`) while a helper reads it in.
 
 use std::fs::File;
 use std::io;
@@ -10,6 +12,7 @@ use std::time::Instant;
 
 use super::sink::Conn;
 
+use crate::disk::{DiskCx, Gate, Window};
 use crate::fs::listing::Lister;
 use crate::fs::vpath::VPath;
 use crate::fs::write::Upload;
@@ -42,6 +45,9 @@ pub enum Pump {
     Blocked,
     /// The turn's budget is used up; the socket may still be writable.
     Yield,
+    /// The next bytes are not in the page cache: a disk helper reads them in
+    /// and its completion resumes the transfer (the socket may be writable).
+    Disk,
     Failed(Failure),
 }
 
@@ -59,6 +65,8 @@ pub struct Retr {
     /// Bytes written to the socket (differs from file bytes in ASCII mode).
     pub sent: u64,
     copy: Option<CopyBuf>,
+    /// What of the file ahead is known to be in the page cache.
+    pub window: Window,
 }
 
 /// The single bounded buffer of the read+write path (fallback and ASCII).
@@ -133,9 +141,9 @@ impl Job {
     /// `budget` bytes (the turn's share, or what a rate limit allows) have
     /// moved; no single call moves more than what is left of it. `moved`
     /// accumulates bytes sent.
-    pub fn pump(&mut self, conn: &mut Conn, moved: &mut u64, budget: u64) -> Pump {
+    pub fn pump(&mut self, conn: &mut Conn, moved: &mut u64, budget: u64, disk: &mut DiskCx<'_>) -> Pump {
         let p = match self {
-            Job::Retr(r) => r.pump(conn, moved, budget),
+            Job::Retr(r) => r.pump(conn, moved, budget, disk),
             Job::List(l) => l.pump(conn, moved, budget),
             Job::Stor(s) => s.pump(conn, moved, budget),
         };
@@ -154,12 +162,12 @@ impl Job {
 impl Retr {
     pub fn new(file: File, path: VPath, start: u64, end: u64, ascii: bool) -> Retr {
         let copy = ascii.then(CopyBuf::new);
-        Retr { file, path, pos: start, start, end, ascii, sent: 0, copy }
+        Retr { file, path, pos: start, start, end, ascii, sent: 0, copy, window: Window::new() }
     }
 
-    fn pump(&mut self, conn: &mut Conn, moved: &mut u64, budget: u64) -> Pump {
+    fn pump(&mut self, conn: &mut Conn, moved: &mut u64, budget: u64, disk: &mut DiskCx<'_>) -> Pump {
         if self.copy.is_none() && conn.zero_copy() {
-            match self.pump_sendfile(&conn.stream, moved, budget) {
+            match self.pump_sendfile(&conn.stream, moved, budget, disk) {
                 Err(()) => self.copy = Some(CopyBuf::new()),
                 Ok(p) => return p,
             }
@@ -167,11 +175,17 @@ impl Retr {
         if self.copy.is_none() {
             self.copy = Some(CopyBuf::new());
         }
-        self.pump_copy(conn, moved, budget)
+        self.pump_copy(conn, moved, budget, disk)
     }
 
     /// Zero-copy path. `Err(())` asks for the read+write fallback.
-    fn pump_sendfile(&mut self, sock: &mio::net::TcpStream, moved: &mut u64, budget: u64) -> Result<Pump, ()> {
+    fn pump_sendfile(
+        &mut self,
+        sock: &mio::net::TcpStream,
+        moved: &mut u64,
+        budget: u64,
+        disk: &mut DiskCx<'_>,
+    ) -> Result<Pump, ()> {
         loop {
             if self.pos >= self.end {
                 return Ok(Pump::Finished);
@@ -179,7 +193,12 @@ impl Retr {
             if *moved >= budget {
                 return Ok(Pump::Yield);
             }
-            let want = (self.end - self.pos).min(limits::SENDFILE_CHUNK as u64).min(budget - *moved) as usize;
+            let cached = match self.window.gate(&self.file, self.pos, self.end, disk) {
+                Gate::Go(n) => n,
+                Gate::Wait => return Ok(Pump::Disk),
+            };
+            let want =
+                (self.end - self.pos).min(limits::SENDFILE_CHUNK as u64).min(budget - *moved).min(cached) as usize;
             match sys::sendfile(sock.as_fd(), self.file.as_fd(), &mut self.pos, want) {
                 Ok(0) => return Ok(Pump::Failed(Failure::Truncated)),
                 Ok(n) => {
@@ -202,7 +221,7 @@ impl Retr {
 
     /// Bounded read+write path: one buffer, positioned reads, LF → CRLF in
     /// ASCII mode.
-    fn pump_copy(&mut self, conn: &mut Conn, moved: &mut u64, budget: u64) -> Pump {
+    fn pump_copy(&mut self, conn: &mut Conn, moved: &mut u64, budget: u64, disk: &mut DiskCx<'_>) -> Pump {
         let Some(c) = self.copy.as_mut() else {
             return Pump::Failed(Failure::Local(io::Error::other("no copy buffer")));
         };
@@ -218,9 +237,11 @@ impl Retr {
                 let room = if self.ascii { c.buf.len() / 2 } else { c.buf.len() };
                 let want = (self.end - self.pos).min(room as u64) as usize;
                 let src_start = c.buf.len() - room;
-                let n = match self.file.read_at(&mut c.buf[src_start..src_start + want], self.pos) {
-                    Ok(0) => return Pump::Failed(Failure::Truncated),
-                    Ok(n) => n,
+                let buf = &mut c.buf[src_start..src_start + want];
+                let n = match self.window.read(&self.file, buf, self.pos, self.end, disk) {
+                    Ok(Gate::Wait) => return Pump::Disk,
+                    Ok(Gate::Go(0)) => return Pump::Failed(Failure::Truncated),
+                    Ok(Gate::Go(n)) => n as usize,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => return Pump::Failed(Failure::Local(e)),
                 };

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod bench;
+mod disk;
 mod faults;
 mod flood;
 mod ftps;

@@ -1,0 +1,191 @@
+//! Disk helper threads: a range of a file that is not in the page cache is
+//! read in here (`--disk-threads`, a bounded queue), never on a reactor. The
+//! completion goes back to the session's worker through a channel plus its
+//! `mio::Waker`; the session waits in an explicit state meanwhile (see
+//! `session::warm`). nginx's "aio threads", for sendfile.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mio::Waker;
+
+use crate::io::cache;
+use crate::limits;
+use crate::obs::metrics::{self, WorkerMetrics};
+use crate::worker::Slot;
+
+pub mod window;
+pub use window::{DiskCx, Gate, Window};
+
+/// How downloads learn whether a range is in the page cache (`--disk-check`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DiskCheck {
+    /// cachestat(2) before sendfile, preadv2(RWF_NOWAIT) for the copy paths;
+    /// misses go to the disk helpers. Without kernel support: as `none`.
+    Cachestat,
+    /// Never ask: every read and sendfile runs on the reactor (the path a
+    /// kernel without cachestat and RWF_NOWAIT takes).
+    None,
+}
+
+/// One range to bring into the page cache.
+pub struct DiskJob {
+    pub slot: Slot,
+    /// The session's job number (a completion for an older job is ignored).
+    pub seq: u64,
+    /// A duplicate of the transfer's descriptor.
+    pub file: File,
+    pub off: u64,
+    pub len: u64,
+    /// Set when the transfer ends first (ABOR, disconnect, timeout).
+    pub cancel: Arc<AtomicBool>,
+    reply: Arc<Reply>,
+}
+
+/// What became of a job.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The range is in the page cache (or the file ended before it).
+    Warm,
+    /// The transfer was gone before the helper finished.
+    Cancelled,
+    /// The read failed; the transfer's own read will report it.
+    Failed(io::Error),
+}
+
+/// A job's completion, for the worker that submitted it.
+pub struct DiskDone {
+    pub slot: Slot,
+    pub seq: u64,
+    pub outcome: Outcome,
+}
+
+/// Where a worker's completions go.
+struct Reply {
+    tx: Sender<DiskDone>,
+    waker: Arc<Waker>,
+}
+
+/// The shared pool: a bounded queue served by `--disk-threads` threads.
+pub struct DiskPool {
+    tx: Option<SyncSender<DiskJob>>,
+    pub check: DiskCheck,
+}
+
+impl DiskPool {
+    /// Starts `threads` helpers. A thread that cannot be started is logged;
+    /// with none, every range is read on the reactor (as `--disk-check none`).
+    pub fn start(threads: usize, check: DiskCheck) -> DiskPool {
+        if threads == 0 || check == DiskCheck::None {
+            return DiskPool { tx: None, check: DiskCheck::None };
+        }
+        let (tx, rx) = mpsc::sync_channel::<DiskJob>(limits::DISK_QUEUE);
+        let rx = Arc::new(Mutex::new(rx));
+        // Test hook: a slow disk, to show that the reactors do not wait for it.
+        let delay = std::env::var("MIRRORFTPD_TEST_DISK_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(Duration::from_millis);
+        let mut started = 0;
+        for i in 0..threads {
+            let rx = rx.clone();
+            match std::thread::Builder::new().name(format!("disk-{i}")).spawn(move || serve(&rx, delay)) {
+                Ok(_) => started += 1,
+                Err(e) => crate::log::error(format_args!("disk helper {i}: {e}")),
+            }
+        }
+        if started == 0 {
+            return DiskPool { tx: None, check: DiskCheck::None };
+        }
+        DiskPool { tx: Some(tx), check }
+    }
+
+    /// The handle one worker's sessions submit through.
+    pub fn link(
+        &self,
+        waker: Arc<Waker>,
+        metrics: &'static WorkerMetrics,
+    ) -> (Option<Arc<DiskLink>>, Receiver<DiskDone>) {
+        let (tx, rx) = mpsc::channel();
+        let link =
+            self.tx.clone().map(|jobs| Arc::new(DiskLink { jobs, reply: Arc::new(Reply { tx, waker }), metrics }));
+        (link, rx)
+    }
+}
+
+/// A worker's way into the pool (shared by its sessions).
+pub struct DiskLink {
+    jobs: SyncSender<DiskJob>,
+    reply: Arc<Reply>,
+    metrics: &'static WorkerMetrics,
+}
+
+impl DiskLink {
+    /// Queues a job; false when the queue is full (the caller reads on the
+    /// reactor instead: the queue never grows past `limits::DISK_QUEUE`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn submit(&self, slot: Slot, seq: u64, file: File, off: u64, len: u64, cancel: Arc<AtomicBool>) -> bool {
+        let job = DiskJob { slot, seq, file, off, len, cancel, reply: self.reply.clone() };
+        match self.jobs.try_send(job) {
+            Ok(()) => {
+                metrics::add(&self.metrics.disk_jobs, 1);
+                true
+            }
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                metrics::add(&self.metrics.disk_queue_full, 1);
+                false
+            }
+        }
+    }
+}
+
+fn serve(rx: &Mutex<Receiver<DiskJob>>, delay: Option<Duration>) {
+    let null = match std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        Ok(f) => f,
+        Err(e) => {
+            crate::log::error(format_args!("disk helper: /dev/null: {e}"));
+            return;
+        }
+    };
+    loop {
+        let job = {
+            let guard = rx.lock().unwrap_or_else(|p| p.into_inner());
+            match guard.recv() {
+                Ok(j) => j,
+                Err(_) => return,
+            }
+        };
+        if let Some(d) = delay {
+            std::thread::sleep(d);
+        }
+        let outcome = warm(&null, &job);
+        let DiskJob { slot, seq, reply, .. } = job;
+        if reply.tx.send(DiskDone { slot, seq, outcome }).is_ok() {
+            let _ = reply.waker.wake();
+        }
+    }
+}
+
+/// Brings the job's range into the page cache, a piece at a time so a
+/// cancelled job stops early.
+fn warm(null: &File, job: &DiskJob) -> Outcome {
+    let end = job.off.saturating_add(job.len);
+    let mut pos = job.off;
+    while pos < end {
+        if job.cancel.load(Ordering::Relaxed) {
+            return Outcome::Cancelled;
+        }
+        let len = (end - pos).min(limits::DISK_PIECE);
+        match cache::warm_to_null(null.as_fd(), job.file.as_fd(), pos, len) {
+            Ok(0) => break, // the file ended
+            Ok(n) => pos += n,
+            Err(e) => return Outcome::Failed(e),
+        }
+    }
+    Outcome::Warm
+}

@@ -152,7 +152,8 @@ criterion_main!(proto, listing, path, disk);
 
 /// The page-cache probes of the download path (src/io/cache.rs), on a 4 MiB
 /// range that is cached: what a reactor pays before each sendfile chunk, and
-/// what a disk helper pays to warm a range that turns out to be warm.
+/// what a disk helper pays to warm a range that turns out to be warm (a
+/// sendfile to /dev/null instead measured 329 µs against pread's 92).
 fn disk_cache(c: &mut Criterion) {
     use mirrorftpd::io::cache;
     use std::io::Write;
@@ -163,7 +164,6 @@ fn disk_cache(c: &mut Criterion) {
     f.write_all(&vec![1u8; LEN]).expect("write");
     drop(f);
     let f = std::fs::File::open(&path).expect("open");
-    let null = std::fs::OpenOptions::new().write(true).open("/dev/null").expect("/dev/null");
     let mut buf = vec![0u8; 256 << 10];
     let mut g = c.benchmark_group("disk_cache");
     g.bench_function("cachestat_4MiB", |b| b.iter(|| cache::cachestat(f.as_fd(), 0, LEN as u64)));
@@ -176,9 +176,6 @@ fn disk_cache(c: &mut Criterion) {
                 off += cache::pread(f.as_fd(), &mut buf, off as u64).expect("pread").max(1);
             }
         })
-    });
-    g.bench_function("warm_to_null_4MiB", |b| {
-        b.iter(|| cache::warm_to_null(null.as_fd(), f.as_fd(), 0, LEN as u64).expect("sendfile"))
     });
     g.finish();
     let _ = std::fs::remove_file(&path);

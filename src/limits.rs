@@ -31,9 +31,9 @@ pub const DISK_WINDOW: u64 = 4 << 20;
 /// Ranges waiting for a disk helper, over all workers; when full, a range is
 /// read on the event loop (each session has at most one range queued).
 pub const DISK_QUEUE: usize = 4096;
-/// A disk helper reads a range in pieces this big, checking between pieces
-/// whether the transfer was cancelled.
-pub const DISK_PIECE: u64 = 1 << 20;
+/// A disk helper reads a range in pieces this big (its one buffer, kept in
+/// the CPU cache), checking between pieces whether the transfer was cancelled.
+pub const DISK_PIECE: u64 = 256 << 10;
 /// Default --disk-threads.
 pub const DEFAULT_DISK_THREADS: usize = 16;
 /// Highest --disk-threads accepted.

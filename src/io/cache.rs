@@ -174,23 +174,6 @@ pub fn pread(file: BorrowedFd<'_>, buf: &mut [u8], off: u64) -> io::Result<usize
     }
 }
 
-/// Pulls `[off, off + len)` of `file` into the page cache by splicing it to
-/// `sink` (an open `/dev/null`): the kernel reads the pages (waiting for the
-/// disk) and drops its references without copying a byte to user space.
-/// Returns the bytes moved (short at the end of the file).
-pub fn warm_to_null(sink: BorrowedFd<'_>, file: BorrowedFd<'_>, off: u64, len: u64) -> io::Result<u64> {
-    let mut pos = off;
-    let end = off.saturating_add(len);
-    while pos < end {
-        let want = usize::try_from(end - pos).unwrap_or(usize::MAX).min(1 << 30);
-        match super::sys::sendfile(sink, file, &mut pos, want)? {
-            0 => break,
-            _ => continue,
-        }
-    }
-    Ok(pos - off)
-}
-
 /// Drops the clean cached pages of the whole file (POSIX_FADV_DONTNEED):
 /// for tests and benchmarks that need a cold file without root. Dirty pages
 /// stay; sync the file first.

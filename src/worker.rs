@@ -552,7 +552,7 @@ impl Worker {
     fn take_disk(&mut self, now: Instant, to_drive: &mut Vec<Slot>) {
         use crate::disk::Outcome;
         while let Ok(d) = self.disk_rx.try_recv() {
-            let i = match d.outcome {
+            let i = match &d.outcome {
                 Outcome::Warm => 0,
                 Outcome::Cancelled => 1,
                 Outcome::Failed(_) => 2,
@@ -562,7 +562,7 @@ impl Worker {
             if s.generation != d.slot.generation {
                 continue;
             }
-            if s.data.disk_done(d.seq, now) {
+            if s.data.disk_done(d.seq, d.outcome, now) {
                 to_drive.push(d.slot);
             }
         }

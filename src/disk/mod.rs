@@ -1,5 +1,6 @@
 //! Disk helper threads: a range of a file that is not in the page cache is
-//! read in here (`--disk-threads`, a bounded queue), never on a reactor. The
+//! read in here (`--disk-threads`, a bounded queue), never on a reactor, and
+//! so is the fsync of an upload (`--fsync-uploads`). The
 //! completion goes back to the session's worker through a channel plus its
 //! `mio::Waker`; the session waits in an explicit state meanwhile (see
 //! `session::warm`). nginx's "aio threads", for sendfile.
@@ -33,28 +34,51 @@ pub enum DiskCheck {
     None,
 }
 
-/// One range to bring into the page cache.
-pub struct DiskJob {
-    pub slot: Slot,
+/// What a helper is asked to do with a file.
+#[derive(Copy, Clone, Debug)]
+pub enum Work {
+    /// Bring `[off, off + len)` into the page cache.
+    Warm { off: u64, len: u64 },
+    /// fsync the file (an upload before its 226).
+    Sync,
+}
+
+/// One job for the helpers.
+struct DiskJob {
+    slot: Slot,
     /// The session's job number (a completion for an older job is ignored).
-    pub seq: u64,
+    seq: u64,
     /// A duplicate of the transfer's descriptor.
-    pub file: File,
-    pub off: u64,
-    pub len: u64,
+    file: File,
+    work: Work,
     /// Set when the transfer ends first (ABOR, disconnect, timeout).
-    pub cancel: Arc<AtomicBool>,
+    cancel: Arc<AtomicBool>,
     reply: Arc<Reply>,
+}
+
+/// A job in the helpers' hands, held by the transfer that asked for it:
+/// dropping it (the transfer ended, or the completion came) cancels the job
+/// if a helper has not done it yet.
+pub struct Ticket {
+    pub seq: u64,
+    cancel: Arc<AtomicBool>,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
 }
 
 /// What became of a job.
 #[derive(Debug)]
 pub enum Outcome {
-    /// The range is in the page cache (or the file ended before it).
+    /// Done: the range is in the page cache (or the file ended before it),
+    /// or the file is synced.
     Warm,
     /// The transfer was gone before the helper finished.
     Cancelled,
-    /// The read failed; the transfer's own read will report it.
+    /// The read (the transfer's own read then reports it) or the fsync failed.
     Failed(io::Error),
 }
 
@@ -126,19 +150,22 @@ pub struct DiskLink {
 }
 
 impl DiskLink {
-    /// Queues a job; false when the queue is full (the caller reads on the
+    /// Queues `work` on `file` for the session in `slot`, numbering it from
+    /// `seq`. None when the queue is full (the caller does the work on the
     /// reactor instead: the queue never grows past `limits::DISK_QUEUE`).
-    #[allow(clippy::too_many_arguments)]
-    pub fn submit(&self, slot: Slot, seq: u64, file: File, off: u64, len: u64, cancel: Arc<AtomicBool>) -> bool {
-        let job = DiskJob { slot, seq, file, off, len, cancel, reply: self.reply.clone() };
+    pub fn submit(&self, slot: Slot, seq: &mut u64, file: &File, work: Work) -> Option<Ticket> {
+        let file = file.try_clone().ok()?;
+        *seq += 1;
+        let cancel = Arc::new(AtomicBool::new(false));
+        let job = DiskJob { slot, seq: *seq, file, work, cancel: cancel.clone(), reply: self.reply.clone() };
         match self.jobs.try_send(job) {
             Ok(()) => {
                 metrics::add(&self.metrics.disk_jobs, 1);
-                true
+                Some(Ticket { seq: *seq, cancel })
             }
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 metrics::add(&self.metrics.disk_queue_full, 1);
-                false
+                None
             }
         }
     }
@@ -157,7 +184,17 @@ fn serve(rx: &Mutex<Receiver<DiskJob>>, delay: Option<Duration>) {
         if let Some(d) = delay {
             std::thread::sleep(d);
         }
-        let outcome = warm(&mut buf, &job);
+        let outcome = if job.cancel.load(Ordering::Relaxed) {
+            Outcome::Cancelled
+        } else {
+            match job.work {
+                Work::Warm { off, len } => warm(&mut buf, &job, off, len),
+                Work::Sync => match job.file.sync_all() {
+                    Ok(()) => Outcome::Warm,
+                    Err(e) => Outcome::Failed(e),
+                },
+            }
+        };
         let DiskJob { slot, seq, reply, .. } = job;
         if reply.tx.send(DiskDone { slot, seq, outcome }).is_ok() {
             let _ = reply.waker.wake();
@@ -169,9 +206,9 @@ fn serve(rx: &Mutex<Receiver<DiskJob>>, delay: Option<Duration>) {
 /// cancelled job stops early. A plain pread into one reused buffer: measured
 /// cheaper than splicing to /dev/null (92 against 329 µs per cached 4 MiB,
 /// benches/micro.rs `disk_cache`), and it surely waits for the disk.
-fn warm(buf: &mut [u8], job: &DiskJob) -> Outcome {
-    let end = job.off.saturating_add(job.len);
-    let mut pos = job.off;
+fn warm(buf: &mut [u8], job: &DiskJob, off: u64, len: u64) -> Outcome {
+    let end = off.saturating_add(len);
+    let mut pos = off;
     while pos < end {
         if job.cancel.load(Ordering::Relaxed) {
             return Outcome::Cancelled;

@@ -8,9 +8,8 @@ use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::DiskLink;
+use super::{DiskLink, Ticket, Work};
 use crate::io::cache::{self, Residency};
 use crate::limits;
 use crate::worker::Slot;
@@ -33,21 +32,12 @@ pub enum Gate {
     Wait,
 }
 
-/// The one job a transfer has with the helpers.
+/// The one job a transfer has with the helpers (dropped: cancelled).
 struct Pending {
-    seq: u64,
+    ticket: Ticket,
     end: u64,
     /// The transfer stopped for it (false: warming ahead while sending).
     waiting: bool,
-    cancel: Arc<AtomicBool>,
-}
-
-impl Drop for Pending {
-    /// The transfer ended or the job completed: a helper that has not
-    /// started (or finished) it skips the rest.
-    fn drop(&mut self) {
-        self.cancel.store(true, Ordering::Relaxed);
-    }
 }
 
 /// How residency is learnt: cachestat(2) where the kernel allows it, else a
@@ -89,7 +79,7 @@ impl Window {
     /// A helper finished job `seq`. True when it was this window's job.
     pub fn done(&mut self, seq: u64) -> bool {
         match &self.pending {
-            Some(p) if p.seq == seq => {
+            Some(p) if p.ticket.seq == seq => {
                 // Warm, or failed: the transfer's own read reports a failure.
                 self.cached_to = self.cached_to.max(p.end);
                 self.pending = None;
@@ -205,14 +195,8 @@ impl Window {
     /// queued (the caller reads in place).
     fn submit(&mut self, file: &File, off: u64, len: u64, waiting: bool, cx: &mut DiskCx<'_>) -> bool {
         let Some(link) = cx.link else { return false };
-        let Ok(dup) = file.try_clone() else { return false };
-        *cx.seq += 1;
-        let seq = *cx.seq;
-        let cancel = Arc::new(AtomicBool::new(false));
-        if !link.submit(cx.slot, seq, dup, off, len, cancel.clone()) {
-            return false;
-        }
-        self.pending = Some(Box::new(Pending { seq, end: off + len, waiting, cancel }));
+        let Some(ticket) = link.submit(cx.slot, cx.seq, file, Work::Warm { off, len }) else { return false };
+        self.pending = Some(Box::new(Pending { ticket, end: off + len, waiting }));
         true
     }
 }
@@ -220,6 +204,7 @@ impl Window {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     fn slot() -> Slot {
         Slot { key: 0, generation: 0 }
@@ -238,11 +223,16 @@ mod tests {
         assert!(!w.waiting());
     }
 
+    fn ticket(seq: u64) -> (Ticket, Arc<AtomicBool>) {
+        let cancel = Arc::new(AtomicBool::new(false));
+        (Ticket { seq, cancel: cancel.clone() }, cancel)
+    }
+
     #[test]
     fn a_completion_for_another_job_is_ignored() {
         let mut w = Window::new();
-        w.pending = Some(Box::new(Pending { seq: 3, end: 10, waiting: true, cancel: Arc::new(AtomicBool::new(false)) }));
-        let cancel = w.pending.as_ref().map(|p| p.cancel.clone()).expect("pending");
+        let (ticket, cancel) = ticket(3);
+        w.pending = Some(Box::new(Pending { ticket, end: 10, waiting: true }));
         assert!(w.waiting());
         assert!(!w.done(2));
         assert!(w.waiting());
@@ -255,8 +245,8 @@ mod tests {
     #[test]
     fn dropping_the_window_cancels_its_job() {
         let mut w = Window::new();
-        let cancel = Arc::new(AtomicBool::new(false));
-        w.pending = Some(Box::new(Pending { seq: 1, end: 10, waiting: false, cancel: cancel.clone() }));
+        let (ticket, cancel) = ticket(1);
+        w.pending = Some(Box::new(Pending { ticket, end: 10, waiting: false }));
         drop(w);
         assert!(cancel.load(Ordering::Relaxed));
     }

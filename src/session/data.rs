@@ -133,16 +133,16 @@ impl DataChan {
     /// True while the running transfer waits for a disk helper (explicit:
     /// neither readiness nor the run queue drives it, only the completion).
     pub fn disk_waiting(&self) -> bool {
-        matches!(&self.state, DataState::Running { job: Job::Retr(r), .. } if r.window.waiting())
+        matches!(&self.state, DataState::Running { job, .. } if job.disk_waiting())
     }
 
     /// A disk helper finished job `seq` of this session. True when the
     /// running transfer was waiting for it (drive it now); a completion for a
     /// transfer that ended (ABOR, timeout) is dropped here.
-    pub fn disk_done(&mut self, seq: u64, now: Instant) -> bool {
+    pub fn disk_done(&mut self, seq: u64, outcome: crate::disk::Outcome, now: Instant) -> bool {
         let waiting = self.disk_waiting();
-        let DataState::Running { job: Job::Retr(r), .. } = &mut self.state else { return false };
-        if !r.window.done(seq) {
+        let DataState::Running { job, .. } = &mut self.state else { return false };
+        if !job.disk_done(seq, outcome) {
             return false;
         }
         if waiting {
@@ -360,7 +360,7 @@ impl DataChan {
                 self.started = now;
                 DataEvent::Started
             }
-            DataState::Running { conn, job } if matches!(&job, Job::Retr(r) if r.window.waiting()) => {
+            DataState::Running { conn, job } if job.disk_waiting() => {
                 // Waiting for a disk helper: its completion drives us again.
                 self.state = DataState::Running { conn, job };
                 DataEvent::Nothing

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use super::sink::Conn;
 
-use crate::disk::{DiskCx, Gate, Window};
+use crate::disk::{DiskCx, Gate, Outcome, Ticket, Window, Work};
 use crate::fs::listing::Lister;
 use crate::fs::vpath::VPath;
 use crate::fs::write::Upload;
@@ -104,6 +104,12 @@ pub struct Stor {
     buf: Box<[u8]>,
     /// ASCII mode: a CR at the end of the last read, not yet written.
     held_cr: bool,
+    /// The client's EOF was read: only the end (fsync, publish) is left.
+    eof: bool,
+    /// --fsync-uploads: the fsync a disk helper is doing for us.
+    syncing: Option<Ticket>,
+    /// Its result, once back.
+    synced: Option<io::Result<()>>,
 }
 
 pub enum Job {
@@ -118,6 +124,31 @@ impl Job {
             Job::Retr(_) => "RETR",
             Job::List(l) => l.verb,
             Job::Stor(s) => s.verb,
+        }
+    }
+
+    /// True while the job waits for a disk helper's completion.
+    pub fn disk_waiting(&self) -> bool {
+        match self {
+            Job::Retr(r) => r.window.waiting(),
+            Job::Stor(s) => s.syncing.is_some(),
+            Job::List(_) => false,
+        }
+    }
+
+    /// A disk helper finished job `seq`; true when it was this job's.
+    pub fn disk_done(&mut self, seq: u64, outcome: Outcome) -> bool {
+        match self {
+            Job::Retr(r) => r.window.done(seq),
+            Job::Stor(s) if s.syncing.as_ref().is_some_and(|t| t.seq == seq) => {
+                s.syncing = None;
+                s.synced = Some(match outcome {
+                    Outcome::Failed(e) => Err(e),
+                    _ => Ok(()),
+                });
+                true
+            }
+            _ => false,
         }
     }
 
@@ -145,7 +176,7 @@ impl Job {
         let p = match self {
             Job::Retr(r) => r.pump(conn, moved, budget, disk),
             Job::List(l) => l.pump(conn, moved, budget),
-            Job::Stor(s) => s.pump(conn, moved, budget),
+            Job::Stor(s) => s.pump(conn, moved, budget, disk),
         };
         match p {
             // All bytes handed over: a TLS stream still owes close_notify.
@@ -356,7 +387,21 @@ pub fn secs_since(t: Instant) -> f64 {
 impl Stor {
     pub fn new(up: Upload, path: VPath, verb: &'static str, start: u64, ascii: bool, fsync: bool) -> Stor {
         let buf = vec![0; limits::UPLOAD_BUF].into_boxed_slice();
-        Stor { up, path, verb, pos: start, start, received: 0, ascii, fsync, buf, held_cr: false }
+        Stor {
+            up,
+            path,
+            verb,
+            pos: start,
+            start,
+            received: 0,
+            ascii,
+            fsync,
+            buf,
+            held_cr: false,
+            eof: false,
+            syncing: None,
+            synced: None,
+        }
     }
 
     fn write(&mut self, lo: usize, hi: usize) -> io::Result<()> {
@@ -392,20 +437,44 @@ impl Stor {
         w
     }
 
-    /// Everything received: flush a held CR, sync if asked, publish.
-    fn finish(&mut self) -> Result<(), io::Error> {
+    /// Everything received: flush a held CR, sync if asked (on a disk
+    /// helper: `Ok(false)` while it works), publish.
+    fn finish(&mut self, disk: &mut DiskCx<'_>) -> Result<bool, io::Error> {
+        self.eof = true;
         if self.held_cr {
             self.held_cr = false;
             self.buf[0] = b'\r';
             self.write(0, 1)?;
         }
         if self.fsync {
-            self.up.file.sync_all()?;
+            match self.synced.take() {
+                Some(r) => r?,
+                None if self.syncing.is_some() => return Ok(false),
+                None => match disk.link.and_then(|l| l.submit(disk.slot, disk.seq, &self.up.file, Work::Sync)) {
+                    Some(t) => {
+                        self.syncing = Some(t);
+                        return Ok(false);
+                    }
+                    None => self.up.file.sync_all()?,
+                },
+            }
         }
-        self.up.publish()
+        self.up.publish()?;
+        Ok(true)
     }
 
-    fn pump(&mut self, conn: &mut Conn, moved: &mut u64, budget: u64) -> Pump {
+    fn finished(&mut self, disk: &mut DiskCx<'_>) -> Pump {
+        match self.finish(disk) {
+            Ok(true) => Pump::Finished,
+            Ok(false) => Pump::Disk,
+            Err(e) => Pump::Failed(Failure::Write(e)),
+        }
+    }
+
+    fn pump(&mut self, conn: &mut Conn, moved: &mut u64, budget: u64, disk: &mut DiskCx<'_>) -> Pump {
+        if self.eof {
+            return self.finished(disk);
+        }
         loop {
             if *moved >= budget {
                 return Pump::Yield;
@@ -416,12 +485,7 @@ impl Stor {
             let end = self.buf.len().min(off.saturating_add(room));
             let n = match conn.read(&mut self.buf[off..end]) {
                 // EOF marks the end of the file in stream mode.
-                Ok(0) => {
-                    return match self.finish() {
-                        Ok(()) => Pump::Finished,
-                        Err(e) => Pump::Failed(Failure::Write(e)),
-                    };
-                }
+                Ok(0) => return self.finished(disk),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 // A reset is an abort, never a complete file.

@@ -297,3 +297,51 @@ fn abor_and_disconnect_cancel_a_pending_disk_read() {
     no_job_left(&server);
     assert_eq!(retr(&server, "/small.txt", false), b"still here");
 }
+
+/// `--fsync-uploads`: the fsync runs on a disk helper (slow here), the 226
+/// waits for it, and other sessions are served meanwhile.
+#[test]
+fn fsync_of_an_upload_runs_on_a_disk_helper() {
+    use crate::accounts::{UP_HASH, UP_USER, login_up, start_upload};
+    let root = temp_dir("disk-fsync");
+    let etc = temp_dir("disk-fsync-etc");
+    let users = etc.join("users.txt");
+    std::fs::write(&users, format!("{UP_USER}:{UP_HASH}:{}:all\n", root.display())).expect("users file");
+    put(&root.join("small.txt"), b"cached");
+    let server = Server::start_env(
+        &root,
+        &[
+            "--users",
+            users.to_str().expect("utf-8"),
+            "--fsync-uploads",
+            "--atomic-uploads",
+            "--workers",
+            "1",
+            "--disk-threads",
+            "1",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+        &[("MIRRORFTPD_TEST_DISK_DELAY_MS", "1200")],
+    );
+    let _ = retr(&server, "/small.txt", false);
+    let mut up = login_up(&server);
+    let (mut data, start) = start_upload(&mut up, "STOR u.bin");
+    assert_eq!(start.0, 150, "{start:?}");
+    let bytes = pattern(MIB + 3, 6);
+    data.write_all(&bytes).expect("upload data");
+    drop(data);
+    let t0 = Instant::now();
+    // Wait until the server has read the end of the upload (the job is queued).
+    while counter(&server, "mirrorftpd_disk_jobs_total") == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(5), "no fsync job");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!root.join("u.bin").exists(), "published before its fsync");
+    assert_eq!(retr(&server, "/small.txt", false), b"cached");
+    assert!(t0.elapsed() < Duration::from_millis(900), "another session waited {:?}", t0.elapsed());
+    assert_eq!(up.reply().0, 226);
+    assert!(t0.elapsed() >= Duration::from_millis(1000), "226 before the fsync: {:?}", t0.elapsed());
+    assert!(std::fs::read(root.join("u.bin")).expect("u.bin") == bytes);
+    no_job_left(&server);
+}

@@ -28,6 +28,9 @@ pub const MAX_RATE: u64 = 1 << 40;
 /// Bytes of a download checked for page-cache residency at a time, and
 /// handed to a disk helper when they are not cached (one sendfile chunk).
 pub const DISK_WINDOW: u64 = 4 << 20;
+/// Where cachestat is refused, ranges up to this size are probed with
+/// preadv2(RWF_NOWAIT) on the event loop; larger ones always go to a helper.
+pub const DISK_PROBE_MAX: u64 = 256 << 10;
 /// Ranges waiting for a disk helper, over all workers; when full, a range is
 /// read on the event loop (each session has at most one range queued).
 pub const DISK_QUEUE: usize = 4096;

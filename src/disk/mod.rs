@@ -1,6 +1,7 @@
 //! Disk helper threads: a range of a file that is not in the page cache is
 //! read in here (`--disk-threads`, a bounded queue), never on a reactor, and
-//! so is the fsync of an upload (`--fsync-uploads`). The
+//! so are the fsync of an upload (`--fsync-uploads`) and the copy that seeds
+//! an atomic APPE or resume (`--atomic-uploads`). The
 //! completion goes back to the session's worker through a channel plus its
 //! `mio::Waker`; the session waits in an explicit state meanwhile (see
 //! `session::warm`). nginx's "aio threads", for sendfile.
@@ -35,12 +36,15 @@ pub enum DiskCheck {
 }
 
 /// What a helper is asked to do with a file.
-#[derive(Copy, Clone, Debug)]
+#[derive(Debug)]
 pub enum Work {
     /// Bring `[off, off + len)` into the page cache.
     Warm { off: u64, len: u64 },
     /// fsync the file (an upload before its 226).
     Sync,
+    /// Copy the first `len` bytes of `src` to the start of the file (which is
+    /// empty): the published file under an atomic APPE or resume.
+    Seed { src: File, len: u64 },
 }
 
 /// One job for the helpers.
@@ -151,21 +155,21 @@ pub struct DiskLink {
 
 impl DiskLink {
     /// Queues `work` on `file` for the session in `slot`, numbering it from
-    /// `seq`. None when the queue is full (the caller does the work on the
-    /// reactor instead: the queue never grows past `limits::DISK_QUEUE`).
-    pub fn submit(&self, slot: Slot, seq: &mut u64, file: &File, work: Work) -> Option<Ticket> {
-        let file = file.try_clone().ok()?;
+    /// `seq`. Gives the work back when the queue is full (the caller does it
+    /// on the reactor instead: the queue never grows past `limits::DISK_QUEUE`).
+    pub fn submit(&self, slot: Slot, seq: &mut u64, file: &File, work: Work) -> Result<Ticket, Work> {
+        let Ok(file) = file.try_clone() else { return Err(work) };
         *seq += 1;
         let cancel = Arc::new(AtomicBool::new(false));
         let job = DiskJob { slot, seq: *seq, file, work, cancel: cancel.clone(), reply: self.reply.clone() };
         match self.jobs.try_send(job) {
             Ok(()) => {
                 metrics::add(&self.metrics.disk_jobs, 1);
-                Some(Ticket { seq: *seq, cancel })
+                Ok(Ticket { seq: *seq, cancel })
             }
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+            Err(TrySendError::Full(j) | TrySendError::Disconnected(j)) => {
                 metrics::add(&self.metrics.disk_queue_full, 1);
-                None
+                Err(j.work)
             }
         }
     }
@@ -187,9 +191,13 @@ fn serve(rx: &Mutex<Receiver<DiskJob>>, delay: Option<Duration>) {
         let outcome = if job.cancel.load(Ordering::Relaxed) {
             Outcome::Cancelled
         } else {
-            match job.work {
-                Work::Warm { off, len } => warm(&mut buf, &job, off, len),
+            match &job.work {
+                Work::Warm { off, len } => warm(&mut buf, &job, *off, *len),
                 Work::Sync => match job.file.sync_all() {
+                    Ok(()) => Outcome::Warm,
+                    Err(e) => Outcome::Failed(e),
+                },
+                Work::Seed { src, len } => match seed(src, &job.file, *len) {
                     Ok(()) => Outcome::Warm,
                     Err(e) => Outcome::Failed(e),
                 },
@@ -200,6 +208,18 @@ fn serve(rx: &Mutex<Receiver<DiskJob>>, delay: Option<Duration>) {
             let _ = reply.waker.wake();
         }
     }
+}
+
+/// Copies the first `len` bytes of `src` into `dst` (from its start); an
+/// error if `src` is shorter (it shrank since it was measured).
+pub fn seed(src: &File, dst: &File, len: u64) -> io::Result<()> {
+    let mut from = io::Read::take(src, len);
+    let mut to = dst;
+    let n = io::copy(&mut from, &mut to)?;
+    if n < len {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the published file shrank during the copy"));
+    }
+    Ok(())
 }
 
 /// Brings the job's range into the page cache, a piece at a time so a

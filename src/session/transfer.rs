@@ -110,6 +110,13 @@ pub struct Stor {
     syncing: Option<Ticket>,
     /// Its result, once back.
     synced: Option<io::Result<()>>,
+    /// Atomic APPE/resume: the published file and how many of its bytes
+    /// must be copied into the temporary before the client's bytes.
+    seed: Option<(File, u64)>,
+    /// The copy a disk helper is doing (the upload waits for it).
+    seeding: Option<Ticket>,
+    /// The copy failed.
+    seed_failed: Option<io::Error>,
 }
 
 pub enum Job {
@@ -131,7 +138,7 @@ impl Job {
     pub fn disk_waiting(&self) -> bool {
         match self {
             Job::Retr(r) => r.window.waiting(),
-            Job::Stor(s) => s.syncing.is_some(),
+            Job::Stor(s) => s.syncing.is_some() || s.seeding.is_some(),
             Job::List(_) => false,
         }
     }
@@ -146,6 +153,13 @@ impl Job {
                     Outcome::Failed(e) => Err(e),
                     _ => Ok(()),
                 });
+                true
+            }
+            Job::Stor(s) if s.seeding.as_ref().is_some_and(|t| t.seq == seq) => {
+                s.seeding = None;
+                if let Outcome::Failed(e) = outcome {
+                    s.seed_failed = Some(e);
+                }
                 true
             }
             _ => false,
@@ -401,6 +415,9 @@ impl Stor {
             eof: false,
             syncing: None,
             synced: None,
+            seed: None,
+            seeding: None,
+            seed_failed: None,
         }
     }
 
@@ -450,12 +467,12 @@ impl Stor {
             match self.synced.take() {
                 Some(r) => r?,
                 None if self.syncing.is_some() => return Ok(false),
-                None => match disk.link.and_then(|l| l.submit(disk.slot, disk.seq, &self.up.file, Work::Sync)) {
-                    Some(t) => {
+                None => match disk.link.map(|l| l.submit(disk.slot, disk.seq, &self.up.file, Work::Sync)) {
+                    Some(Ok(t)) => {
                         self.syncing = Some(t);
                         return Ok(false);
                     }
-                    None => self.up.file.sync_all()?,
+                    _ => self.up.file.sync_all()?,
                 },
             }
         }
@@ -471,7 +488,46 @@ impl Stor {
         }
     }
 
+    /// Copies the published file's first bytes into the temporary first
+    /// (atomic APPE/resume; the start offset is the copy's length).
+    pub fn seeded(mut self, src: File, len: u64) -> Stor {
+        self.seed = Some((src, len));
+        self
+    }
+
+    /// Starts the seed copy on a helper (in place when there is none or its
+    /// queue is full). `Some` while the upload must wait for it, or failed.
+    fn seed_first(&mut self, disk: &mut DiskCx<'_>) -> Option<Pump> {
+        if let Some(e) = self.seed_failed.take() {
+            return Some(Pump::Failed(Failure::Write(e)));
+        }
+        if self.seeding.is_some() {
+            return Some(Pump::Disk);
+        }
+        let (src, len) = self.seed.take()?;
+        let work = Work::Seed { src, len };
+        let work = match disk.link {
+            Some(l) => match l.submit(disk.slot, disk.seq, &self.up.file, work) {
+                Ok(t) => {
+                    self.seeding = Some(t);
+                    return Some(Pump::Disk);
+                }
+                Err(w) => w,
+            },
+            None => work,
+        };
+        match work {
+            Work::Seed { src, len } => {
+                crate::disk::seed(&src, &self.up.file, len).err().map(|e| Pump::Failed(Failure::Write(e)))
+            }
+            _ => None,
+        }
+    }
+
     fn pump(&mut self, conn: &mut Conn, moved: &mut u64, budget: u64, disk: &mut DiskCx<'_>) -> Pump {
+        if let Some(p) = self.seed_first(disk) {
+            return p;
+        }
         if self.eof {
             return self.finished(disk);
         }

@@ -345,3 +345,54 @@ fn fsync_of_an_upload_runs_on_a_disk_helper() {
     assert!(std::fs::read(root.join("u.bin")).expect("u.bin") == bytes);
     no_job_left(&server);
 }
+
+/// `--atomic-uploads`: the copy of the published file that starts an APPE
+/// or a resumed STOR runs on a disk helper (slow here) before the client's
+/// bytes are written; the result is old + new bytes, published at once.
+#[test]
+fn the_seed_copy_of_an_atomic_append_or_resume_runs_on_a_disk_helper() {
+    use crate::accounts::{UP_HASH, UP_USER, login_up, start_upload, start_upload_at};
+    let root = temp_dir("disk-seed");
+    let etc = temp_dir("disk-seed-etc");
+    let users = etc.join("users.txt");
+    std::fs::write(&users, format!("{UP_USER}:{UP_HASH}:{}:all\n", root.display())).expect("users file");
+    let old = pattern(3 * MIB + 1, 7);
+    put(&root.join("a.bin"), &old);
+    put(&root.join("r.bin"), &old);
+    let server = Server::start_env(
+        &root,
+        &[
+            "--users",
+            users.to_str().expect("utf-8"),
+            "--atomic-uploads",
+            "--workers",
+            "1",
+            "--disk-threads",
+            "1",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+        &[("MIRRORFTPD_TEST_DISK_DELAY_MS", "800")],
+    );
+    let mut up = login_up(&server);
+    let tail = pattern(100_000, 8);
+    for (name, rest) in [("a.bin", None), ("r.bin", Some(MIB as u64))] {
+        let jobs = counter(&server, "mirrorftpd_disk_jobs_total");
+        let t0 = Instant::now();
+        let (mut data, start) = match rest {
+            None => start_upload(&mut up, &format!("APPE {name}")),
+            Some(r) => start_upload_at(&mut up, Some(r), &format!("STOR {name}")),
+        };
+        assert_eq!(start.0, 150, "{name}: {start:?}");
+        assert!(t0.elapsed() < Duration::from_millis(500), "{name}: 150 waited for the copy");
+        data.write_all(&tail).expect("upload data");
+        drop(data);
+        assert_eq!(up.reply().0, 226, "{name}");
+        assert!(t0.elapsed() >= Duration::from_millis(800), "{name}: done before the helper's copy");
+        assert_eq!(counter(&server, "mirrorftpd_disk_jobs_total"), jobs + 1, "{name}: one copy job");
+        let keep = rest.map_or(old.len(), |r| r as usize);
+        let want: Vec<u8> = old[..keep].iter().chain(&tail).copied().collect();
+        assert!(std::fs::read(root.join(name)).expect("file") == want, "{name}: content");
+    }
+    no_job_left(&server);
+}

@@ -553,7 +553,7 @@ impl Worker {
         use crate::disk::Outcome;
         while let Ok(d) = self.disk_rx.try_recv() {
             let i = match &d.outcome {
-                Outcome::Warm => 0,
+                Outcome::Done => 0,
                 Outcome::Cancelled => 1,
                 Outcome::Failed(_) => 2,
             };

@@ -77,9 +77,9 @@ impl Drop for Ticket {
 /// What became of a job.
 #[derive(Debug)]
 pub enum Outcome {
-    /// Done: the range is in the page cache (or the file ended before it),
-    /// or the file is synced.
-    Warm,
+    /// The range is in the page cache (or the file ended before it), the
+    /// file is synced, or the copy is made.
+    Done,
     /// The transfer was gone before the helper finished.
     Cancelled,
     /// The read (the transfer's own read then reports it) or the fsync failed.
@@ -194,11 +194,11 @@ fn serve(rx: &Mutex<Receiver<DiskJob>>, delay: Option<Duration>) {
             match &job.work {
                 Work::Warm { off, len } => warm(&mut buf, &job, *off, *len),
                 Work::Sync => match job.file.sync_all() {
-                    Ok(()) => Outcome::Warm,
+                    Ok(()) => Outcome::Done,
                     Err(e) => Outcome::Failed(e),
                 },
                 Work::Seed { src, len } => match seed(src, &job.file, *len) {
-                    Ok(()) => Outcome::Warm,
+                    Ok(()) => Outcome::Done,
                     Err(e) => Outcome::Failed(e),
                 },
             }
@@ -240,5 +240,5 @@ fn warm(buf: &mut [u8], job: &DiskJob, off: u64, len: u64) -> Outcome {
             Err(e) => return Outcome::Failed(e),
         }
     }
-    Outcome::Warm
+    Outcome::Done
 }

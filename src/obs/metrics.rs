@@ -13,7 +13,7 @@ pub const REFUSE_REASONS: [&str; 5] = ["max_clients", "max_per_ip", "banned", "b
 pub const DIRECTIONS: [&str; 2] = ["download", "upload"];
 pub const RESULTS: [&str; 3] = ["ok", "aborted", "failed"];
 /// What became of a disk helper job (`crate::disk::Outcome`, in its order).
-pub const DISK_RESULTS: [&str; 3] = ["warm", "cancelled", "failed"];
+pub const DISK_RESULTS: [&str; 3] = ["ok", "cancelled", "failed"];
 /// Upper bounds (seconds) of the event-loop turn histogram.
 pub const TURN_BUCKETS: [f64; 12] =
     [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 1.0];

@@ -510,7 +510,7 @@ impl DataChan {
             DataState::Ready { .. } => "passive, connected".into(),
             DataState::WaitAccept { .. } => "passive, waiting for the client".into(),
             DataState::Connecting { .. } => "active, connecting".into(),
-            DataState::Running { .. } if self.disk_waiting() => "transferring (reading from disk)".into(),
+            DataState::Running { .. } if self.disk_waiting() => "transferring (waiting for the disk)".into(),
             DataState::Running { .. } => "transferring".into(),
         }
     }

@@ -90,7 +90,7 @@ fn wait_counter(server: &Server, series: &str, want: u64) {
 #[track_caller]
 fn no_job_left(server: &Server) {
     let jobs = counter(server, "mirrorftpd_disk_jobs_total");
-    let done: u64 = ["warm", "cancelled", "failed"]
+    let done: u64 = ["ok", "cancelled", "failed"]
         .iter()
         .map(|r| counter(server, &format!("mirrorftpd_disk_done_total{{result=\"{r}\"}}")))
         .sum();
@@ -261,7 +261,7 @@ fn abor_and_disconnect_cancel_a_pending_disk_read() {
     }
     drop(data);
     wait_counter(&server, cancelled, 1);
-    assert_eq!(counter(&server, "mirrorftpd_disk_done_total{result=\"warm\"}"), 0);
+    assert_eq!(counter(&server, "mirrorftpd_disk_done_total{result=\"ok\"}"), 0);
     // The file is still cold (the helper never read it), and comes whole.
     assert!(ftp.retr_bytes("/big.bin").expect("RETR after ABOR") == big);
 
@@ -274,7 +274,7 @@ fn abor_and_disconnect_cancel_a_pending_disk_read() {
     let data = gone.pasv_connect();
     assert_eq!(gone.cmd("RETR /big.bin").0, 150);
     let jobs = counter(&server, "mirrorftpd_disk_jobs_total");
-    let warm = counter(&server, "mirrorftpd_disk_done_total{result=\"warm\"}");
+    let warm = counter(&server, "mirrorftpd_disk_done_total{result=\"ok\"}");
     drop((gone, data));
     std::thread::sleep(Duration::from_millis(100));
     let mut next = Ftp::connect(server.addr);
@@ -286,7 +286,7 @@ fn abor_and_disconnect_cancel_a_pending_disk_read() {
     assert_eq!(counter(&server, cancelled), 2, "the gone session's job was cancelled");
     assert_eq!(counter(&server, "mirrorftpd_disk_jobs_total"), jobs + 1);
     assert_eq!(
-        counter(&server, "mirrorftpd_disk_done_total{result=\"warm\"}"),
+        counter(&server, "mirrorftpd_disk_done_total{result=\"ok\"}"),
         warm + 1,
         "the first byte waited for this session's own job"
     );

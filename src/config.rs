@@ -276,6 +276,17 @@ pub struct Flags {
     #[arg(long, value_name = "N", default_value_t = limits::DEFAULT_AUTH_THREADS)]
     pub auth_threads: usize,
 
+    /// Helper threads that read file ranges not in the page cache, so the
+    /// event loops never wait for the disk.
+    #[arg(long, value_name = "N", default_value_t = limits::DEFAULT_DISK_THREADS)]
+    pub disk_threads: usize,
+
+    /// How downloads learn whether the next range is in the page cache:
+    /// `cachestat` (cachestat(2) and preadv2 RWF_NOWAIT; misses go to the
+    /// disk threads) or `none` (read on the event loop, as without kernel support).
+    #[arg(long, value_name = "MODE", value_enum, default_value = "cachestat")]
+    pub disk_check: crate::disk::DiskCheck,
+
     /// TLS certificate chain (PEM) for FTPS; enables AUTH TLS.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -434,6 +445,8 @@ pub struct Config {
     pub fsync_uploads: bool,
     pub umask: u32,
     pub auth_threads: usize,
+    pub disk_threads: usize,
+    pub disk_check: crate::disk::DiskCheck,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub implicit_tls_listen: Vec<SocketAddr>,
@@ -521,6 +534,9 @@ impl Config {
         if f.auth_threads == 0 || f.auth_threads > 64 {
             return err("--auth-threads must be 1-64".into());
         }
+        if f.disk_threads == 0 || f.disk_threads > limits::MAX_DISK_THREADS {
+            return err(format!("--disk-threads must be 1-{}", limits::MAX_DISK_THREADS));
+        }
         let tls13_only = match f.tls_min_version.as_str() {
             "1.2" => false,
             "1.3" => true,
@@ -599,6 +615,8 @@ impl Config {
             fsync_uploads: f.fsync_uploads,
             umask,
             auth_threads: f.auth_threads,
+            disk_threads: f.disk_threads,
+            disk_check: f.disk_check,
             tls_cert: f.tls_cert,
             tls_key: f.tls_key,
             implicit_tls_listen: f.implicit_tls_listen,

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod bench;
 pub mod cidr;
 pub mod config;
+pub mod disk;
 pub mod fs;
 pub mod io;
 pub mod limits;

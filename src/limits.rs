@@ -25,6 +25,22 @@ pub const RATE_SLICE: Duration = Duration::from_millis(50);
 pub const RATE_CHUNK_MIN: u64 = 16 << 10;
 /// Highest --max-rate / --max-rate-total accepted (1 TiB/s).
 pub const MAX_RATE: u64 = 1 << 40;
+/// Bytes of a download checked for page-cache residency at a time, and
+/// handed to a disk helper when they are not cached (one sendfile chunk).
+pub const DISK_WINDOW: u64 = 4 << 20;
+/// Where cachestat is refused, ranges up to this size are probed with
+/// preadv2(RWF_NOWAIT) on the event loop; larger ones always go to a helper.
+pub const DISK_PROBE_MAX: u64 = 256 << 10;
+/// Ranges waiting for a disk helper, over all workers; when full, a range is
+/// read on the event loop (each session has at most one range queued).
+pub const DISK_QUEUE: usize = 4096;
+/// A disk helper reads a range in pieces this big (its one buffer, kept in
+/// the CPU cache), checking between pieces whether the transfer was cancelled.
+pub const DISK_PIECE: u64 = 256 << 10;
+/// Default --disk-threads.
+pub const DEFAULT_DISK_THREADS: usize = 16;
+/// Highest --disk-threads accepted.
+pub const MAX_DISK_THREADS: usize = 256;
 /// Buffer for the read+write fallback and for ASCII conversion.
 pub const COPY_BUF: usize = 64 << 10;
 /// The one buffer of an upload: socket reads land here, then a positioned

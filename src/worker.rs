@@ -58,7 +58,8 @@ pub enum Role {
 
 /// Tokens with this role belong to the worker's control listeners.
 const ROLE_SERVER: usize = 3;
-/// The token of the worker's waker (login verdicts from the helper threads).
+/// The token of the worker's waker (login verdicts and disk completions from
+/// the helper threads).
 const WAKER: Token = Token(usize::MAX);
 const GEN_BITS: u32 = 14;
 const GEN_MASK: usize = (1 << GEN_BITS) - 1;
@@ -149,6 +150,8 @@ pub struct Shared {
     ban_list: std::sync::RwLock<Arc<Vec<crate::cidr::Cidr>>>,
     /// One set of counters per worker, written only by its worker.
     pub metrics: &'static [WorkerMetrics],
+    /// --disk-threads: reads the page cache does not hold yet.
+    pub disk: crate::disk::DiskPool,
 }
 
 impl Shared {
@@ -178,6 +181,7 @@ impl Shared {
             ban_list,
             // Lives as long as the process, like the workers that write it.
             metrics: Box::leak((0..config.workers).map(|_| WorkerMetrics::new()).collect()),
+            disk: crate::disk::DiskPool::start(config.disk_threads, config.disk_check),
             config,
         }
     }
@@ -351,6 +355,9 @@ pub struct Worker {
     waker: Arc<Waker>,
     verdict_tx: Sender<LoginVerdict>,
     verdict_rx: Receiver<LoginVerdict>,
+    /// This worker's way to the disk helpers (None: `--disk-check none`).
+    disk_link: Option<Arc<crate::disk::DiskLink>>,
+    disk_rx: Receiver<crate::disk::DiskDone>,
     metrics: &'static WorkerMetrics,
     /// --metrics-listen, on worker 0 only.
     metrics_http: Option<MetricsServer>,
@@ -400,8 +407,12 @@ impl Worker {
             Some(a) if id == 0 => Some(MetricsServer::bind(a, poll.registry(), metrics_token)?),
             _ => None,
         };
+        let wm = shared.metrics.get(id).unwrap_or(&metrics::DETACHED);
+        let (disk_link, disk_rx) = shared.disk.link(waker.clone(), wm);
         Ok(Worker {
-            metrics: shared.metrics.get(id).unwrap_or(&metrics::DETACHED),
+            disk_link,
+            disk_rx,
+            metrics: wm,
             metrics_http,
             waker,
             verdict_tx,
@@ -464,6 +475,7 @@ impl Worker {
             for ev in events.iter() {
                 if ev.token() == WAKER {
                     self.take_verdicts(now, &mut to_drive);
+                    self.take_disk(now, &mut to_drive);
                     continue;
                 }
                 let (key, generation, role) = decode(ev.token());
@@ -536,6 +548,27 @@ impl Worker {
             }
             s.login_verdict(v.access, &self.shared, now);
             to_drive.push(v.slot);
+        }
+    }
+
+    /// Hands disk helper completions to their transfers. One for a session
+    /// that is gone (its slot reused) or a transfer that ended is dropped.
+    fn take_disk(&mut self, now: Instant, to_drive: &mut Vec<Slot>) {
+        use crate::disk::Outcome;
+        while let Ok(d) = self.disk_rx.try_recv() {
+            let i = match &d.outcome {
+                Outcome::Done => 0,
+                Outcome::Cancelled => 1,
+                Outcome::Failed(_) => 2,
+            };
+            metrics::add(&self.metrics.disk_done[i], 1);
+            let Some(s) = self.sessions.get_mut(d.slot.key) else { continue };
+            if s.generation != d.slot.generation {
+                continue;
+            }
+            if s.data.disk_done(d.seq, d.outcome, now) {
+                to_drive.push(d.slot);
+            }
         }
     }
 
@@ -728,6 +761,7 @@ impl Worker {
             Session::new(id, generation, stream, peer, local, now, self.id, &self.shared.greeting())
         };
         s.data.throttle = crate::session::throttle::Throttle::new(cfg.max_rate, self.shared.total_rate.clone());
+        s.data.disk = self.disk_link.clone();
         if implicit {
             match self.shared.tls().map(|c| crate::tls::accept(&c.control)) {
                 Some(Ok(tls)) => s.start_implicit_tls(tls),

@@ -1,6 +1,7 @@
 //! Byte-level I/O: line framing, socket builders and the thin libc wrappers
 //! (all of the crate's `unsafe` lives under this module).
 
+pub mod cache;
 pub mod creds;
 pub mod fsys;
 pub mod linebuf;

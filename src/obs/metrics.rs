@@ -12,6 +12,8 @@ use std::time::Duration;
 pub const REFUSE_REASONS: [&str; 5] = ["max_clients", "max_per_ip", "banned", "ban_list", "not_proxied"];
 pub const DIRECTIONS: [&str; 2] = ["download", "upload"];
 pub const RESULTS: [&str; 3] = ["ok", "aborted", "failed"];
+/// What became of a disk helper job (`crate::disk::Outcome`, in its order).
+pub const DISK_RESULTS: [&str; 3] = ["ok", "cancelled", "failed"];
 /// Upper bounds (seconds) of the event-loop turn histogram.
 pub const TURN_BUCKETS: [f64; 12] =
     [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 1.0];
@@ -36,6 +38,11 @@ pub struct WorkerMetrics {
     /// Non-cumulative bucket counts; the last one is +Inf.
     turn_buckets: [AtomicU64; TURN_BUCKETS.len() + 1],
     turn_sum_ns: AtomicU64,
+    /// Ranges handed to the disk helpers, and those refused by a full queue.
+    pub disk_jobs: AtomicU64,
+    pub disk_queue_full: AtomicU64,
+    /// Disk helper completions received, by `DISK_RESULTS`.
+    pub disk_done: [AtomicU64; 3],
 }
 
 /// Adds `n` to a counter that only the calling worker writes: a relaxed load
@@ -68,6 +75,9 @@ impl WorkerMetrics {
             error_replies: [const { AtomicU64::new(0) }; CODES],
             turn_buckets: [const { AtomicU64::new(0) }; TURN_BUCKETS.len() + 1],
             turn_sum_ns: AtomicU64::new(0),
+            disk_jobs: AtomicU64::new(0),
+            disk_queue_full: AtomicU64::new(0),
+            disk_done: [const { AtomicU64::new(0) }; 3],
         }
     }
 
@@ -158,6 +168,24 @@ pub fn render(ws: &[WorkerMetrics], sessions_open: usize, log_dropped: u64) -> S
         if n > 0 {
             let _ = writeln!(o, "mirrorftpd_error_replies_total{{code=\"{}\"}} {n}", FIRST_CODE as usize + i);
         }
+    }
+    head(
+        &mut o,
+        "mirrorftpd_disk_jobs_total",
+        "counter",
+        "Ranges not in the page cache handed to the disk helpers (--disk-threads).",
+    );
+    let _ = writeln!(o, "mirrorftpd_disk_jobs_total {}", sum(ws, |w| &w.disk_jobs));
+    head(
+        &mut o,
+        "mirrorftpd_disk_queue_full_total",
+        "counter",
+        "Ranges read on the event loop because the disk helpers' queue was full.",
+    );
+    let _ = writeln!(o, "mirrorftpd_disk_queue_full_total {}", sum(ws, |w| &w.disk_queue_full));
+    head(&mut o, "mirrorftpd_disk_done_total", "counter", "Disk helper jobs completed, by result.");
+    for (i, r) in DISK_RESULTS.iter().enumerate() {
+        let _ = writeln!(o, "mirrorftpd_disk_done_total{{result=\"{r}\"}} {}", sum(ws, |w| &w.disk_done[i]));
     }
     head(
         &mut o,

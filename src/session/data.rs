@@ -18,6 +18,7 @@ use super::sink::{self, Conn};
 use super::throttle::{Budget, Throttle};
 use super::transfer::{Failure, Job, Pump};
 use crate::config::SessionReuse;
+use crate::disk::DiskCx;
 use crate::io::Status;
 use crate::io::net;
 use crate::limits;
@@ -57,6 +58,10 @@ pub struct DataChan {
     pub reuse: SessionReuse,
     /// Rate limits (--max-rate, --max-rate-total) and their state.
     pub throttle: Throttle,
+    /// The worker's disk helpers (None: `--disk-check none`).
+    pub disk: Option<Arc<crate::disk::DiskLink>>,
+    /// Numbers this session's disk helper jobs.
+    disk_seq: u64,
 }
 
 /// What the channel reports back to the control side after a turn.
@@ -90,6 +95,8 @@ impl DataChan {
             session,
             reuse: SessionReuse::Preferred,
             throttle: Throttle::new(0, None),
+            disk: None,
+            disk_seq: 0,
         }
     }
 
@@ -121,6 +128,28 @@ impl DataChan {
         }
         crate::log::info(format_args!("session {}: {why} (allowed: --tls-session-reuse preferred)", self.session));
         Ok(())
+    }
+
+    /// True while the running transfer waits for a disk helper (explicit:
+    /// neither readiness nor the run queue drives it, only the completion).
+    pub fn disk_waiting(&self) -> bool {
+        matches!(&self.state, DataState::Running { job, .. } if job.disk_waiting())
+    }
+
+    /// A disk helper finished job `seq` of this session. True when the
+    /// running transfer was waiting for it (drive it now); a completion for a
+    /// transfer that ended (ABOR, timeout) is dropped here.
+    pub fn disk_done(&mut self, seq: u64, outcome: crate::disk::Outcome, now: Instant) -> bool {
+        let waiting = self.disk_waiting();
+        let DataState::Running { job, .. } = &mut self.state else { return false };
+        if !job.disk_done(seq, outcome) {
+            return false;
+        }
+        if waiting {
+            // The disk was slow, not the client.
+            self.since = now;
+        }
+        waiting
     }
 
     /// True while a transfer command owns the channel.
@@ -331,6 +360,11 @@ impl DataChan {
                 self.started = now;
                 DataEvent::Started
             }
+            DataState::Running { conn, job } if job.disk_waiting() => {
+                // Waiting for a disk helper: its completion drives us again.
+                self.state = DataState::Running { conn, job };
+                DataEvent::Nothing
+            }
             DataState::Running { mut conn, mut job } => {
                 if !conn.verified {
                     match conn.handshake() {
@@ -373,7 +407,8 @@ impl DataChan {
                     }
                 };
                 let mut moved = 0u64;
-                let pump = job.pump(&mut conn, &mut moved, budget);
+                let mut disk = DiskCx { link: self.disk.as_ref(), slot, seq: &mut self.disk_seq };
+                let pump = job.pump(&mut conn, &mut moved, budget, &mut disk);
                 self.throttle.used(moved);
                 if moved > 0 {
                     self.since = now;
@@ -386,6 +421,11 @@ impl DataChan {
                     }
                     Pump::Blocked => {
                         self.ready = false;
+                        self.state = DataState::Running { conn, job };
+                        DataEvent::Nothing
+                    }
+                    Pump::Disk => {
+                        // The socket's readiness is kept for the completion.
                         self.state = DataState::Running { conn, job };
                         DataEvent::Nothing
                     }
@@ -470,6 +510,7 @@ impl DataChan {
             DataState::Ready { .. } => "passive, connected".into(),
             DataState::WaitAccept { .. } => "passive, waiting for the client".into(),
             DataState::Connecting { .. } => "active, connecting".into(),
+            DataState::Running { .. } if self.disk_waiting() => "transferring (waiting for the disk)".into(),
             DataState::Running { .. } => "transferring".into(),
         }
     }

@@ -1,6 +1,8 @@
 //! Transfer jobs: what moves over an open data connection. RETR sends with
 //! `sendfile` (read+write fallback, ASCII conversion in user space); LIST,
 //! NLST and MLSD stream listing chunks produced by `fs::listing::Lister`.
+//! RETR never reads a range the page cache does not hold: it asks its
+//! `disk::Window` first and waits (`Pump::Disk`) while a helper reads it in.
 
 use std::fs::File;
 use std::io;
@@ -10,6 +12,7 @@ use std::time::Instant;
 
 use super::sink::Conn;
 
+use crate::disk::{DiskCx, Gate, Outcome, Ticket, Window, Work};
 use crate::fs::listing::Lister;
 use crate::fs::vpath::VPath;
 use crate::fs::write::Upload;
@@ -42,6 +45,9 @@ pub enum Pump {
     Blocked,
     /// The turn's budget is used up; the socket may still be writable.
     Yield,
+    /// The next bytes are not in the page cache: a disk helper reads them in
+    /// and its completion resumes the transfer (the socket may be writable).
+    Disk,
     Failed(Failure),
 }
 
@@ -59,6 +65,8 @@ pub struct Retr {
     /// Bytes written to the socket (differs from file bytes in ASCII mode).
     pub sent: u64,
     copy: Option<CopyBuf>,
+    /// What of the file ahead is known to be in the page cache.
+    pub window: Window,
 }
 
 /// The single bounded buffer of the read+write path (fallback and ASCII).
@@ -96,6 +104,19 @@ pub struct Stor {
     buf: Box<[u8]>,
     /// ASCII mode: a CR at the end of the last read, not yet written.
     held_cr: bool,
+    /// The client's EOF was read: only the end (fsync, publish) is left.
+    eof: bool,
+    /// --fsync-uploads: the fsync a disk helper is doing for us.
+    syncing: Option<Ticket>,
+    /// Its result, once back.
+    synced: Option<io::Result<()>>,
+    /// Atomic APPE/resume: the published file and how many of its bytes
+    /// must be copied into the temporary before the client's bytes.
+    seed: Option<(File, u64)>,
+    /// The copy a disk helper is doing (the upload waits for it).
+    seeding: Option<Ticket>,
+    /// The copy failed.
+    seed_failed: Option<io::Error>,
 }
 
 pub enum Job {
@@ -110,6 +131,38 @@ impl Job {
             Job::Retr(_) => "RETR",
             Job::List(l) => l.verb,
             Job::Stor(s) => s.verb,
+        }
+    }
+
+    /// True while the job waits for a disk helper's completion.
+    pub fn disk_waiting(&self) -> bool {
+        match self {
+            Job::Retr(r) => r.window.waiting(),
+            Job::Stor(s) => s.syncing.is_some() || s.seeding.is_some(),
+            Job::List(_) => false,
+        }
+    }
+
+    /// A disk helper finished job `seq`; true when it was this job's.
+    pub fn disk_done(&mut self, seq: u64, outcome: Outcome) -> bool {
+        match self {
+            Job::Retr(r) => r.window.done(seq),
+            Job::Stor(s) if s.syncing.as_ref().is_some_and(|t| t.seq == seq) => {
+                s.syncing = None;
+                s.synced = Some(match outcome {
+                    Outcome::Failed(e) => Err(e),
+                    _ => Ok(()),
+                });
+                true
+            }
+            Job::Stor(s) if s.seeding.as_ref().is_some_and(|t| t.seq == seq) => {
+                s.seeding = None;
+                if let Outcome::Failed(e) = outcome {
+                    s.seed_failed = Some(e);
+                }
+                true
+            }
+            _ => false,
         }
     }
 
@@ -133,11 +186,11 @@ impl Job {
     /// `budget` bytes (the turn's share, or what a rate limit allows) have
     /// moved; no single call moves more than what is left of it. `moved`
     /// accumulates bytes sent.
-    pub fn pump(&mut self, conn: &mut Conn, moved: &mut u64, budget: u64) -> Pump {
+    pub fn pump(&mut self, conn: &mut Conn, moved: &mut u64, budget: u64, disk: &mut DiskCx<'_>) -> Pump {
         let p = match self {
-            Job::Retr(r) => r.pump(conn, moved, budget),
+            Job::Retr(r) => r.pump(conn, moved, budget, disk),
             Job::List(l) => l.pump(conn, moved, budget),
-            Job::Stor(s) => s.pump(conn, moved, budget),
+            Job::Stor(s) => s.pump(conn, moved, budget, disk),
         };
         match p {
             // All bytes handed over: a TLS stream still owes close_notify.
@@ -154,12 +207,12 @@ impl Job {
 impl Retr {
     pub fn new(file: File, path: VPath, start: u64, end: u64, ascii: bool) -> Retr {
         let copy = ascii.then(CopyBuf::new);
-        Retr { file, path, pos: start, start, end, ascii, sent: 0, copy }
+        Retr { file, path, pos: start, start, end, ascii, sent: 0, copy, window: Window::new() }
     }
 
-    fn pump(&mut self, conn: &mut Conn, moved: &mut u64, budget: u64) -> Pump {
+    fn pump(&mut self, conn: &mut Conn, moved: &mut u64, budget: u64, disk: &mut DiskCx<'_>) -> Pump {
         if self.copy.is_none() && conn.zero_copy() {
-            match self.pump_sendfile(&conn.stream, moved, budget) {
+            match self.pump_sendfile(&conn.stream, moved, budget, disk) {
                 Err(()) => self.copy = Some(CopyBuf::new()),
                 Ok(p) => return p,
             }
@@ -167,11 +220,17 @@ impl Retr {
         if self.copy.is_none() {
             self.copy = Some(CopyBuf::new());
         }
-        self.pump_copy(conn, moved, budget)
+        self.pump_copy(conn, moved, budget, disk)
     }
 
     /// Zero-copy path. `Err(())` asks for the read+write fallback.
-    fn pump_sendfile(&mut self, sock: &mio::net::TcpStream, moved: &mut u64, budget: u64) -> Result<Pump, ()> {
+    fn pump_sendfile(
+        &mut self,
+        sock: &mio::net::TcpStream,
+        moved: &mut u64,
+        budget: u64,
+        disk: &mut DiskCx<'_>,
+    ) -> Result<Pump, ()> {
         loop {
             if self.pos >= self.end {
                 return Ok(Pump::Finished);
@@ -179,7 +238,12 @@ impl Retr {
             if *moved >= budget {
                 return Ok(Pump::Yield);
             }
-            let want = (self.end - self.pos).min(limits::SENDFILE_CHUNK as u64).min(budget - *moved) as usize;
+            let cached = match self.window.gate(&self.file, self.pos, self.end, disk) {
+                Gate::Go(n) => n,
+                Gate::Wait => return Ok(Pump::Disk),
+            };
+            let want =
+                (self.end - self.pos).min(limits::SENDFILE_CHUNK as u64).min(budget - *moved).min(cached) as usize;
             match sys::sendfile(sock.as_fd(), self.file.as_fd(), &mut self.pos, want) {
                 Ok(0) => return Ok(Pump::Failed(Failure::Truncated)),
                 Ok(n) => {
@@ -202,7 +266,7 @@ impl Retr {
 
     /// Bounded read+write path: one buffer, positioned reads, LF → CRLF in
     /// ASCII mode.
-    fn pump_copy(&mut self, conn: &mut Conn, moved: &mut u64, budget: u64) -> Pump {
+    fn pump_copy(&mut self, conn: &mut Conn, moved: &mut u64, budget: u64, disk: &mut DiskCx<'_>) -> Pump {
         let Some(c) = self.copy.as_mut() else {
             return Pump::Failed(Failure::Local(io::Error::other("no copy buffer")));
         };
@@ -218,9 +282,11 @@ impl Retr {
                 let room = if self.ascii { c.buf.len() / 2 } else { c.buf.len() };
                 let want = (self.end - self.pos).min(room as u64) as usize;
                 let src_start = c.buf.len() - room;
-                let n = match self.file.read_at(&mut c.buf[src_start..src_start + want], self.pos) {
-                    Ok(0) => return Pump::Failed(Failure::Truncated),
-                    Ok(n) => n,
+                let buf = &mut c.buf[src_start..src_start + want];
+                let n = match self.window.read(&self.file, buf, self.pos, self.end, disk) {
+                    Ok(Gate::Wait) => return Pump::Disk,
+                    Ok(Gate::Go(0)) => return Pump::Failed(Failure::Truncated),
+                    Ok(Gate::Go(n)) => n as usize,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => return Pump::Failed(Failure::Local(e)),
                 };
@@ -335,7 +401,24 @@ pub fn secs_since(t: Instant) -> f64 {
 impl Stor {
     pub fn new(up: Upload, path: VPath, verb: &'static str, start: u64, ascii: bool, fsync: bool) -> Stor {
         let buf = vec![0; limits::UPLOAD_BUF].into_boxed_slice();
-        Stor { up, path, verb, pos: start, start, received: 0, ascii, fsync, buf, held_cr: false }
+        Stor {
+            up,
+            path,
+            verb,
+            pos: start,
+            start,
+            received: 0,
+            ascii,
+            fsync,
+            buf,
+            held_cr: false,
+            eof: false,
+            syncing: None,
+            synced: None,
+            seed: None,
+            seeding: None,
+            seed_failed: None,
+        }
     }
 
     fn write(&mut self, lo: usize, hi: usize) -> io::Result<()> {
@@ -371,20 +454,83 @@ impl Stor {
         w
     }
 
-    /// Everything received: flush a held CR, sync if asked, publish.
-    fn finish(&mut self) -> Result<(), io::Error> {
+    /// Everything received: flush a held CR, sync if asked (on a disk
+    /// helper: `Ok(false)` while it works), publish.
+    fn finish(&mut self, disk: &mut DiskCx<'_>) -> Result<bool, io::Error> {
+        self.eof = true;
         if self.held_cr {
             self.held_cr = false;
             self.buf[0] = b'\r';
             self.write(0, 1)?;
         }
         if self.fsync {
-            self.up.file.sync_all()?;
+            match self.synced.take() {
+                Some(r) => r?,
+                None if self.syncing.is_some() => return Ok(false),
+                None => match disk.link.map(|l| l.submit(disk.slot, disk.seq, &self.up.file, Work::Sync)) {
+                    Some(Ok(t)) => {
+                        self.syncing = Some(t);
+                        return Ok(false);
+                    }
+                    _ => self.up.file.sync_all()?,
+                },
+            }
         }
-        self.up.publish()
+        self.up.publish()?;
+        Ok(true)
     }
 
-    fn pump(&mut self, conn: &mut Conn, moved: &mut u64, budget: u64) -> Pump {
+    fn finished(&mut self, disk: &mut DiskCx<'_>) -> Pump {
+        match self.finish(disk) {
+            Ok(true) => Pump::Finished,
+            Ok(false) => Pump::Disk,
+            Err(e) => Pump::Failed(Failure::Write(e)),
+        }
+    }
+
+    /// Copies the published file's first bytes into the temporary first
+    /// (atomic APPE/resume; the start offset is the copy's length).
+    pub fn seeded(mut self, src: File, len: u64) -> Stor {
+        self.seed = Some((src, len));
+        self
+    }
+
+    /// Starts the seed copy on a helper (in place when there is none or its
+    /// queue is full). `Some` while the upload must wait for it, or failed.
+    fn seed_first(&mut self, disk: &mut DiskCx<'_>) -> Option<Pump> {
+        if let Some(e) = self.seed_failed.take() {
+            return Some(Pump::Failed(Failure::Write(e)));
+        }
+        if self.seeding.is_some() {
+            return Some(Pump::Disk);
+        }
+        let (src, len) = self.seed.take()?;
+        let work = Work::Seed { src, len };
+        let work = match disk.link {
+            Some(l) => match l.submit(disk.slot, disk.seq, &self.up.file, work) {
+                Ok(t) => {
+                    self.seeding = Some(t);
+                    return Some(Pump::Disk);
+                }
+                Err(w) => w,
+            },
+            None => work,
+        };
+        match work {
+            Work::Seed { src, len } => {
+                crate::disk::seed(&src, &self.up.file, len).err().map(|e| Pump::Failed(Failure::Write(e)))
+            }
+            _ => None,
+        }
+    }
+
+    fn pump(&mut self, conn: &mut Conn, moved: &mut u64, budget: u64, disk: &mut DiskCx<'_>) -> Pump {
+        if let Some(p) = self.seed_first(disk) {
+            return p;
+        }
+        if self.eof {
+            return self.finished(disk);
+        }
         loop {
             if *moved >= budget {
                 return Pump::Yield;
@@ -395,12 +541,7 @@ impl Stor {
             let end = self.buf.len().min(off.saturating_add(room));
             let n = match conn.read(&mut self.buf[off..end]) {
                 // EOF marks the end of the file in stream mode.
-                Ok(0) => {
-                    return match self.finish() {
-                        Ok(()) => Pump::Finished,
-                        Err(e) => Pump::Failed(Failure::Write(e)),
-                    };
-                }
+                Ok(0) => return self.finished(disk),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 // A reset is an abort, never a complete file.

@@ -50,17 +50,17 @@ fn beyond_end() -> Refused {
     Refused(reply::BAD_REST_OFFSET, "Restart offset is beyond the end of the file.".into())
 }
 
-/// Replaces the (locked) temporary's content with the first `limit` bytes
-/// of the published file and returns how many were copied; `None` (the
-/// temporary untouched) when nothing is published under the name.
-fn seed_from_published(up: &Upload, limit: u64) -> Result<Option<u64>, Refused> {
+/// Empties the (locked) temporary and returns the published file with the
+/// number of its bytes to copy in (at most `limit`), or `None` (the
+/// temporary untouched) when nothing is published under the name. The copy
+/// itself runs when the transfer starts, on a disk helper (`Stor::seeded`).
+fn seed_from_published(up: &Upload, limit: u64) -> Result<Option<(std::fs::File, u64)>, Refused> {
     let Some(published) = up.open_published().map_err(FsError::from)? else {
         return Ok(None);
     };
+    let len = published.metadata().map_err(FsError::from)?.len().min(limit);
     up.file.set_len(0).map_err(FsError::from)?;
-    let mut src = std::io::Read::take(published, limit);
-    let mut dst = &up.file;
-    Ok(Some(std::io::copy(&mut src, &mut dst).map_err(FsError::from)?))
+    Ok(Some((published, len)))
 }
 
 impl Session {
@@ -77,9 +77,12 @@ impl Session {
             return;
         }
         match self.open_put(put, base, rest, cx) {
-            Ok((up, path, start)) => {
+            Ok((up, path, start, seed)) => {
                 let ascii = self.ttype == TransferType::Ascii;
-                let job = Stor::new(up, path, put.verb(), start, ascii, cx.cfg.fsync_uploads);
+                let mut job = Stor::new(up, path, put.verb(), start, ascii, cx.cfg.fsync_uploads);
+                if let Some(src) = seed {
+                    job = job.seeded(src, start);
+                }
                 self.start_job(Job::Stor(job), cx);
             }
             Err(r) => self.refuse(r),
@@ -87,9 +90,17 @@ impl Session {
     }
 
     /// Opens (never truncating before the lock is held), locks, and
-    /// positions the upload. Returns the file, its path and the offset
-    /// writing starts at.
-    fn open_put(&self, put: Put, arg: &[u8], rest: u64, cx: &Cx<'_>) -> Result<(Upload, VPath, u64), Refused> {
+    /// positions the upload. Returns the file, its path, the offset writing
+    /// starts at, and the published file whose first `start` bytes must be
+    /// copied in first (atomic APPE/resume).
+    #[allow(clippy::type_complexity)]
+    fn open_put(
+        &self,
+        put: Put,
+        arg: &[u8],
+        rest: u64,
+        cx: &Cx<'_>,
+    ) -> Result<(Upload, VPath, u64, Option<std::fs::File>), Refused> {
         let atomic = cx.cfg.atomic_uploads;
         let jail = self.jail(cx.jail);
         let mode = 0o666;
@@ -135,12 +146,16 @@ impl Session {
             Err(e) => return Err(FsError::from(e).into()),
         }
         let size = up.file.metadata().map_err(FsError::from)?.len();
+        let mut seed = None;
         let start = match put {
             Put::Stou => 0,
             // Atomic APPE: the temporary starts as a copy of the published
             // file, so the rename publishes old + new bytes at once.
             Put::Appe if atomic => match seed_from_published(&up, u64::MAX)? {
-                Some(n) => n,
+                Some((src, n)) => {
+                    seed = Some(src);
+                    n
+                }
                 None => {
                     up.file.set_len(0).map_err(FsError::from)?;
                     0
@@ -150,7 +165,10 @@ impl Session {
             // Atomic resume: an interrupted temporary long enough wins; else
             // the published file's first `rest` bytes seed it.
             Put::Stor if atomic && rest > 0 && rest > size => match seed_from_published(&up, rest)? {
-                Some(n) if n == rest => rest,
+                Some((src, n)) if n == rest => {
+                    seed = Some(src);
+                    rest
+                }
                 _ => return Err(beyond_end()),
             },
             Put::Stor if rest > size => return Err(beyond_end()),
@@ -160,7 +178,7 @@ impl Session {
             // STOR replaces; REST+STOR rewrites from the offset on.
             up.file.set_len(start).map_err(FsError::from)?;
         }
-        Ok((up, path, start))
+        Ok((up, path, start, seed))
     }
 
     fn done_or_refuse(&mut self, r: Result<(), Refused>, ok_code: u16, ok_text: &str) {

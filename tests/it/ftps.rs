@@ -783,6 +783,24 @@ fn session_reuse_required_twenty_transfers_with_a_tls12_client() {
     assert!(out.contains("control TLSv1.2"), "the client was to be capped at TLS 1.2:\n{out}");
 }
 
+/// Issue 11: under PROT P the file is read in user space; a cold range is
+/// read in by a disk helper first (preadv2 RWF_NOWAIT finds it missing).
+#[test]
+fn cold_file_over_prot_p_is_exact_and_read_in_by_a_disk_helper() {
+    if !tools(&["openssl"]) {
+        return;
+    }
+    let f = tls_fx("ftps-cold", &["--metrics-listen", "127.0.0.1:0"], fill_big);
+    let want = fs::read(f.root().join("big.bin")).expect("big.bin");
+    crate::disk::make_cold(&f.root().join("big.bin"));
+    let mut c = TlsCtl::explicit(f.server().addr, default_config());
+    c.login(USER, PASS);
+    c.protect();
+    let got = c.retr("/big.bin").expect("RETR");
+    assert!(got == want, "{} bytes differ", got.len());
+    assert!(crate::disk::counter(f.server(), "mirrorftpd_disk_jobs_total") >= 1, "no disk helper job");
+}
+
 #[test]
 fn session_reuse_required_rustls_client_resumes_every_data_connection() {
     if !tools(&["openssl"]) {

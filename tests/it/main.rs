@@ -3,6 +3,7 @@
 mod accounts;
 mod bench;
 mod control;
+mod disk;
 mod exactness;
 mod faults;
 mod flood;

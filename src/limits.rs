@@ -68,6 +68,13 @@ pub const DIR_MESSAGES_REMEMBERED: usize = 32;
 pub const DEFAULT_MAX_CLIENTS: usize = 10_000;
 pub const DEFAULT_MAX_PER_IP: usize = 50;
 pub const DEFAULT_BACKLOG: i32 = 1024;
+/// Without --pasv-ports, passive ports come from outside the kernel's
+/// ephemeral range (see `pasv_ports.rs`): the ports above it if there are at
+/// least this many, else up to DEFAULT_PASV_BELOW ports just below it (never
+/// under DEFAULT_PASV_FLOOR), else kernel-chosen ports.
+pub const DEFAULT_PASV_MIN_PORTS: usize = 1024;
+pub const DEFAULT_PASV_BELOW: u16 = 4096;
+pub const DEFAULT_PASV_FLOOR: u16 = 1024;
 /// 0 means: leave the kernel's autotuning alone.
 pub const DEFAULT_SNDBUF: usize = 0;
 pub const DEFAULT_RCVBUF: usize = 0;

@@ -100,10 +100,11 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
         }
     }
     mirrorftpd::log::info(format_args!(
-        "serving {} with {} workers, open-file limit {}",
+        "serving {} with {} workers, open-file limit {}, passive ports {}",
         cfg.root.display(),
         cfg.workers,
-        sys::nofile_limit()
+        sys::nofile_limit(),
+        cfg.pasv_ports
     ));
     // Everything that opens files or sockets by name happens above this line:
     // from here on the process may be chrooted and is no longer root.
@@ -204,6 +205,7 @@ fn check_config(config: Config) -> Result<ExitCode, Box<dyn std::error::Error>> 
     println!("  root {}", config.root.display());
     let listen: Vec<String> = config.listen.iter().map(|a| a.to_string()).collect();
     println!("  listen {} with {} workers", listen.join(", "), config.workers);
+    println!("  passive ports {}", config.pasv_ports);
     println!(
         "  anonymous {}, {} accounts, {} rules",
         if config.anonymous { "allowed (read-only)" } else { "refused" },

@@ -38,8 +38,7 @@ macro_rules! session_cx {
             shared: &$w.shared,
             jail: &$w.jail,
             now: $now,
-            pasv_range: $w.pasv_range,
-            pasv_cursor: &mut $w.pasv_cursor,
+            pasv: &mut $w.pasv,
             line: &mut $w.line,
             worker: $w.id,
             waker: &$w.waker,
@@ -345,8 +344,8 @@ pub struct Worker {
     next_gen: u16,
     jail: Jail,
     shared: Arc<Shared>,
-    pasv_range: Option<(u16, u16)>,
-    pasv_cursor: u16,
+    /// This worker's slice of the passive ports, and its cursor.
+    pasv: crate::pasv_ports::PasvSlice,
     line: Vec<u8>,
     waker: Arc<Waker>,
     verdict_tx: Sender<LoginVerdict>,
@@ -384,10 +383,7 @@ impl Worker {
         }
         let jail = Jail::open(&cfg.root, cfg.deny_dotfiles)
             .map_err(|e| io::Error::new(e.kind(), format!("--root {}: {e}", cfg.root.display())))?;
-        let pasv_range = cfg.pasv_ports.map(|r| {
-            let s = r.slice(id, cfg.workers);
-            (s.low, s.high)
-        });
+        let pasv = cfg.pasv_ports.slice(id, cfg.workers);
         let n = listeners.len();
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         shared.wakers.lock().unwrap_or_else(|p| p.into_inner()).push(waker.clone());
@@ -415,8 +411,7 @@ impl Worker {
             spare: SpareFd::new(),
             next_gen: 0,
             jail,
-            pasv_cursor: pasv_range.map_or(0, |r| r.0),
-            pasv_range,
+            pasv,
             shared,
             line: Vec::with_capacity(limits::MAX_LINE),
         })

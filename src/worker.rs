@@ -112,6 +112,25 @@ impl Refusal {
             Refusal::NotProxied => "Direct connections are refused; connect through the load balancer.",
         }
     }
+
+    /// What the server's log line adds for the operator, never sent to the
+    /// client (a hostile client learns no limit): the flag to change.
+    pub fn hint(self, cfg: &Config) -> String {
+        match self {
+            Refusal::MaxClients => format!(" (--max-clients {} reached; raise it to admit more)", cfg.max_clients),
+            Refusal::MaxPerIp => {
+                format!(" (--max-per-ip {} reached for this address; raise it to admit more)", cfg.max_per_ip)
+            }
+            Refusal::Banned => format!(
+                " (--ban-after {} failed logins within {} s; banned for --ban-time {} s)",
+                cfg.ban_after,
+                cfg.ban_window.as_secs(),
+                cfg.ban_time.as_secs()
+            ),
+            Refusal::BanList => " (--ban-list)".to_string(),
+            Refusal::NotProxied => " (not a --proxy-from address)".to_string(),
+        }
+    }
 }
 
 /// Failed logins from one address, for --ban-after.
@@ -679,11 +698,12 @@ impl Worker {
             Ok(id) => id,
             Err(why) => {
                 metrics::refused(self.metrics, why);
+                let hint = why.hint(&self.shared.config);
                 let why = why.text();
                 let _ = stream.write(format!("421 {why}\r\n").as_bytes());
                 let mut ev = crate::log::Event::new(crate::log::Level::Info, "refused");
                 (ev.peer, ev.port, ev.reason) = (Some(ip), Some(peer.port()), Some(why));
-                crate::log::event(&ev, format_args!("refused {peer}: {why}"));
+                crate::log::event(&ev, format_args!("refused {peer}: {why}{hint}"));
                 return None;
             }
         };

@@ -161,7 +161,7 @@ if [[ -n $NAME ]]; then
         echo "# $NAME"
         echo
         echo "- command: \`perf/defaults.sh ${ORIG_ARGS[*]}\`" | sed "s|$PERF_DIR/work/|perf/work/|g"
-        echo "- commit $(repo_commit), $(date -u '+%F %T') UTC; machine: $(nproc) CPUs ($(cpu_model)), $(ram_gib) RAM, kernel $(uname -r)"
+        echo "- commit $(git -C "$REPO_DIR" rev-parse --short=12 HEAD 2>/dev/null || repo_commit), $(date -u '+%F %T') UTC; machine: $(nproc) CPUs ($(cpu_model)), $(ram_gib) RAM, kernel $(uname -r)"
         echo "- load: \`mirrorftpd bench retr --conns $CONNS --threads 2 --discard\`, $FILES files of $SIZE bytes, ${PRESSURE} s pressure run then ${SECS} s measured run, each config in a fresh network namespace"
         echo "- namespace sysctls (kernel defaults, unchanged): $SYSCTLS"
         echo

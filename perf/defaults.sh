@@ -150,7 +150,7 @@ for lab in labels:
     errs = ", ".join("%s: %s" % kv for kv in errs.items()) or "none"
     print("| %s | `%s` | %s%s | %.2f | %.1f%s | %.2f | %s | %s | %s |" % (lab, rs[0]["flags"] or "(none)",
           format(round(med(ops)), ","), span(ops), med(ops) / first[0], med(us), span(us), med(us) / first[1],
-          med([r["p99_ms"] for r in rs]), format(round(med([r["time_wait_before"] for r in rs])), ","), errs))
+          "%.1f" % med([r["p99_ms"] for r in rs]), format(round(med([r["time_wait_before"] for r in rs])), ","), errs))
 print()
 print("%d round(s); medians, min–max in brackets. Server CPU is utime+stime of the whole server process (all threads) over the measured run." % (len(rows) // len(labels)))
 ')

@@ -106,6 +106,12 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
         sys::nofile_limit(),
         cfg.pasv_ports
     ));
+    if let mirrorftpd::pasv_ports::PasvPorts::Kernel { .. } = cfg.pasv_ports {
+        mirrorftpd::log::warn(format_args!(
+            "passive ports are {}: slow once many TIME_WAIT sockets exist",
+            cfg.pasv_ports
+        ));
+    }
     // Everything that opens files or sockets by name happens above this line:
     // from here on the process may be chrooted and is no longer root.
     let who = privs.apply()?;

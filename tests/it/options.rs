@@ -82,7 +82,8 @@ fn default_passive_ports_come_from_a_managed_range_outside_the_ephemeral_ports()
         panic!("ip_local_port_range {ephemeral:?} leaves no room for a default passive range on this machine");
     };
     // The two workers' slices, split as --pasv-ports is.
-    let mid = low + ((u32::from(high - low) + 1) / 2) as u16;
+    let len = u32::from(high - low) + 1;
+    let mid = low + (len / 2) as u16; // worker 1's first port, as PortRange::slice splits
     let slices = [(low, mid - 1), (mid, high)];
     for _ in 0..4 {
         let mut ftp = Ftp::connect(server.addr);

@@ -74,8 +74,9 @@ pub struct Flags {
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
 
-    /// Passive data port range, split between the workers. [default: any
-    /// port the kernel picks]
+    /// Passive data port range, split between the workers. [default: the
+    /// ports above the kernel's ephemeral range, 61000-65535 on a stock
+    /// Linux; see README]
     #[arg(long, value_name = "LOW-HIGH")]
     pub pasv_ports: Option<String>,
 
@@ -396,7 +397,8 @@ pub struct Config {
     /// No --listen given: the IPv6 default may be skipped where IPv6 is off.
     pub listen_is_default: bool,
     pub workers: usize,
-    pub pasv_ports: Option<PortRange>,
+    /// --pasv-ports, or the default range (`pasv_ports.rs`).
+    pub pasv_ports: crate::pasv_ports::PasvPorts,
     /// Resolved at start; a name is resolved again on reload (the current
     /// value is `Shared::pasv_address`).
     pub pasv_address: Option<PasvAddress>,
@@ -516,7 +518,10 @@ impl Config {
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
-        let pasv_ports = f.pasv_ports.as_deref().map(parse_port_range).transpose()?;
+        let pasv_ports = match f.pasv_ports.as_deref() {
+            Some(s) => crate::pasv_ports::PasvPorts::Flag(parse_port_range(s)?),
+            None => crate::pasv_ports::PasvPorts::from_kernel(),
+        };
         let pasv_address = f.pasv_address.as_deref().map(PasvAddress::from_flag).transpose().map_err(ConfigError)?;
         if f.max_clients == 0 || f.max_per_ip == 0 {
             return err("--max-clients and --max-per-ip must be at least 1".into());

@@ -12,6 +12,7 @@ pub mod limits;
 pub mod log;
 pub mod obs;
 pub mod pasv_address;
+pub mod pasv_ports;
 pub mod pool;
 pub mod privs;
 pub mod proto;

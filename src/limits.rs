@@ -90,6 +90,13 @@ pub const DIR_MESSAGES_REMEMBERED: usize = 32;
 pub const DEFAULT_MAX_CLIENTS: usize = 10_000;
 pub const DEFAULT_MAX_PER_IP: usize = 50;
 pub const DEFAULT_BACKLOG: i32 = 1024;
+/// Without --pasv-ports, passive ports come from outside the kernel's
+/// ephemeral range (see `pasv_ports.rs`): the ports above it if there are at
+/// least this many, else up to DEFAULT_PASV_BELOW ports just below it (never
+/// under DEFAULT_PASV_FLOOR), else kernel-chosen ports.
+pub const DEFAULT_PASV_MIN_PORTS: usize = 1024;
+pub const DEFAULT_PASV_BELOW: u16 = 4096;
+pub const DEFAULT_PASV_FLOOR: u16 = 1024;
 /// 0 means: leave the kernel's autotuning alone.
 pub const DEFAULT_SNDBUF: usize = 0;
 pub const DEFAULT_RCVBUF: usize = 0;
@@ -128,6 +135,10 @@ pub const TLS_FILE_CHUNK: usize = 64 << 10;
 
 /// Log lines queued for the logger thread; beyond it lines are dropped (and counted).
 pub const LOG_QUEUE: usize = 8192;
+/// How long the logger thread lets lines gather once woken, before it writes
+/// them as one batch (obs/sink.rs). LOG_QUEUE must hold this long's lines:
+/// 8192 lines in 10 ms is 800,000 lines/s.
+pub const LOG_LINGER: Duration = Duration::from_millis(10);
 /// --metrics-listen: open scrape connections at most (a new one closes the oldest).
 pub const METRICS_MAX_CONNS: usize = 8;
 /// --metrics-listen: longest request head read.

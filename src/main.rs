@@ -100,11 +100,18 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
         }
     }
     mirrorftpd::log::info(format_args!(
-        "serving {} with {} workers, open-file limit {}",
+        "serving {} with {} workers, open-file limit {}, passive ports {}",
         cfg.root.display(),
         cfg.workers,
-        sys::nofile_limit()
+        sys::nofile_limit(),
+        cfg.pasv_ports
     ));
+    if let mirrorftpd::pasv_ports::PasvPorts::Kernel { .. } = cfg.pasv_ports {
+        mirrorftpd::log::warn(format_args!(
+            "passive ports are {}: slow once many TIME_WAIT sockets exist",
+            cfg.pasv_ports
+        ));
+    }
     // Everything that opens files or sockets by name happens above this line:
     // from here on the process may be chrooted and is no longer root.
     let who = privs.apply()?;
@@ -210,6 +217,7 @@ fn check_config(config: Config) -> Result<ExitCode, Box<dyn std::error::Error>> 
     for note in unchecked {
         println!("  {note}");
     }
+    println!("  passive ports {}", config.pasv_ports);
     println!(
         "  anonymous {}, {} accounts, {} rules",
         if config.anonymous { "allowed (read-only)" } else { "refused" },

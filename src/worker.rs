@@ -38,8 +38,7 @@ macro_rules! session_cx {
             shared: &$w.shared,
             jail: &$w.jail,
             now: $now,
-            pasv_range: $w.pasv_range,
-            pasv_cursor: &mut $w.pasv_cursor,
+            pasv: &mut $w.pasv,
             line: &mut $w.line,
             worker: $w.id,
             waker: &$w.waker,
@@ -112,6 +111,25 @@ impl Refusal {
             Refusal::Banned => "Too many failed logins from your address; try again later.",
             Refusal::BanList => "Your address is not allowed to connect.",
             Refusal::NotProxied => "Direct connections are refused; connect through the load balancer.",
+        }
+    }
+
+    /// What the server's log line adds for the operator, never sent to the
+    /// client (a hostile client learns no limit): the flag to change.
+    pub fn hint(self, cfg: &Config) -> String {
+        match self {
+            Refusal::MaxClients => format!(" (--max-clients {} reached; raise it to admit more)", cfg.max_clients),
+            Refusal::MaxPerIp => {
+                format!(" (--max-per-ip {} reached for this address; raise it to admit more)", cfg.max_per_ip)
+            }
+            Refusal::Banned => format!(
+                " (--ban-after {} failed logins within {} s; banned for --ban-time {} s)",
+                cfg.ban_after,
+                cfg.ban_window.as_secs(),
+                cfg.ban_time.as_secs()
+            ),
+            Refusal::BanList => " (--ban-list)".to_string(),
+            Refusal::NotProxied => " (not a --proxy-from address)".to_string(),
         }
     }
 }
@@ -349,8 +367,8 @@ pub struct Worker {
     next_gen: u16,
     jail: Jail,
     shared: Arc<Shared>,
-    pasv_range: Option<(u16, u16)>,
-    pasv_cursor: u16,
+    /// This worker's slice of the passive ports, and its cursor.
+    pasv: crate::pasv_ports::PasvSlice,
     line: Vec<u8>,
     waker: Arc<Waker>,
     verdict_tx: Sender<LoginVerdict>,
@@ -395,10 +413,7 @@ impl Worker {
         }
         let jail = Jail::open(&cfg.root, cfg.deny_dotfiles)
             .map_err(|e| io::Error::new(e.kind(), format!("--root {}: {e}", cfg.root.display())))?;
-        let pasv_range = cfg.pasv_ports.map(|r| {
-            let s = r.slice(id, cfg.workers);
-            (s.low, s.high)
-        });
+        let pasv = cfg.pasv_ports.slice(id, cfg.workers);
         let n = listeners.len();
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         shared.wakers.lock().unwrap_or_else(|p| p.into_inner()).push(waker.clone());
@@ -430,8 +445,7 @@ impl Worker {
             spare: SpareFd::new(),
             next_gen: 0,
             jail,
-            pasv_cursor: pasv_range.map_or(0, |r| r.0),
-            pasv_range,
+            pasv,
             shared,
             line: Vec::with_capacity(limits::MAX_LINE),
         })
@@ -721,11 +735,12 @@ impl Worker {
             Ok(id) => id,
             Err(why) => {
                 metrics::refused(self.metrics, why);
+                let hint = why.hint(&self.shared.config);
                 let why = why.text();
                 let _ = stream.write(format!("421 {why}\r\n").as_bytes());
                 let mut ev = crate::log::Event::new(crate::log::Level::Info, "refused");
                 (ev.peer, ev.port, ev.reason) = (Some(ip), Some(peer.port()), Some(why));
-                crate::log::event(&ev, format_args!("refused {peer}: {why}"));
+                crate::log::event(&ev, format_args!("refused {peer}: {why}{hint}"));
                 return None;
             }
         };

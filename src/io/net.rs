@@ -74,37 +74,44 @@ pub fn listen_error(addr: SocketAddr, e: io::Error) -> io::Error {
     io::Error::new(e.kind(), format!("listen on {addr}: {e}"))
 }
 
-/// A passive data listener on `ip`, on the first free port of `ports`
-/// starting at `*cursor` (or a kernel-chosen port when `ports` is None).
+/// A passive data listener on `ip`, on the first of `ports` that is free
+/// (0: a port the kernel chooses, which is slow once many TIME_WAIT sockets
+/// exist; see `pasv_ports.rs`). One socket serves every try: a failed bind
+/// leaves it unbound. AddrInUse when none was free.
 /// Never SO_REUSEPORT: a passive port belongs to exactly one session.
-pub fn passive_listener(ip: IpAddr, ports: Option<(u16, u16)>, cursor: &mut u16) -> io::Result<mio::net::TcpListener> {
-    let bind = |port: u16| -> io::Result<mio::net::TcpListener> {
-        let addr = SocketAddr::new(ip, port);
-        let sock = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking().cloexec(), Some(Protocol::TCP))?;
-        if addr.is_ipv6() {
+pub fn passive_listener(ip: IpAddr, ports: impl IntoIterator<Item = u16>) -> io::Result<mio::net::TcpListener> {
+    let fresh = || -> io::Result<Socket> {
+        let sock =
+            Socket::new(Domain::for_address(SocketAddr::new(ip, 0)), Type::STREAM.nonblocking().cloexec(), None)?;
+        if ip.is_ipv6() {
             sock.set_only_v6(true)?;
         }
-        // SO_REUSEADDR (never SO_REUSEPORT): a port whose last data
-        // connection sits in TIME_WAIT is still usable, so a busy server does
-        // not run out of passive ports; two listeners can never share one.
+        // SO_REUSEADDR (never SO_REUSEPORT): a port whose earlier data
+        // connections sit in TIME_WAIT (or are still open) is usable at once
+        // when named explicitly; only another listener on it conflicts.
         sock.set_reuse_address(true)?;
-        sock.bind(&addr.into())?;
-        sock.listen(1)?;
-        Ok(mio::net::TcpListener::from_std(sock.into()))
+        Ok(sock)
     };
-    let Some((low, high)) = ports else {
-        return bind(0);
-    };
-    let len = u32::from(high - low) + 1;
+    let mut sock = fresh()?;
     let mut last = io::Error::from(io::ErrorKind::AddrInUse);
-    for i in 0..len {
-        let port = low + ((u32::from(cursor.wrapping_sub(low)) + i) % len) as u16;
-        match bind(port) {
-            Ok(l) => {
-                *cursor = if port == high { low } else { port + 1 };
-                return Ok(l);
+    for port in ports {
+        match sock.bind(&SocketAddr::new(ip, port).into()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                last = e;
+                continue;
             }
-            Err(e) if e.kind() == io::ErrorKind::AddrInUse => last = e,
+            Err(e) => return Err(e),
+        }
+        match sock.listen(1) {
+            Ok(()) => return Ok(mio::net::TcpListener::from_std(sock.into())),
+            // Another listener took the port between our bind and listen
+            // (SO_REUSEADDR lets two sockets bind before either listens).
+            // This socket is bound now: try the next port with a new one.
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                last = e;
+                sock = fresh()?;
+            }
             Err(e) => return Err(e),
         }
     }

@@ -32,7 +32,7 @@ impl Session {
     fn open_passive(&mut self, cx: &mut Cx<'_>) -> Option<u16> {
         self.arm_data_tls(cx);
         let ip = self.local_ip();
-        match self.data.open_passive(cx.slot, cx.registry, ip, cx.pasv_range, cx.pasv_cursor, cx.now) {
+        match self.data.open_passive(cx.slot, cx.registry, ip, cx.pasv, cx.now) {
             Ok(port) => Some(port),
             Err(e) => {
                 crate::log::warn(format_args!("session {}: passive listener on {ip}: {e}", self.id));

@@ -201,12 +201,11 @@ impl DataChan {
         slot: Slot,
         registry: &Registry,
         ip: IpAddr,
-        ports: Option<(u16, u16)>,
-        cursor: &mut u16,
+        ports: &mut crate::pasv_ports::PasvSlice,
         now: Instant,
     ) -> io::Result<u16> {
         self.reset(registry);
-        let mut listener = net::passive_listener(ip, ports, cursor)?;
+        let mut listener = ports.listen(ip)?;
         let port = listener.local_addr()?.port();
         registry.register(&mut listener, slot.token(Role::Listener), Interest::READABLE)?;
         self.state = DataState::Listening { listener, port };

@@ -92,8 +92,8 @@ pub struct Cx<'a> {
     /// The server root's jail (anonymous sessions).
     pub jail: &'a Jail,
     pub now: Instant,
-    pub pasv_range: Option<(u16, u16)>,
-    pub pasv_cursor: &'a mut u16,
+    /// The worker's passive ports (slice and cursor).
+    pub pasv: &'a mut crate::pasv_ports::PasvSlice,
     /// Scratch space for the command being executed.
     pub line: &'a mut Vec<u8>,
     pub worker: usize,

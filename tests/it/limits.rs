@@ -340,6 +340,21 @@ fn max_clients_is_exact_under_200_simultaneous_connects() {
 }
 
 #[test]
+fn a_refusal_names_the_flag_to_raise_in_the_server_log_but_not_to_the_client() {
+    // Issue 11: a benchmark's 64 sessions from one address against the
+    // default --max-per-ip 50 failed with nothing saying which flag to change.
+    let f = fx("lim-hint", &["--max-per-ip", "2"], |_| {});
+    let held: Vec<_> = (0..2).map(|_| first_code(f.server.addr)).collect();
+    assert!(held.iter().all(|(c, _)| *c == 220));
+    let mut s = TcpStream::connect(f.server.addr).expect("connect");
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).expect("read the refusal");
+    assert_eq!(reply, "421 Too many connections from your address.\r\n", "the client learns no limit");
+    let line = "Too many connections from your address. (--max-per-ip 2 reached for this address; raise it";
+    assert!(f.server.wait_log(line, SHORT), "the log names the flag:\n{}", f.server.log());
+}
+
+#[test]
 fn max_per_ip_is_exact_under_100_simultaneous_connects() {
     let f = fx("lim-race-perip", &["--max-per-ip", "10", "--workers", "2"], |_| {});
     let (ok, refused, held) = burst(f.server.addr, 100);

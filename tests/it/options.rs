@@ -1,4 +1,5 @@
-//! Server flags that shape replies: --pasv-ports, --pasv-address,
+//! Server flags that shape replies: --pasv-ports (and the default passive
+//! range), --pasv-address,
 //! --local-time, and the IPv6 default fallback.
 
 use std::fs;
@@ -47,6 +48,74 @@ fn passive_ports_stay_in_the_configured_range_across_workers() {
     seen.sort_unstable();
     seen.dedup();
     assert!(seen.len() >= 2, "ports are cycled, not one fixed port: {seen:?}");
+}
+
+/// The default passive range as the README documents it, from this machine's
+/// kernel settings: the ports above `ip_local_port_range` if at least 1,024,
+/// else up to 4,096 ports just below it (not under 1024); None: kernel-chosen.
+fn documented_default_range() -> (Option<(u16, u16)>, (u16, u16)) {
+    let text = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").expect("ip_local_port_range");
+    let v: Vec<u16> = text.split_whitespace().map(|n| n.parse().expect("port")).collect();
+    let (low, high) = (v[0], v[1]);
+    let len = |a: u16, b: u16| usize::from(b) + 1 - usize::from(a);
+    let range = if high < 65535 && len(high + 1, 65535) >= 1024 {
+        Some((high + 1, 65535))
+    } else if low > 1024 && len(low.saturating_sub(4096).max(1024), low - 1) >= 1024 {
+        Some((low.saturating_sub(4096).max(1024), low - 1))
+    } else {
+        None
+    };
+    (range, (low, high))
+}
+
+#[test]
+fn default_passive_ports_come_from_a_managed_range_outside_the_ephemeral_ports() {
+    // Issue 11: without --pasv-ports every EPSV bound port 0, which costs
+    // ~5 ms in the kernel once ~100,000 TIME_WAIT sockets exist.
+    let dir = temp_dir("opt-pasv-default");
+    fs::write(dir.path().join("f.txt"), b"default range\n").unwrap();
+    let server = Server::start(dir.path(), &["--workers", "2"]);
+    let (range, ephemeral) = documented_default_range();
+    let Some((low, high)) = range else {
+        // This kernel leaves no room: the server says it uses the kernel's ports.
+        assert!(server.wait_log("passive ports kernel-chosen", Duration::from_secs(5)), "{}", server.log());
+        panic!("ip_local_port_range {ephemeral:?} leaves no room for a default passive range on this machine");
+    };
+    // The two workers' slices, split as --pasv-ports is.
+    let len = u32::from(high - low) + 1;
+    let mid = low + (len / 2) as u16; // worker 1's first port, as PortRange::slice splits
+    let slices = [(low, mid - 1), (mid, high)];
+    for _ in 0..4 {
+        let mut ftp = Ftp::connect(server.addr);
+        ftp.login_anon();
+        let ports: Vec<u16> = (0..5).map(|_| epsv_port(&mut ftp)).collect();
+        for p in &ports {
+            assert!((low..=high).contains(p), "EPSV port {p} outside the default range {low}-{high}: {ports:?}");
+            assert!(
+                !(ephemeral.0..=ephemeral.1).contains(p),
+                "EPSV port {p} inside the kernel's ephemeral range {ephemeral:?}"
+            );
+        }
+        let (a, b) = *slices.iter().find(|(a, b)| (*a..=*b).contains(&ports[0])).expect("in a slice");
+        assert!(
+            ports.iter().all(|p| (a..=b).contains(p)),
+            "one session stays in its worker's slice {a}-{b}: {ports:?}"
+        );
+        // The cursor moves on (a busy port held by someone else is skipped).
+        assert!(ports.windows(2).all(|w| w[1] > w[0]), "consecutive EPSVs move through the slice: {ports:?}");
+        // And the port works.
+        let mut data = TcpStream::connect(("127.0.0.1", ports[4])).expect("connect to the passive port");
+        assert_eq!(ftp.cmd("TYPE I").0, 200);
+        ftp.send("RETR f.txt");
+        assert_eq!(ftp.reply().0, 150);
+        let mut got = Vec::new();
+        std::io::Read::read_to_end(&mut data, &mut got).unwrap();
+        assert_eq!(got, b"default range\n");
+        assert_eq!(ftp.reply().0, 226);
+    }
+    // The operator is told the range (for a firewall).
+    let text = format!("passive ports {low}-{high} (default");
+    assert!(server.wait_log(&text, Duration::from_secs(5)), "start-up line {text:?} missing:\n{}", server.log());
 }
 
 #[test]

@@ -104,9 +104,7 @@ impl Client {
             DataMode::Port => {
                 if self.listener.is_none() {
                     let local = self.ctrl.as_ref().and_then(|s| s.local_addr().ok()).ok_or(ErrorKind::Io)?;
-                    let mut cursor = 0;
-                    let mut l =
-                        net::passive_listener(local.ip(), None, &mut cursor).map_err(|_| ErrorKind::DataConnect)?;
+                    let mut l = net::passive_listener(local.ip(), [0]).map_err(|_| ErrorKind::DataConnect)?;
                     let port = l.local_addr().map_err(|_| ErrorKind::DataConnect)?.port();
                     cx.registry
                         .register(&mut l, token(self.key, self.generation, Role::Listener), Interest::READABLE)

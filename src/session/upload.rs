@@ -54,13 +54,7 @@ fn beyond_end() -> Refused {
 /// of the published file and returns how many were copied; `None` (the
 /// temporary untouched) when nothing is published under the name.
 fn seed_from_published(up: &Upload, limit: u64) -> Result<Option<u64>, Refused> {
-    let Some(published) = up.open_published().map_err(FsError::from)? else {
-        return Ok(None);
-    };
-    up.file.set_len(0).map_err(FsError::from)?;
-    let mut src = std::io::Read::take(published, limit);
-    let mut dst = &up.file;
-    Ok(Some(std::io::copy(&mut src, &mut dst).map_err(FsError::from)?))
+    Ok(up.seed_from_published(limit).map_err(FsError::from)?)
 }
 
 impl Session {

@@ -157,6 +157,10 @@ impl Client {
         c
     }
 
+    pub fn assemble(eng: Engine, auth: Auth, t: TempDir) -> Client {
+        Client { eng, auth, t, next_id: 1 }
+    }
+
     pub fn new(perms: Perms) -> Client {
         Client::with(perms, false, Options::default(), Auth::default())
     }

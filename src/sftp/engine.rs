@@ -357,7 +357,9 @@ impl Engine {
             Ok(r) => r,
             Err(m) => {
                 match m.id {
-                    Some(id) if self.inited => proto::put_status(&mut self.out, id, proto::FX_BAD_MESSAGE, "Bad message"),
+                    Some(id) if self.inited => {
+                        proto::put_status(&mut self.out, id, proto::FX_BAD_MESSAGE, "Bad message")
+                    }
                     _ => self.fatal("malformed packet".into()),
                 }
                 return Ok(());
@@ -412,7 +414,9 @@ impl Engine {
             Request::Realpath { id, path } => done(self.op_realpath(cx, id, path)),
             Request::Rename { id, from, to } => done(self.op_rename(cx, id, from, to, false)),
             Request::Readlink { id, path } => done(self.op_readlink(cx, id, path)),
-            Request::Symlink { .. } => Err(Fail::new(proto::FX_PERMISSION_DENIED, "Creating symbolic links is not allowed")),
+            Request::Symlink { .. } => {
+                Err(Fail::new(proto::FX_PERMISSION_DENIED, "Creating symbolic links is not allowed"))
+            }
             Request::Extended { id, name, data } => {
                 let ext = Extended::parse(name, data).map_err(|_| Fail::new(proto::FX_BAD_MESSAGE, "Bad message"))?;
                 match ext {

@@ -111,7 +111,14 @@ impl Engine {
         self.reply_handle(id, Handle::new(Kind::Write(Box::new(w)), p))
     }
 
-    pub(super) fn op_read(&mut self, cx: &mut Cx<'_>, id: u32, wire: &[u8], offset: u64, len: u32) -> Result<Handled, Fail> {
+    pub(super) fn op_read(
+        &mut self,
+        cx: &mut Cx<'_>,
+        id: u32,
+        wire: &[u8],
+        offset: u64,
+        len: u32,
+    ) -> Result<Handled, Fail> {
         let hid = self.handle_id(wire)?;
         let Some(h) = self.handles.get_mut(hid) else { return Err(Fail::new(proto::FX_FAILURE, "Invalid handle")) };
         let file = match &h.kind {

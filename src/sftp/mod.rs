@@ -12,6 +12,8 @@ pub mod proto;
 mod tree;
 
 #[cfg(test)]
+mod testkit;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_hostile;

@@ -80,7 +80,7 @@ pub fn frame(buf: &[u8]) -> Frame {
     let Some(head) = buf.get(..4) else { return Frame::Incomplete };
     let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
     let ulen = len as usize;
-    if ulen > limits::SFTP_MAX_PACKET || ulen < 5 {
+    if !(5..=limits::SFTP_MAX_PACKET).contains(&ulen) {
         return Frame::Bad(len);
     }
     if buf.len() - 4 < ulen { Frame::Incomplete } else { Frame::Packet(ulen) }
@@ -137,30 +137,104 @@ impl<'a> Reader<'a> {
 /// One client request, borrowing the packet's bytes.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Request<'a> {
-    Init { version: u32 },
-    Open { id: u32, path: &'a [u8], pflags: u32, attrs: Attrs },
-    Close { id: u32, handle: &'a [u8] },
-    Read { id: u32, handle: &'a [u8], offset: u64, len: u32 },
-    Write { id: u32, handle: &'a [u8], offset: u64, data: &'a [u8] },
-    Lstat { id: u32, path: &'a [u8] },
-    Fstat { id: u32, handle: &'a [u8] },
-    Setstat { id: u32, path: &'a [u8], attrs: Attrs },
-    Fsetstat { id: u32, handle: &'a [u8], attrs: Attrs },
-    Opendir { id: u32, path: &'a [u8] },
-    Readdir { id: u32, handle: &'a [u8] },
-    Remove { id: u32, path: &'a [u8] },
-    Mkdir { id: u32, path: &'a [u8], attrs: Attrs },
-    Rmdir { id: u32, path: &'a [u8] },
-    Realpath { id: u32, path: &'a [u8] },
-    Stat { id: u32, path: &'a [u8] },
-    Rename { id: u32, from: &'a [u8], to: &'a [u8] },
-    Readlink { id: u32, path: &'a [u8] },
+    Init {
+        version: u32,
+    },
+    Open {
+        id: u32,
+        path: &'a [u8],
+        pflags: u32,
+        attrs: Attrs,
+    },
+    Close {
+        id: u32,
+        handle: &'a [u8],
+    },
+    Read {
+        id: u32,
+        handle: &'a [u8],
+        offset: u64,
+        len: u32,
+    },
+    Write {
+        id: u32,
+        handle: &'a [u8],
+        offset: u64,
+        data: &'a [u8],
+    },
+    Lstat {
+        id: u32,
+        path: &'a [u8],
+    },
+    Fstat {
+        id: u32,
+        handle: &'a [u8],
+    },
+    Setstat {
+        id: u32,
+        path: &'a [u8],
+        attrs: Attrs,
+    },
+    Fsetstat {
+        id: u32,
+        handle: &'a [u8],
+        attrs: Attrs,
+    },
+    Opendir {
+        id: u32,
+        path: &'a [u8],
+    },
+    Readdir {
+        id: u32,
+        handle: &'a [u8],
+    },
+    Remove {
+        id: u32,
+        path: &'a [u8],
+    },
+    Mkdir {
+        id: u32,
+        path: &'a [u8],
+        attrs: Attrs,
+    },
+    Rmdir {
+        id: u32,
+        path: &'a [u8],
+    },
+    Realpath {
+        id: u32,
+        path: &'a [u8],
+    },
+    Stat {
+        id: u32,
+        path: &'a [u8],
+    },
+    Rename {
+        id: u32,
+        from: &'a [u8],
+        to: &'a [u8],
+    },
+    Readlink {
+        id: u32,
+        path: &'a [u8],
+    },
     /// Fields in the order OpenSSH sends them (the draft's order reversed); refused anyway.
-    Symlink { id: u32, first: &'a [u8], second: &'a [u8] },
+    Symlink {
+        id: u32,
+        first: &'a [u8],
+        second: &'a [u8],
+    },
     /// An extended request: its name and the bytes after it (parsed by [`Extended::parse`]).
-    Extended { id: u32, name: &'a [u8], data: &'a [u8] },
+    Extended {
+        id: u32,
+        name: &'a [u8],
+        data: &'a [u8],
+    },
     /// A packet type this server does not know (answered OP_UNSUPPORTED).
-    Unknown { id: u32, kind: u8 },
+    Unknown {
+        id: u32,
+        kind: u8,
+    },
 }
 
 /// A packet whose fields do not parse: `id` when the request id could be read (the answer is a
@@ -240,10 +314,19 @@ impl<'a> Request<'a> {
 /// The extended requests this server knows, parsed from [`Request::Extended`]'s data.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Extended<'a> {
-    PosixRename { from: &'a [u8], to: &'a [u8] },
-    Statvfs { path: &'a [u8] },
-    Fstatvfs { handle: &'a [u8] },
-    Fsync { handle: &'a [u8] },
+    PosixRename {
+        from: &'a [u8],
+        to: &'a [u8],
+    },
+    Statvfs {
+        path: &'a [u8],
+    },
+    Fstatvfs {
+        handle: &'a [u8],
+    },
+    Fsync {
+        handle: &'a [u8],
+    },
     Limits,
     /// Known but refused (OP_UNSUPPORTED): hardlink@openssh.com, and every other name.
     Unsupported,

@@ -4,7 +4,7 @@
 use super::attrs::Attrs;
 use super::engine::{DirectDisk, Engine, Options, Step};
 use super::proto::*;
-use super::tests::{Client, Resp, attrs_bytes, fixture, packet, s, split, u32b, u64b};
+use super::testkit::{Client, Resp, attrs_bytes, fixture, packet, s, split, u32b, u64b};
 use crate::auth::access::{Access, Auth};
 use crate::auth::perms::Perms;
 use crate::auth::rules::Rules;
@@ -26,7 +26,8 @@ const ESCAPES: [&[u8]; 8] = [
 ];
 
 fn outside_untouched(c: &Client) {
-    let names: Vec<_> = std::fs::read_dir(c.t.at(b"outside")).expect("outside").map(|e| e.expect("e").file_name()).collect();
+    let names: Vec<_> =
+        std::fs::read_dir(c.t.at(b"outside")).expect("outside").map(|e| e.expect("e").file_name()).collect();
     assert_eq!(names, ["secret"], "nothing created or removed outside");
     assert_eq!(c.disk(b"outside/secret"), b"outside");
     let m = std::fs::metadata(c.t.at(b"outside/secret")).expect("meta");
@@ -36,7 +37,9 @@ fn outside_untouched(c: &Client) {
 fn umask_guess() -> u32 {
     let t = crate::fs::testdir::TempDir::new("umask");
     let p = t.file(b"f", b"");
-    0o666 & !(std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).expect("meta").permissions()) & 0o777) & 0o777
+    0o666
+        & !(std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).expect("meta").permissions()) & 0o777)
+        & 0o777
 }
 
 fn refused(r: &Resp, what: &str) {
@@ -188,7 +191,10 @@ fn framing_parser_bounds() {
     assert_eq!(Request::parse(&[FXP_STAT, 0, 0]), Err(Malformed { id: None }));
     assert_eq!(Request::parse(&[FXP_STAT, 0, 0, 0, 7]), Err(Malformed { id: Some(7) }));
     assert_eq!(Request::parse(&[FXP_STAT, 0, 0, 0, 7, 0, 0, 0, 9, b'a']), Err(Malformed { id: Some(7) }));
-    assert_eq!(Request::parse(&[FXP_STAT, 0, 0, 0, 7, 0, 0, 0, 1, b'a', 0xff]), Ok(Request::Stat { id: 7, path: b"a" }));
+    assert_eq!(
+        Request::parse(&[FXP_STAT, 0, 0, 0, 7, 0, 0, 0, 1, b'a', 0xff]),
+        Ok(Request::Stat { id: 7, path: b"a" })
+    );
     assert_eq!(Request::parse(&[99, 0, 0, 0, 7]), Ok(Request::Unknown { id: 7, kind: 99 }));
     let w = [vec![FXP_WRITE], u32b(1), s(b"h"), u64b(1 << 40), s(b"data")].concat();
     assert_eq!(Request::parse(&w), Ok(Request::Write { id: 1, handle: b"h", offset: 1 << 40, data: b"data" }));
@@ -239,12 +245,10 @@ fn a_client_that_never_reads_is_bounded() {
     let mut c = Client::on(t, Perms::READONLY, false, Options::default(), Auth::default());
     let h = c.open_ok_pub(b"/big");
     let mut fed = 0usize;
-    let mut id = 100;
     let mut disk = DirectDisk;
     // Requests keep coming; output is never drained.
-    for _ in 0..10_000 {
+    for id in 100..10_100 {
         let p = packet(FXP_READ, Some(id), &[s(&h), u64b(0), u32b(u32::MAX)].concat());
-        id += 1;
         let took = c.eng.feed(&p);
         fed += took;
         let step = c.eng.process(&c.auth, &mut disk);

@@ -9,6 +9,7 @@ use super::engine::{Cx, Engine, Event, Fail};
 use super::handles::{DirState, Kind};
 use super::proto::{self, put_str, put_u32, put_u64};
 use crate::auth::access::Need;
+use crate::auth::perms::Perms;
 use crate::auth::rules::Deny;
 use crate::fs::jail::{FileKind, FsError, Jail, Stat};
 use crate::fs::listing::{self, ListFormat, ListOptions};
@@ -16,7 +17,6 @@ use crate::fs::time;
 use crate::fs::vpath::VPath;
 use crate::io::fsys;
 use crate::limits;
-use crate::auth::perms::Perms;
 
 /// Looking at names needs `list` or `read` there (as SIZE, MDTM and MLST do).
 const LOOK: Need = Need::OneOf(Perms::LIST.union(Perms::READ));
@@ -96,7 +96,14 @@ impl Engine {
     }
 
     /// RENAME fails if the target exists (v3); posix-rename@openssh.com replaces it.
-    pub(super) fn op_rename(&mut self, cx: &Cx<'_>, id: u32, from: &[u8], to: &[u8], replace: bool) -> Result<(), Fail> {
+    pub(super) fn op_rename(
+        &mut self,
+        cx: &Cx<'_>,
+        id: u32,
+        from: &[u8],
+        to: &[u8],
+        replace: bool,
+    ) -> Result<(), Fail> {
         let from = self.path(cx, from, Need::All(Perms::RENAME))?;
         let to = self.path(cx, to, Need::All(Perms::RENAME))?;
         self.jail.lstat(&from)?;

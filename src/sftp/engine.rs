@@ -342,7 +342,7 @@ impl Engine {
                 return Step::NeedDisk(need);
             }
             self.in_pos += 4 + len;
-            self.queued -= 1;
+            self.queued = self.queued.saturating_sub(1);
             if self.in_pos == self.input.len() {
                 self.input.clear();
                 self.in_pos = 0;

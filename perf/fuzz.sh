@@ -18,6 +18,8 @@ cd "$here/fuzz"
 ALL_TARGETS=(command vpath linebuf)
 # The PROXY header parser (src/proto/proxy.rs).
 ALL_TARGETS+=(proxy_header)
+# The SFTP packet parser and engine (src/sftp/).
+ALL_TARGETS+=(sftp_packet sftp_engine)
 read -r -a targets <<< "${FUZZ_TARGETS:-${ALL_TARGETS[*]}}"
 
 nice -n 10 cargo +nightly fuzz build --fuzz-dir . || exit 2

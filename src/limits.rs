@@ -119,6 +119,32 @@ pub const AUTH_QUEUE: usize = 4096;
 pub const ARGON2_MAX_MEMORY_KIB: u32 = 256 * 1024;
 /// Tries at a unique name for STOU.
 pub const STOU_TRIES: u32 = 100;
+
+// ---- SFTP engine (src/sftp/) ----
+/// Longest SFTP packet accepted (its `uint32 length`), and the largest sent: OpenSSH's
+/// SFTP_MAX_MSG_LENGTH, which its client also enforces on what it receives. A longer length
+/// ends the session (the byte stream can no longer be framed).
+pub const SFTP_MAX_PACKET: usize = 256 << 10;
+/// Largest READ served (longer ones are cut short) and WRITE announced, as OpenSSH's server:
+/// room for the headers under [`SFTP_MAX_PACKET`].
+pub const SFTP_MAX_READ: u32 = (256 << 10) - 1024;
+/// Received bytes held per session before the engine stops taking channel data.
+pub const SFTP_MAX_INPUT: usize = 1 << 20;
+/// Whole requests held per session (OpenSSH pipelines 64) before it stops taking more.
+pub const SFTP_MAX_QUEUED: usize = 128;
+/// Queued response bytes above which no request is handled and no input wanted.
+pub const SFTP_OUTPUT_HIGH: usize = 512 << 10;
+/// Requests handled per `process` call before yielding to other sessions.
+pub const SFTP_REQUESTS_PER_TURN: usize = 64;
+/// Open file and directory handles per session.
+pub const SFTP_MAX_HANDLES: usize = 256;
+/// Entries per READDIR answer, and its soft size in bytes.
+pub const SFTP_READDIR_ENTRIES: u32 = 100;
+pub const SFTP_READDIR_BYTES: usize = 64 << 10;
+/// `getdents64` buffer of one open directory handle.
+pub const SFTP_DIR_BUF: usize = 8 << 10;
+/// Log events a session keeps until its worker drains them.
+pub const SFTP_MAX_EVENTS: usize = 64;
 /// Addresses remembered for --ban-after before stale ones are swept.
 pub const MAX_TRACKED_IPS: usize = 100_000;
 /// TLS 1.2 sessions remembered by ID (tickets need no memory).

@@ -104,4 +104,44 @@ impl Access {
         let user = if self.anonymous { None } else { Some(self.user.as_str()) };
         auth.rules.effective(user, self.base, path)
     }
+
+    /// The check every protocol makes before using a client's path: a `--deny` name
+    /// anywhere in it hides it, then the permissions at it must meet `need`. Returns them.
+    pub fn check(&self, auth: &Auth, path: &[u8], need: Need) -> Result<Perms, Refusal> {
+        if auth.deny.hides_path(path) {
+            return Err(Refusal::Hidden);
+        }
+        let have = self.at(auth, path);
+        if need.met_by(have) { Ok(have) } else { Err(Refusal::Denied) }
+    }
+}
+
+/// What a command needs at its path.
+#[derive(Copy, Clone, Debug)]
+pub enum Need {
+    /// Any permission at all (CWD).
+    Any,
+    /// Every bit of these.
+    All(Perms),
+    /// At least one bit of these (SIZE: list or read; APPE: append or write).
+    OneOf(Perms),
+}
+
+impl Need {
+    pub fn met_by(self, have: Perms) -> bool {
+        match self {
+            Need::Any => have != Perms::NONE,
+            Need::All(n) => have.contains(n),
+            Need::OneOf(n) => have.intersects(n),
+        }
+    }
+}
+
+/// Why [`Access::check`] refused a path.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// A `--deny` pattern matches a component: answered as if it did not exist.
+    Hidden,
+    /// The permissions there do not meet the need.
+    Denied,
 }

@@ -197,6 +197,12 @@ impl Jail {
         Ok(Jail { root, deny_dotfiles, mode })
     }
 
+    /// A jail that always uses the fd-relative walk (tests of code built on the jail).
+    #[cfg(test)]
+    pub(crate) fn open_walk_for_tests(root: &Path) -> io::Result<Jail> {
+        Jail::open_mode(root, false, true)
+    }
+
     /// A second handle on the same root (the fd is duplicated).
     pub fn try_clone(&self) -> io::Result<Jail> {
         Ok(Jail { root: self.root.try_clone()?, deny_dotfiles: self.deny_dotfiles, mode: self.mode })

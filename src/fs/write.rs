@@ -68,6 +68,18 @@ impl Jail {
     /// the caller truncates once it holds the upload lock). With `atomic`, the
     /// bytes go to the hidden temporary name instead.
     pub fn open_upload(&self, p: &VPath, create: Create, mode: u32, atomic: bool) -> Result<Upload, FsError> {
+        self.open_for_write(p, create, mode, atomic, false)
+    }
+
+    /// [`Jail::open_upload`], also readable with `read` (SFTP's READ|WRITE handles).
+    pub fn open_for_write(
+        &self,
+        p: &VPath,
+        create: Create,
+        mode: u32,
+        atomic: bool,
+        read: bool,
+    ) -> Result<Upload, FsError> {
         let (dir, name) = self.parent_of(p)?;
         let temp =
             if atomic { Some(CString::new(temp_name(name.as_bytes())).map_err(|_| FsError::BadName)?) } else { None };
@@ -75,7 +87,8 @@ impl Jail {
         {
             return Err(FsError::Exists);
         }
-        let mut flags = libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
+        let access = if read { libc::O_RDWR } else { libc::O_WRONLY };
+        let mut flags = access | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
         if create != Create::Existing || atomic {
             flags |= libc::O_CREAT;
         }
@@ -138,6 +151,24 @@ impl Jail {
         })
     }
 
+    /// Renames inside the root, failing with `FsError::Exists` if `to` exists (SFTP v3's
+    /// RENAME). Where the file system lacks `RENAME_NOREPLACE`, a check before the rename.
+    pub fn rename_noreplace(&self, from: &VPath, to: &VPath) -> Result<(), FsError> {
+        let (fdir, fname) = self.parent_of(from)?;
+        let (tdir, tname) = self.parent_of(to)?;
+        let r = fsys::renameat2(fdir.as_fd(), &fname, tdir.as_fd(), &tname, libc::RENAME_NOREPLACE);
+        match r.as_ref().map_err(std::io::Error::raw_os_error) {
+            Err(Some(libc::EEXIST)) => Err(FsError::Exists),
+            Err(Some(libc::EINVAL)) if fsys::fstatat(tdir.as_fd(), &tname, libc::AT_SYMLINK_NOFOLLOW).is_ok() => {
+                Err(FsError::Exists)
+            }
+            Err(Some(libc::EINVAL)) => self.rename(from, to),
+            Err(Some(libc::EXDEV)) => Err(FsError::CrossDevice),
+            Err(Some(libc::ENOTEMPTY)) => Err(FsError::NotEmpty),
+            _ => Ok(r?),
+        }
+    }
+
     /// Opens `p` itself (file or directory, following symlinks inside the
     /// root) to change its metadata.
     fn open_meta(&self, p: &VPath) -> Result<OwnedFd, FsError> {
@@ -152,6 +183,12 @@ impl Jail {
     pub fn set_mtime(&self, p: &VPath, secs: i64) -> Result<(), FsError> {
         let fd = self.open_meta(p)?;
         Ok(fsys::set_mtime(fd.as_fd(), secs)?)
+    }
+
+    /// Sets the access and modification times (seconds).
+    pub fn set_times(&self, p: &VPath, atime: i64, mtime: i64) -> Result<(), FsError> {
+        let fd = self.open_meta(p)?;
+        Ok(fsys::set_times(fd.as_fd(), atime, mtime)?)
     }
 
     /// Sets permission bits (no setuid/setgid/sticky: those stay off).
@@ -173,6 +210,19 @@ impl Upload {
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Replaces the (locked) file's content with the first `limit` bytes of the published
+    /// file and returns how many were copied; `None` (the file untouched) when nothing is
+    /// published under the name. Atomic appends and resumes start from this copy.
+    pub fn seed_from_published(&self, limit: u64) -> std::io::Result<Option<u64>> {
+        let Some(published) = self.open_published()? else {
+            return Ok(None);
+        };
+        self.file.set_len(0)?;
+        let mut src = std::io::Read::take(published, limit);
+        let mut dst = &self.file;
+        Ok(Some(std::io::copy(&mut src, &mut dst)?))
     }
 
     /// Makes an atomic upload visible under its real name.

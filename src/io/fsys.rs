@@ -248,6 +248,26 @@ pub fn set_mtime(fd: BorrowedFd<'_>, secs: i64) -> io::Result<()> {
     Ok(())
 }
 
+/// Sets the access and modification times of an open file (seconds).
+pub fn set_times(fd: BorrowedFd<'_>, atime: i64, mtime: i64) -> io::Result<()> {
+    let times = [
+        libc::timespec { tv_sec: atime as libc::time_t, tv_nsec: 0 },
+        libc::timespec { tv_sec: mtime as libc::time_t, tv_nsec: 0 },
+    ];
+    // SAFETY: `times` is an array of two timespecs as futimens expects.
+    syscall!(unsafe { libc::futimens(fd.as_raw_fd(), times.as_ptr()) })?;
+    Ok(())
+}
+
+/// `fstatvfs(3)` of the file system holding `fd` (an `O_PATH` descriptor is enough).
+pub fn fstatvfs(fd: BorrowedFd<'_>) -> io::Result<libc::statvfs> {
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `st` is valid for writes of one statvfs; `fd` is a live descriptor.
+    syscall!(unsafe { libc::fstatvfs(fd.as_raw_fd(), st.as_mut_ptr()) })?;
+    // SAFETY: fstatvfs succeeded, so it filled `st`.
+    Ok(unsafe { st.assume_init() })
+}
+
 /// `fchmod(2)` on an open descriptor.
 pub fn fchmod(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
     // SAFETY: `fd` is a live descriptor.

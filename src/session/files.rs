@@ -19,16 +19,8 @@ use super::{Cx, Session, messages};
 /// A failure already turned into its reply.
 pub(super) struct Refused(pub u16, pub String);
 
-/// What a command needs at its path.
-#[derive(Copy, Clone)]
-pub(super) enum Need {
-    /// Any permission at all (CWD).
-    Any,
-    /// Every bit of these.
-    All(Perms),
-    /// At least one bit of these (SIZE: list or read; APPE: append or write).
-    OneOf(Perms),
-}
+pub(super) use crate::auth::access::Need;
+use crate::auth::access::Refusal;
 
 impl From<PathError> for Refused {
     fn from(e: PathError) -> Refused {
@@ -66,20 +58,11 @@ impl Session {
     /// the session's permissions at the result.
     pub(super) fn path_for(&self, arg: &[u8], need: Need, cx: &Cx<'_>) -> Result<VPath, Refused> {
         let p = self.cwd.join(arg)?;
-        let auth = cx.shared.auth();
-        if auth.deny.hides_path(p.as_bytes()) {
-            return Err(FsError::NotFound.into());
+        match self.access.check(&cx.shared.auth(), p.as_bytes(), need) {
+            Ok(_) => Ok(p),
+            Err(Refusal::Hidden) => Err(FsError::NotFound.into()),
+            Err(Refusal::Denied) => Err(Refused(reply::FILE_UNAVAILABLE, "Permission denied.".into())),
         }
-        let have = self.access.at(&auth, p.as_bytes());
-        let ok = match need {
-            Need::Any => have != Perms::NONE,
-            Need::All(n) => have.contains(n),
-            Need::OneOf(n) => have.intersects(n),
-        };
-        if !ok {
-            return Err(Refused(reply::FILE_UNAVAILABLE, "Permission denied.".into()));
-        }
-        Ok(p)
     }
 
     pub(super) fn refuse(&mut self, r: Refused) {

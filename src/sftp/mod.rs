@@ -1,0 +1,19 @@
+//! SFTP version 3: our own sans-I/O engine over the shared jail, rules and limits.
+//!
+//! `proto` frames and parses packets, `attrs` the file attributes, `engine` holds a session's
+//! state and API (feed, process, drain; the disk seam), `files` and `tree` run the requests,
+//! `handles` keeps the open files and directories.
+
+pub mod attrs;
+pub mod engine;
+mod files;
+pub mod handles;
+pub mod proto;
+mod tree;
+
+#[cfg(test)]
+mod testkit;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_hostile;

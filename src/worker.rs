@@ -44,6 +44,7 @@ macro_rules! session_cx {
             worker: $w.id,
             waker: &$w.waker,
             verdicts: &$w.verdict_tx,
+            wakeups: &$w.wake_tx,
         }
     };
 }
@@ -149,6 +150,8 @@ pub struct Shared {
     ban_list: std::sync::RwLock<Arc<Vec<crate::cidr::Cidr>>>,
     /// One set of counters per worker, written only by its worker.
     pub metrics: &'static [WorkerMetrics],
+    /// --listing-cache: formatted listings and the threads that fill them (None: off).
+    pub listings: Option<crate::fs::listfill::Listings>,
 }
 
 impl Shared {
@@ -178,6 +181,10 @@ impl Shared {
             ban_list,
             // Lives as long as the process, like the workers that write it.
             metrics: Box::leak((0..config.workers).map(|_| WorkerMetrics::new()).collect()),
+            listings: usize::try_from(config.listing_cache)
+                .ok()
+                .filter(|&c| c > 0)
+                .and_then(crate::fs::listfill::Listings::start),
             config,
         }
     }
@@ -351,6 +358,9 @@ pub struct Worker {
     waker: Arc<Waker>,
     verdict_tx: Sender<LoginVerdict>,
     verdict_rx: Receiver<LoginVerdict>,
+    /// Sessions a helper thread finished work for (listing fills): drive them.
+    wake_tx: Sender<Slot>,
+    wake_rx: Receiver<Slot>,
     metrics: &'static WorkerMetrics,
     /// --metrics-listen, on worker 0 only.
     metrics_http: Option<MetricsServer>,
@@ -396,6 +406,7 @@ impl Worker {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         shared.wakers.lock().unwrap_or_else(|p| p.into_inner()).push(waker.clone());
         let (verdict_tx, verdict_rx) = mpsc::channel();
+        let (wake_tx, wake_rx) = mpsc::channel();
         let metrics_http = match cfg.metrics_listen {
             Some(a) if id == 0 => Some(MetricsServer::bind(a, poll.registry(), metrics_token)?),
             _ => None,
@@ -406,6 +417,8 @@ impl Worker {
             waker,
             verdict_tx,
             verdict_rx,
+            wake_tx,
+            wake_rx,
             id,
             poll,
             listeners,
@@ -464,6 +477,7 @@ impl Worker {
             for ev in events.iter() {
                 if ev.token() == WAKER {
                     self.take_verdicts(now, &mut to_drive);
+                    self.take_wakeups(&mut to_drive);
                     continue;
                 }
                 let (key, generation, role) = decode(ev.token());
@@ -536,6 +550,18 @@ impl Worker {
             }
             s.login_verdict(v.access, &self.shared, now);
             to_drive.push(v.slot);
+        }
+    }
+
+    /// Drives the sessions whose helper work is done (their data channel
+    /// looks again at its job). A slot freed and reused meanwhile is skipped.
+    fn take_wakeups(&mut self, to_drive: &mut Vec<Slot>) {
+        while let Ok(slot) = self.wake_rx.try_recv() {
+            let Some(s) = self.sessions.get_mut(slot.key) else { continue };
+            if s.generation == slot.generation {
+                s.data.ready = true;
+                to_drive.push(slot);
+            }
         }
     }
 

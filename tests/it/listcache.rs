@@ -205,26 +205,32 @@ fn listing_cache_0_reads_the_directory_every_time() {
 
 #[test]
 fn users_never_see_each_others_cached_listings() {
+    // alice's root is the server's; bob's is pub/. Both reach pub/x as "/x" (alice through
+    // the symlink x -> pub/x), where up -> ../../top.txt stays inside alice's root only.
     let users = [("alice", UP_HASH, "", "all"), ("bob", BOB_HASH, "pub", "readonly")];
-    let f = acct_fx("lc-users", &users, None, &[], |root| fixture(root));
+    let f = acct_fx("lc-users", &users, None, &[], |root| {
+        fixture(root);
+        put(root, "pub/x/file.txt", b"f");
+        std::os::unix::fs::symlink("../../top.txt", root.join("pub/x/up")).expect("symlink");
+        std::os::unix::fs::symlink("pub/x", root.join("x")).expect("symlink");
+    });
     settle();
     let mut alice = login_as(&f.server, "alice", UP_PASS);
     let mut bob = login_as(&f.server, "bob", "bob-pw");
     let mut anon = anon(&f.server);
     for _ in 0..2 {
-        // One directory, three views: alice's root is the server's, bob's is pub/ itself.
-        let a = alice.list("LIST pub");
-        assert!(line_of(&a, "up").ends_with(" up -> ../top.txt"), "{}", line_of(&a, "up"));
-        let b = bob.list("LIST");
-        assert!(line_of(&b, "up").ends_with(" up"), "bob's jail ends at pub/: {}", line_of(&b, "up"));
-        let a = alice.list("MLSD pub");
-        assert!(line_of(&a, "file-001.dat").contains(";perm=radfw;"), "{}", line_of(&a, "file-001.dat"));
+        let a = alice.list("LIST x");
+        assert!(line_of(&a, "up").ends_with(" up -> ../../top.txt"), "{}", line_of(&a, "up"));
+        let b = bob.list("LIST x");
+        assert!(line_of(&b, "up").ends_with(" up"), "outside bob's root: {}", line_of(&b, "up"));
+        let a = alice.list("MLSD x");
         assert!(line_of(&a, "up").starts_with("type=file;size=3;"), "{}", line_of(&a, "up"));
-        let b = bob.list("MLSD");
-        assert!(line_of(&b, "file-001.dat").contains(";perm=r;"), "{}", line_of(&b, "file-001.dat"));
-        assert!(!has(&b, "up"), "outside bob's jail: left out");
-        let n = anon.list("MLSD pub");
-        assert!(line_of(&n, "file-001.dat").contains(";perm=r;"), "{}", line_of(&n, "file-001.dat"));
+        assert!(line_of(&a, "file.txt").contains(";perm=radfw;"), "{}", line_of(&a, "file.txt"));
+        let b = bob.list("MLSD x");
+        assert!(!has(&b, "up"), "outside bob's root: left out");
+        // The same root and path as alice, other permissions.
+        let n = anon.list("MLSD x");
+        assert!(line_of(&n, "file.txt").contains(";perm=r;"), "{}", line_of(&n, "file.txt"));
     }
 }
 

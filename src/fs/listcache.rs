@@ -404,3 +404,130 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let n: u64 = digits.parse().map_err(|_| format!("{s:?}: too large"))?;
     n.checked_mul(mult).filter(|v| *v <= limits::LIST_CACHE_MAX).ok_or_else(|| format!("{s:?}: at most 64G"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::listing::ListOptions;
+
+    fn stamp(ino: u64, ctime: i64) -> DirStamp {
+        DirStamp { dev: 1, ino, ctime: (ctime, 0), mtime: (ctime, 0) }
+    }
+
+    fn variant(format: ListFormat) -> Variant {
+        Variant::of(&ListOptions::new(format, 0), (1, 2), b"/d", true).expect("no pattern")
+    }
+
+    fn body(n: usize) -> Arc<[u8]> {
+        vec![b'x'; n].into()
+    }
+
+    /// Fills (ino, format) with `n` bytes; returns the body.
+    fn fill(c: &ListCache, ino: u64, format: ListFormat, n: usize) -> Arc<[u8]> {
+        let s = stamp(ino, 100);
+        let Lookup::Miss(f) = c.lookup(s, &variant(format), Instant::now()) else { panic!("expected a miss") };
+        let b = body(n);
+        c.complete(s, &f, Keep::Body(b.clone()));
+        f.finish(FillResult::Body(b.clone()), None);
+        b
+    }
+
+    fn hit(c: &ListCache, ino: u64, format: ListFormat) -> Option<Arc<[u8]>> {
+        match c.lookup(stamp(ino, 100), &variant(format), Instant::now()) {
+            Lookup::Hit(b) => Some(b),
+            Lookup::Miss(f) => {
+                c.complete(stamp(ino, 100), &f, Keep::Nothing);
+                None
+            }
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn least_recently_used_bodies_go_first_and_memory_stays_bounded() {
+        let entry = 10_000;
+        let c = ListCache::new(8 * (entry + 1000), Duration::from_secs(60));
+        for ino in 0..8 {
+            fill(&c, ino, ListFormat::List, entry);
+        }
+        assert!(c.used() <= 8 * (entry + 1000));
+        for ino in 0..8 {
+            assert!(hit(&c, ino, ListFormat::List).is_some(), "{ino}");
+        }
+        // Touch 0 again, then add more: 1, 2, ... go, 0 stays.
+        assert!(hit(&c, 0, ListFormat::List).is_some());
+        for ino in 8..12 {
+            fill(&c, ino, ListFormat::List, entry);
+            assert!(c.used() <= 8 * (entry + 1000), "{}", c.used());
+        }
+        assert!(hit(&c, 0, ListFormat::List).is_some());
+        assert!(hit(&c, 1, ListFormat::List).is_none());
+        assert!(hit(&c, 11, ListFormat::List).is_some());
+        // A body larger than an eighth of the cache is not kept.
+        fill(&c, 20, ListFormat::List, c.max_body() + 1);
+        assert!(hit(&c, 20, ListFormat::List).is_none());
+    }
+
+    #[test]
+    fn stamps_age_and_invalidation_refill() {
+        let c = ListCache::new(1 << 20, Duration::from_millis(200));
+        let b = fill(&c, 7, ListFormat::Mlsd, 100);
+        fill(&c, 7, ListFormat::Nlst, 50);
+        assert!(hit(&c, 7, ListFormat::Mlsd).is_some_and(|h| Arc::ptr_eq(&h, &b)));
+        // Another ctime: the directory changed.
+        assert!(matches!(c.lookup(stamp(7, 101), &variant(ListFormat::Mlsd), Instant::now()), Lookup::Miss(_)));
+        // Invalidation drops every format of the directory, and a fill that was running
+        // when it happened keeps nothing.
+        let s = stamp(7, 100);
+        let Lookup::Miss(running) = c.lookup(s, &variant(ListFormat::List), Instant::now()) else { panic!() };
+        c.invalidate(1, 7);
+        assert_eq!(c.used(), 0);
+        c.complete(s, &running, Keep::Body(body(10)));
+        assert!(hit(&c, 7, ListFormat::List).is_none());
+        assert!(hit(&c, 7, ListFormat::Nlst).is_none());
+        // Too old: refilled.
+        fill(&c, 8, ListFormat::List, 10);
+        let later = Instant::now() + Duration::from_millis(250);
+        assert!(matches!(c.lookup(stamp(8, 100), &variant(ListFormat::List), later), Lookup::Miss(_)));
+    }
+
+    #[test]
+    fn one_fill_serves_every_waiting_session_and_variants_differ() {
+        let c = ListCache::new(1 << 20, Duration::from_secs(60));
+        let s = stamp(3, 100);
+        let v = variant(ListFormat::Mlsd);
+        let Lookup::Miss(first) = c.lookup(s, &v, Instant::now()) else { panic!() };
+        let Lookup::Wait(second) = c.lookup(s, &v, Instant::now()) else { panic!("coalesced") };
+        assert!(Arc::ptr_eq(&first, &second));
+        assert!(second.result(false).is_none());
+        first.finish(FillResult::Stream, None);
+        assert!(matches!(second.result(false), Some((FillResult::Stream, None))));
+        c.complete(s, &first, Keep::TooBig);
+        assert!(matches!(c.lookup(s, &v, Instant::now()), Lookup::TooBig));
+        // Anything that changes the bytes is another entry.
+        let mut o = ListOptions::new(ListFormat::Mlsd, 0);
+        o.facts = Facts::TYPE;
+        let other = |o: &ListOptions| Variant::of(o, (1, 2), b"/d", true).expect("variant");
+        assert!(other(&o) != v);
+        let mut o = ListOptions::new(ListFormat::Mlsd, 0);
+        o.file_perm = "rw";
+        assert!(other(&o) != v);
+        assert!(Variant::of(&ListOptions::new(ListFormat::Mlsd, 0), (1, 3), b"/d", true) != Some(v.clone()));
+        assert!(Variant::of(&ListOptions::new(ListFormat::Mlsd, 0), (1, 2), b"/e", true) != Some(v.clone()));
+        let mut o = ListOptions::new(ListFormat::Mlsd, 0);
+        o.deny = Some(Arc::new(Deny::default()));
+        assert!(other(&o) != v);
+        o.pattern = Some(b"*.iso".to_vec());
+        assert!(Variant::of(&o, (1, 2), b"/d", true).is_none(), "patterns are not cached");
+    }
+
+    #[test]
+    fn a_directory_changed_just_before_the_fill_is_racy() {
+        let st = DirStamp { dev: 1, ino: 1, ctime: (1000, 0), mtime: (1000, 0) };
+        assert!(st.racy(1000 * 1_000_000_000 + 50_000_000));
+        assert!(!st.racy(1001 * 1_000_000_000));
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("0"), Ok(0));
+        assert!(parse_size("12Q").is_err() && parse_size("").is_err() && parse_size("65G").is_err());
+    }
+}

@@ -35,11 +35,7 @@ pub enum Filled {
 pub fn fill(mut lister: Lister, cap: usize) -> io::Result<Filled> {
     let mut out = Vec::with_capacity(limits::LIST_CHUNK);
     // fill() stops at a line boundary at or past its soft maximum.
-    if lister.fill(&mut out, cap.saturating_add(1))? {
-        Ok(Filled::Whole(out))
-    } else {
-        Ok(Filled::TooBig(out, lister))
-    }
+    if lister.fill(&mut out, cap.saturating_add(1))? { Ok(Filled::Whole(out)) } else { Ok(Filled::TooBig(out, lister)) }
 }
 
 /// The cache and its fill threads (`Shared::listings`).

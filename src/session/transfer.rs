@@ -309,7 +309,16 @@ impl Listing {
     /// A listing a helper thread is filling. `fallback` streams the directory if the
     /// listing is not filled there (`owner`: this listing asked for the fill).
     pub fn waiting(verb: &'static str, fill: Arc<Fill>, owner: bool, fallback: Option<Lister>, path: VPath) -> Listing {
-        Listing { verb, lister: fallback, buf: Vec::new(), pos: 0, path, sent: 0, body: None, fill: Some((fill, owner)) }
+        Listing {
+            verb,
+            lister: fallback,
+            buf: Vec::new(),
+            pos: 0,
+            path,
+            sent: 0,
+            body: None,
+            fill: Some((fill, owner)),
+        }
     }
 
     /// Takes the fill's result once it is in; `Some` ends the turn.

@@ -265,13 +265,11 @@ impl Session {
         let Some(secs) = time::parse_mdtm(stamp) else {
             return self.reply(reply::BAD_ARGUMENTS, "Bad time: YYYYMMDDHHMMSS (UTC) is expected.");
         };
-        let r = self
-            .path_for(path, Need::All(Perms::SETTIME), cx)
-            .and_then(|p| {
-                self.jail(cx.jail).set_mtime(&p, secs)?;
-                self.listing_changed(&p, cx);
-                Ok(())
-            });
+        let r = self.path_for(path, Need::All(Perms::SETTIME), cx).and_then(|p| {
+            self.jail(cx.jail).set_mtime(&p, secs)?;
+            self.listing_changed(&p, cx);
+            Ok(())
+        });
         match r {
             Ok(()) => {
                 let mut text = b"Modify=".to_vec();

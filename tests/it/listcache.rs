@@ -132,6 +132,17 @@ fn writes_through_the_server_show_in_the_next_listing() {
     upload(&mut ftp, "APPE pub/file-010.dat", b"12345").expect("APPE");
     assert_eq!(size_of(&ftp.list("LIST pub"), "file-010.dat").as_deref(), Some("15"));
     assert_eq!(size_of(&ftp.list("LIST pub"), "file-010.dat").as_deref(), Some("15"));
+    // Listed while an upload runs, then again once it ended: the final size.
+    let mut other = login_up(&f.server);
+    let (mut data, r) = crate::accounts::start_upload(&mut ftp, "APPE pub/file-012.dat");
+    assert_eq!(r.0, 150, "{r:?}");
+    data.write_all(b"1234").expect("upload bytes");
+    crate::uploads::wait_size(&f.root.join("pub/file-012.dat"), 16);
+    assert_eq!(size_of(&other.list("LIST pub"), "file-012.dat").as_deref(), Some("16"));
+    data.write_all(b"5678").expect("upload bytes");
+    drop(data);
+    assert_eq!(ftp.reply().0, 226);
+    assert_eq!(size_of(&other.list("LIST pub"), "file-012.dat").as_deref(), Some("20"));
     // REST+STOR (a resumed upload) rewrites in place.
     ftp.list("MLSD pub");
     crate::accounts::upload_at(&mut ftp, Some(10), "STOR pub/file-010.dat", b"abcdefghij").expect("resume");

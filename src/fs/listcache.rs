@@ -152,6 +152,9 @@ pub enum FillResult {
     Failed(String),
 }
 
+/// What a fill read of a listing too large to keep, and the lister to go on with.
+pub type Partial = (Vec<u8>, Lister);
+
 /// One fill in progress, and the sessions waiting for it.
 #[derive(Default)]
 pub struct Fill {
@@ -163,7 +166,7 @@ struct FillState {
     result: Option<FillResult>,
     waiters: Vec<Wake>,
     /// For [`FillResult::Stream`]: the lines read so far and the lister to go on with.
-    partial: Option<(Vec<u8>, Lister)>,
+    partial: Option<Partial>,
 }
 
 impl Fill {
@@ -183,7 +186,7 @@ impl Fill {
     }
 
     /// The result, once in; `partial` is taken by the session that asked first (`owner`).
-    pub fn result(&self, owner: bool) -> Option<(FillResult, Option<(Vec<u8>, Lister)>)> {
+    pub fn result(&self, owner: bool) -> Option<(FillResult, Option<Partial>)> {
         let mut s = self.lock();
         let r = s.result.clone()?;
         let partial = if owner { s.partial.take() } else { None };
@@ -191,7 +194,7 @@ impl Fill {
     }
 
     /// Publishes the result and wakes every waiting session.
-    pub fn finish(&self, result: FillResult, partial: Option<(Vec<u8>, Lister)>) {
+    pub fn finish(&self, result: FillResult, partial: Option<Partial>) {
         let waiters = {
             let mut s = self.lock();
             s.result = Some(result);

@@ -62,9 +62,9 @@ impl Listings {
     }
 
     /// Queues a fill; gives the job back when the queue is full.
-    pub fn submit(&self, job: FillJob) -> Result<(), FillJob> {
+    pub fn submit(&self, job: FillJob) -> Result<(), Box<FillJob>> {
         self.jobs.try_send(job).map_err(|e| match e {
-            TrySendError::Full(j) | TrySendError::Disconnected(j) => j,
+            TrySendError::Full(j) | TrySendError::Disconnected(j) => Box::new(j),
         })
     }
 }

@@ -120,7 +120,7 @@ fn listings_larger_than_a_cache_entry_are_streamed_whole() {
 
 #[test]
 fn writes_through_the_server_show_in_the_next_listing() {
-    let f = acct_fx("lc-writes", &[(UP_USER, UP_HASH, "", "all")], None, &[], |root| fixture(root));
+    let f = acct_fx("lc-writes", &[(UP_USER, UP_HASH, "", "all")], None, &[], fixture);
     settle();
     let mut ftp = login_up(&f.server);
     let size_of = |listing: &[u8], name: &str| line_of(listing, name).split_whitespace().nth(4).map(str::to_string);

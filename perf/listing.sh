@@ -9,7 +9,8 @@
 # pure-ftpd"), LIST_CMD (LIST), MIRRORFTPD_BIN, PEER_WORK (a perf/work that
 # already holds the unpacked peers, e.g. another checkout's; default: ours,
 # installed on demand by perf/servers.sh), BEFORE_BIN (for the server name
-# mirrorftpd-before). Server CPU is utime+stime of the
+# mirrorftpd-before), MIRRORFTPD_ARGS (more flags for every mirrorftpd, e.g.
+# "--pasv-ports 40000-49999"). Server CPU is utime+stime of the
 # server's whole process tree (perf/procstat.py: forking servers' sessions
 # included), read before and after the run. Prints a Markdown table.
 set -euo pipefail
@@ -22,6 +23,7 @@ CONNS=${2:-1}
 ENTRIES=${ENTRIES:-10000}
 LIST_CMD=${LIST_CMD:-LIST}
 SERVERS=${SERVERS:-"mirrorftpd mirrorftpd-nocache vsftpd pure-ftpd"}
+MIRRORFTPD_ARGS=${MIRRORFTPD_ARGS:-}
 PEER_WORK=${PEER_WORK:-$WORK_DIR}
 VS_DIR=$PEER_WORK/vsftpd
 PURE_DIR=$PEER_WORK/pure-ftpd
@@ -58,15 +60,15 @@ cpu() { python3 "$PERF_DIR/procstat.py" --no-mem "$1" | python3 -c 'import json,
 launch() {   # NAME PORT
     case $1 in
         mirrorftpd)
-            "$REAPER" "$BENCH" --root "$TREE" --listen "127.0.0.1:$2" --quiet --max-per-ip 1000 \
+            "$REAPER" "$BENCH" --root "$TREE" --listen "127.0.0.1:$2" --quiet --max-per-ip 1000 $MIRRORFTPD_ARGS \
                 > "$RUN_DIR/$1.out" 2>&1 &
             LAUNCHED_PID=$! ;;
         mirrorftpd-nocache)
-            "$REAPER" "$BENCH" --root "$TREE" --listen "127.0.0.1:$2" --quiet --max-per-ip 1000 \
+            "$REAPER" "$BENCH" --root "$TREE" --listen "127.0.0.1:$2" --quiet --max-per-ip 1000 $MIRRORFTPD_ARGS \
                 --listing-cache 0 > "$RUN_DIR/$1.out" 2>&1 &
             LAUNCHED_PID=$! ;;
         mirrorftpd-before)   # BEFORE_BIN: a build of the commit to compare with
-            "$REAPER" "$BEFORE_BIN" --root "$TREE" --listen "127.0.0.1:$2" --quiet --max-per-ip 1000 \
+            "$REAPER" "$BEFORE_BIN" --root "$TREE" --listen "127.0.0.1:$2" --quiet --max-per-ip 1000 $MIRRORFTPD_ARGS \
                 > "$RUN_DIR/$1.out" 2>&1 &
             LAUNCHED_PID=$! ;;
         *) "launch_$1" "$2" "$RUN_DIR" ;;

@@ -182,8 +182,8 @@ impl Session {
     /// file rewritten in place leaves the directory's own timestamps alone).
     fn listing_changed(&self, p: &VPath, cx: &Cx<'_>) {
         let Some(l) = &cx.shared.listings else { return };
-        if let Ok(st) = self.jail(cx.jail).stat(&p.parent()) {
-            l.cache.invalidate(st.dev, st.ino);
+        if let Ok(dir) = self.jail(cx.jail).resolve(&p.parent(), libc::O_PATH | libc::O_DIRECTORY, true) {
+            invalidate_dir(&l.cache, &dir);
         }
     }
 
@@ -317,10 +317,13 @@ impl Session {
     }
 }
 
-/// The listing cache forgets the directory open on `dir`.
+/// The listing cache forgets the directory open on `dir`, and its parent, whose listing
+/// shows the directory's date (`..` of a jail's root is outside it: forgetting it is harmless).
 fn invalidate_dir(lists: &ListCache, dir: &OwnedFd) {
-    if let Ok(st) = fsys::fstat(dir.as_fd()) {
-        let st = crate::fs::jail::Stat::from_libc(&st);
+    let here = fsys::fstat(dir.as_fd());
+    let parent = fsys::fstatat(dir.as_fd(), c"..", libc::AT_SYMLINK_NOFOLLOW);
+    for st in [here, parent].iter().flatten() {
+        let st = crate::fs::jail::Stat::from_libc(st);
         lists.invalidate(st.dev, st.ino);
     }
 }

@@ -120,7 +120,11 @@ fn listings_larger_than_a_cache_entry_are_streamed_whole() {
 
 #[test]
 fn writes_through_the_server_show_in_the_next_listing() {
-    let f = acct_fx("lc-writes", &[(UP_USER, UP_HASH, "", "all")], None, &[], fixture);
+    let f = acct_fx("lc-writes", &[(UP_USER, UP_HASH, "", "all")], None, &[], |root| {
+        fixture(root);
+        let old = std::time::UNIX_EPOCH + Duration::from_secs(978_404_645); // 2001-01-02 03:04:05
+        fs::File::open(root.join("pub/sub")).and_then(|d| d.set_modified(old)).expect("date of pub/sub");
+    });
     settle();
     let mut ftp = login_up(&f.server);
     let size_of = |listing: &[u8], name: &str| line_of(listing, name).split_whitespace().nth(4).map(str::to_string);
@@ -153,6 +157,11 @@ fn writes_through_the_server_show_in_the_next_listing() {
     assert!(line_of(&ftp.list("LIST pub"), "file-011.dat").contains(" Jan  2  2001 "));
     expect(&mut ftp, "SITE CHMOD 600 pub/file-011.dat", 200);
     assert!(line_of(&ftp.list("LIST pub"), "file-011.dat").starts_with("-rw------- "));
+    // A change inside pub/sub changes sub's date, shown in pub's listing.
+    let sub_line = |ftp: &mut Ftp| line_of(&ftp.list("MLSD pub"), "sub");
+    assert!(sub_line(&mut ftp).contains(";modify=20010102030405;"), "{}", sub_line(&mut ftp));
+    upload(&mut ftp, "STOR pub/sub/deeper.bin", b"d").expect("STOR");
+    assert!(!sub_line(&mut ftp).contains(";modify=20010102030405;"), "{}", sub_line(&mut ftp));
     // New, renamed and deleted entries.
     upload(&mut ftp, "STOR pub/new.bin", b"new").expect("STOR");
     assert!(has(&ftp.list("NLST pub"), "new.bin"));

@@ -146,7 +146,51 @@ fn path_resolve(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-criterion_group!(listing, listing_format);
+/// What a cached listing saves and what revalidating one costs, on a 10,000-entry
+/// directory: the whole fill (getdents64 + fstatat + LIST lines), a stat-only pass
+/// (getdents64 + fstatat, what a per-entry revalidation would cost), and the hit path's
+/// check (resolve + fstat of the directory).
+fn listing_cache(c: &mut Criterion) {
+    use mirrorftpd::fs::jail::Jail;
+    use mirrorftpd::fs::listing::{ListFormat, ListOptions, Lister};
+    use mirrorftpd::fs::vpath::VPath;
+    let dir = std::env::temp_dir().join(format!("mirrorftpd-bench-lc-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(dir.join("d"));
+    for i in 0..10_000 {
+        let _ = std::fs::write(dir.join(format!("d/f{i:05}.bin")), b"x");
+    }
+    let Ok(jail) = Jail::open(&dir, false) else { return };
+    let p = VPath::root().join(b"/d").unwrap_or_default();
+    let mut g = c.benchmark_group("listing_cache");
+    g.sample_size(20);
+    g.bench_function("fill_10k", |b| {
+        b.iter(|| {
+            let Ok(fd) = jail.open_dir(&p) else { return 0 };
+            let Ok(lister) = Lister::new(fd, ListOptions::new(ListFormat::List, 1_763_900_000)) else { return 0 };
+            match mirrorftpd::fs::listfill::fill(lister, 64 << 20) {
+                Ok(mirrorftpd::fs::listfill::Filled::Whole(v)) => black_box(v.len()),
+                _ => 0,
+            }
+        })
+    });
+    g.bench_function("stat_only_10k", |b| {
+        use mirrorftpd::io::fsys;
+        b.iter(|| {
+            let Ok(fd) = jail.open_dir(&p) else { return 0 };
+            let mut ds = fsys::DirStream::new(fd, 32 << 10);
+            let mut n = 0;
+            while let Ok(Some((dfd, name))) = ds.next_entry() {
+                n += usize::from(fsys::fstatat(dfd, name, libc::AT_SYMLINK_NOFOLLOW).is_ok());
+            }
+            black_box(n)
+        })
+    });
+    g.bench_function("hit_check", |b| b.iter(|| black_box(jail.stat(black_box(&p)).is_ok())));
+    g.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(listing, listing_format, listing_cache);
 criterion_group!(path, path_resolve);
 
 criterion_main!(proto, listing, path, disk);

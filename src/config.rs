@@ -161,6 +161,13 @@ pub struct Flags {
     #[arg(long)]
     pub local_time: bool,
 
+    /// Memory for formatted listings (LIST, NLST, MLSD of whole directories),
+    /// e.g. 64M, 1G; least recently used out; 0 disables. A listing larger
+    /// than an eighth of it is streamed instead.
+    #[arg(long, value_name = "SIZE", default_value = limits::DEFAULT_LISTING_CACHE,
+          value_parser = crate::fs::listcache::parse_size)]
+    pub listing_cache: u64,
+
     /// Validate the flags, the files they name and the root, print the
     /// result, and exit (0 when everything is usable) without serving.
     #[arg(long)]
@@ -422,6 +429,8 @@ pub struct Config {
     /// The blocks of --ban-list as read at startup (SIGHUP re-reads the file).
     pub ban_cidrs: Vec<crate::cidr::Cidr>,
     pub local_time: bool,
+    /// --listing-cache in bytes; 0: no cache.
+    pub listing_cache: u64,
     pub check_config: bool,
     /// Names starting with '.' are unreachable (the default; off with --serve-dotfiles).
     pub deny_dotfiles: bool,
@@ -596,6 +605,7 @@ impl Config {
             },
             ban_list: f.ban_list,
             local_time: f.local_time,
+            listing_cache: f.listing_cache,
             check_config: f.check_config,
             deny_dotfiles: !f.serve_dotfiles,
             allow_foreign_port: f.allow_foreign_port,

@@ -48,6 +48,25 @@ pub const COPY_BUF: usize = 64 << 10;
 pub const UPLOAD_BUF: usize = 256 << 10;
 /// Soft size of one listing chunk written to the data socket.
 pub const LIST_CHUNK: usize = 64 << 10;
+/// --listing-cache default: memory for formatted listings (bodies and bookkeeping).
+pub const DEFAULT_LISTING_CACHE: &str = "64M";
+/// Largest --listing-cache accepted.
+pub const LIST_CACHE_MAX: u64 = 64 << 30;
+/// Oldest cached listing served: the bound on how long a file rewritten in place by
+/// another program (its directory unchanged) can show its old size or date, and on the LIST
+/// "recent" date rule's clock. A refill of 10,000 entries costs about 13 ms of a helper
+/// thread (perf/results/2026-12-05-listing-cache.md), so a listed directory costs at most
+/// that every this often.
+pub const LIST_CACHE_MAX_AGE: Duration = Duration::from_secs(2);
+/// A directory whose ctime is this close to a fill's start is not cached: a change in the
+/// same timestamp tick (the kernel's coarse clock: at most 10 ms) could go unseen.
+pub const LIST_CACHE_RACY: Duration = Duration::from_millis(100);
+/// How long "too large for the cache" is remembered for an unchanged directory.
+pub const LIST_CACHE_TOO_BIG_AGE: Duration = Duration::from_secs(30);
+/// Helper threads that fill the listing cache.
+pub const LIST_FILL_THREADS: usize = 2;
+/// Fills queued for them at most; beyond it a session streams its listing itself.
+pub const LIST_FILL_QUEUE: usize = 64;
 /// Control-channel reads per turn (each up to MAX_LINE bytes) before yielding.
 pub const READS_PER_TURN: usize = 16;
 /// Commands read during a transfer that wait for its end, at most (ABOR

@@ -43,6 +43,7 @@ macro_rules! session_cx {
             worker: $w.id,
             waker: &$w.waker,
             verdicts: &$w.verdict_tx,
+            wakeups: &$w.wake_tx,
         }
     };
 }
@@ -170,6 +171,8 @@ pub struct Shared {
     pub metrics: &'static [WorkerMetrics],
     /// --disk-threads: reads the page cache does not hold yet.
     pub disk: crate::disk::DiskPool,
+    /// --listing-cache: formatted listings and the threads that fill them (None: off).
+    pub listings: Option<crate::fs::listfill::Listings>,
 }
 
 impl Shared {
@@ -200,6 +203,10 @@ impl Shared {
             // Lives as long as the process, like the workers that write it.
             metrics: Box::leak((0..config.workers).map(|_| WorkerMetrics::new()).collect()),
             disk: crate::disk::DiskPool::start(config.disk_threads, config.disk_check),
+            listings: usize::try_from(config.listing_cache)
+                .ok()
+                .filter(|&c| c > 0)
+                .and_then(crate::fs::listfill::Listings::start),
             config,
         }
     }
@@ -376,6 +383,9 @@ pub struct Worker {
     /// This worker's way to the disk helpers (None: `--disk-check none`).
     disk_link: Option<Arc<crate::disk::DiskLink>>,
     disk_rx: Receiver<crate::disk::DiskDone>,
+    /// Sessions a helper thread finished work for (listing fills): drive them.
+    wake_tx: Sender<Slot>,
+    wake_rx: Receiver<Slot>,
     metrics: &'static WorkerMetrics,
     /// --metrics-listen, on worker 0 only.
     metrics_http: Option<MetricsServer>,
@@ -418,6 +428,7 @@ impl Worker {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         shared.wakers.lock().unwrap_or_else(|p| p.into_inner()).push(waker.clone());
         let (verdict_tx, verdict_rx) = mpsc::channel();
+        let (wake_tx, wake_rx) = mpsc::channel();
         let metrics_http = match cfg.metrics_listen {
             Some(a) if id == 0 => Some(MetricsServer::bind(a, poll.registry(), metrics_token)?),
             _ => None,
@@ -432,6 +443,8 @@ impl Worker {
             waker,
             verdict_tx,
             verdict_rx,
+            wake_tx,
+            wake_rx,
             id,
             poll,
             listeners,
@@ -490,6 +503,7 @@ impl Worker {
                 if ev.token() == WAKER {
                     self.take_verdicts(now, &mut to_drive);
                     self.take_disk(now, &mut to_drive);
+                    self.take_wakeups(&mut to_drive);
                     continue;
                 }
                 let (key, generation, role) = decode(ev.token());
@@ -582,6 +596,18 @@ impl Worker {
             }
             if s.data.disk_done(d.seq, d.outcome, now) {
                 to_drive.push(d.slot);
+            }
+        }
+    }
+
+    /// Drives the sessions whose helper work is done (their data channel
+    /// looks again at its job). A slot freed and reused meanwhile is skipped.
+    fn take_wakeups(&mut self, to_drive: &mut Vec<Slot>) {
+        while let Ok(slot) = self.wake_rx.try_recv() {
+            let Some(s) = self.sessions.get_mut(slot.key) else { continue };
+            if s.generation == slot.generation {
+                s.data.ready = true;
+                to_drive.push(slot);
             }
         }
     }

@@ -1,13 +1,17 @@
 //! Commands that name a path: CWD, SIZE, MDTM, RETR, LIST/NLST/MLSD, MLST and
 //! STAT <path>. Every path is a virtual path resolved through the jail.
 
+use std::os::fd::AsFd;
+
 use crate::auth::perms::Perms;
 use crate::fs::glob;
 use crate::fs::jail::{FileKind, FsError, Jail, Stat};
+use crate::fs::listcache::{DirStamp, FillResult, Keep, Lookup, Variant, Wake};
+use crate::fs::listfill::{FillJob, Listings};
 use crate::fs::listing::{self, ListFormat, ListOptions, Lister};
 use crate::fs::time;
 use crate::fs::vpath::{PathError, VPath};
-use crate::io::net;
+use crate::io::{fsys, net};
 use crate::limits;
 use crate::proto::addr::TransferType;
 use crate::proto::reply;
@@ -235,7 +239,7 @@ impl Session {
     pub(super) fn cmd_list(&mut self, format: ListFormat, arg: &[u8], cx: &mut Cx<'_>) {
         let (flags, path) =
             if format == ListFormat::Mlsd { (Default::default(), arg) } else { listing::parse_list_args(arg) };
-        match self.prepare_listing(format, flags, path, cx) {
+        match self.prepare_listing(format, flags, path, true, cx) {
             Ok(job) => {
                 if self.need_data_channel() {
                     self.start_job(job, cx);
@@ -245,11 +249,14 @@ impl Session {
         }
     }
 
+    /// The listing job for LIST/NLST/MLSD `path` (`cached`: may come from, and go to, the
+    /// listing cache; STAT <path> reads the directory itself).
     fn prepare_listing(
         &self,
         format: ListFormat,
         flags: listing::ListFlags,
         path: &[u8],
+        cached: bool,
         cx: &Cx<'_>,
     ) -> Result<Job, Refused> {
         let joined = self.cwd.join(path)?;
@@ -268,7 +275,9 @@ impl Session {
         let jail = self.jail(cx.jail);
         let verb = verb_name(format);
         if opts.pattern.is_none() {
-            let st = jail.stat(&target)?;
+            // One stat of what is listed: a directory's also validates its cached listing.
+            let raw = fsys::fstat(jail.resolve(&target, libc::O_PATH, true)?.as_fd()).map_err(FsError::from)?;
+            let st = Stat::from_libc(&raw);
             if st.kind != FileKind::Dir {
                 if format == ListFormat::Mlsd {
                     return Err(Refused(reply::BAD_ARGUMENTS, "MLSD needs a directory; use MLST for a file.".into()));
@@ -278,13 +287,77 @@ impl Session {
                 listing::push_single(&mut buf, format, shown, &st, None, &opts);
                 return Ok(Job::List(Listing::ready(verb, buf, target)));
             }
+            if let Some(l) = cx.shared.listings.as_ref().filter(|_| cached) {
+                return self.cached_listing(l, DirStamp::from_libc(&raw), opts, target, verb, cx);
+            }
         }
-        let fd = jail.open_dir(&target)?;
+        let lister = self.lister(&target, opts, cx)?;
+        Ok(Job::List(Listing::streaming(verb, lister, target)))
+    }
+
+    /// A lister of the directory `target`, following symlinks inside the session's jail.
+    fn lister(&self, target: &VPath, opts: ListOptions, cx: &Cx<'_>) -> Result<Lister, Refused> {
+        let jail = self.jail(cx.jail);
+        let fd = jail.open_dir(target)?;
         let mut lister = Lister::new(fd, opts).map_err(|e| Refused::from(FsError::from(e)))?;
         if let Ok(j) = jail.try_clone() {
             lister = lister.with_jail(j, target.clone());
         }
-        Ok(Job::List(Listing::streaming(verb, lister, target)))
+        Ok(lister)
+    }
+
+    /// The listing of the directory `target` (as `stamp` shows it) from the cache, or filled
+    /// for it by a helper thread while the session waits.
+    fn cached_listing(
+        &self,
+        l: &Listings,
+        stamp: DirStamp,
+        opts: ListOptions,
+        target: VPath,
+        verb: &'static str,
+        cx: &Cx<'_>,
+    ) -> Result<Job, Refused> {
+        let jail = self.jail(cx.jail);
+        let root = fsys::fstat(jail.root_fd()).map_err(FsError::from)?;
+        let root = (root.st_dev as u64, root.st_ino as u64);
+        let Some(variant) = Variant::of(&opts, root, target.as_bytes(), jail.deny_dotfiles()) else {
+            let lister = self.lister(&target, opts, cx)?;
+            return Ok(Job::List(Listing::streaming(verb, lister, target)));
+        };
+        let wake = || Wake { slot: cx.slot, tx: cx.wakeups.clone(), waker: cx.waker.clone() };
+        match l.cache.lookup(stamp, &variant, cx.now) {
+            Lookup::Hit(body) => Ok(Job::List(Listing::cached(verb, body, target))),
+            Lookup::TooBig => {
+                let lister = self.lister(&target, opts, cx)?;
+                Ok(Job::List(Listing::streaming(verb, lister, target)))
+            }
+            Lookup::Wait(fill) => {
+                // Streams the directory itself if the fill keeps no listing.
+                let fallback = self.lister(&target, opts, cx)?;
+                fill.attach(wake());
+                Ok(Job::List(Listing::waiting(verb, fill, false, Some(fallback), target)))
+            }
+            Lookup::Miss(fill) => {
+                let lister = match self.lister(&target, opts, cx) {
+                    Ok(lister) => lister,
+                    Err(r) => {
+                        l.cache.complete(stamp, &fill, Keep::Nothing);
+                        fill.finish(FillResult::Failed(r.1.clone()), None);
+                        return Err(r);
+                    }
+                };
+                fill.attach(wake());
+                match l.submit(FillJob { lister, stamp, fill: fill.clone() }) {
+                    Ok(()) => Ok(Job::List(Listing::waiting(verb, fill, true, None, target))),
+                    Err(job) => {
+                        // No helper free: stream it here; others waiting stream theirs.
+                        l.cache.complete(stamp, &fill, Keep::Nothing);
+                        fill.finish(FillResult::Stream, None);
+                        Ok(Job::List(Listing::streaming(verb, job.lister, target)))
+                    }
+                }
+            }
+        }
     }
 
     pub(super) fn cmd_mlst(&mut self, arg: &[u8], cx: &mut Cx<'_>) {
@@ -310,7 +383,7 @@ impl Session {
     /// STAT <path>: the listing over the control connection, capped.
     pub(super) fn cmd_stat_path(&mut self, arg: &[u8], cx: &mut Cx<'_>) {
         let (flags, path) = listing::parse_list_args(arg);
-        let job = match self.prepare_listing(ListFormat::List, flags, path, cx) {
+        let job = match self.prepare_listing(ListFormat::List, flags, path, false, cx) {
             Ok(j) => j,
             Err(r) => return self.refuse(r),
         };

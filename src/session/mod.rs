@@ -99,6 +99,8 @@ pub struct Cx<'a> {
     pub worker: usize,
     pub waker: &'a Arc<Waker>,
     pub verdicts: &'a Sender<LoginVerdict>,
+    /// Where helper threads send this session's slot when its work is done.
+    pub wakeups: &'a Sender<Slot>,
 }
 
 /// How long a closing session may take to flush its last reply.

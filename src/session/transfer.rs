@@ -12,7 +12,10 @@ use std::time::Instant;
 
 use super::sink::Conn;
 
+use std::sync::Arc;
+
 use crate::disk::{DiskCx, Gate, Outcome, Ticket, Window, Work};
+use crate::fs::listcache::{Fill, FillResult};
 use crate::fs::listing::Lister;
 use crate::fs::vpath::VPath;
 use crate::fs::write::Upload;
@@ -86,6 +89,12 @@ pub struct Listing {
     pub pos: usize,
     pub path: VPath,
     pub sent: u64,
+    /// A whole listing shared with the listing cache, sent from `pos` (then `buf` is unused).
+    body: Option<Arc<[u8]>>,
+    /// A helper thread's fill to wait for, and whether this listing asked for it first
+    /// (it then gets what was read if the listing turns out too large for the cache; the
+    /// others stream from their own `lister`).
+    fill: Option<(Arc<Fill>, bool)>,
 }
 
 /// An upload in progress: socket → one bounded buffer → positioned writes.
@@ -117,6 +126,8 @@ pub struct Stor {
     seeding: Option<Ticket>,
     /// The copy failed.
     seed_failed: Option<io::Error>,
+    /// The listing cache, told when the upload ends (see `upload.rs`).
+    pub lists: Option<Arc<crate::fs::listcache::ListCache>>,
 }
 
 pub enum Job {
@@ -346,15 +357,95 @@ impl Listing {
             pos: 0,
             path,
             sent: 0,
+            body: None,
+            fill: None,
         }
     }
 
     /// A listing already complete in memory (a single file's line).
     pub fn ready(verb: &'static str, buf: Vec<u8>, path: VPath) -> Listing {
-        Listing { verb, lister: None, buf, pos: 0, path, sent: 0 }
+        Listing { verb, lister: None, buf, pos: 0, path, sent: 0, body: None, fill: None }
+    }
+
+    /// A listing from the cache: the bytes are shared, never copied.
+    pub fn cached(verb: &'static str, body: Arc<[u8]>, path: VPath) -> Listing {
+        Listing { verb, lister: None, buf: Vec::new(), pos: 0, path, sent: 0, body: Some(body), fill: None }
+    }
+
+    /// A listing a helper thread is filling. `fallback` streams the directory if the
+    /// listing is not filled there (`owner`: this listing asked for the fill).
+    pub fn waiting(verb: &'static str, fill: Arc<Fill>, owner: bool, fallback: Option<Lister>, path: VPath) -> Listing {
+        Listing {
+            verb,
+            lister: fallback,
+            buf: Vec::new(),
+            pos: 0,
+            path,
+            sent: 0,
+            body: None,
+            fill: Some((fill, owner)),
+        }
+    }
+
+    /// Takes the fill's result once it is in; `Some` ends the turn.
+    fn take_fill(&mut self) -> Option<Pump> {
+        let (fill, owner) = self.fill.as_ref()?;
+        let Some((result, partial)) = fill.result(*owner) else {
+            return Some(Pump::Blocked); // the helper's completion drives us again
+        };
+        self.fill = None;
+        match result {
+            FillResult::Body(b) => {
+                self.body = Some(b);
+                self.lister = None;
+            }
+            FillResult::Stream => {
+                if let Some((buf, lister)) = partial {
+                    self.buf = buf;
+                    self.lister = Some(lister);
+                } else if self.lister.is_none() {
+                    return Some(Pump::Failed(Failure::Local(io::Error::other("listing not filled"))));
+                }
+                if self.buf.capacity() < limits::LIST_CHUNK {
+                    self.buf.reserve(limits::LIST_CHUNK + 4096 - self.buf.len());
+                }
+            }
+            FillResult::Failed(e) => return Some(Pump::Failed(Failure::Local(io::Error::other(e)))),
+        }
+        None
+    }
+
+    /// Sends the cached body from `pos`.
+    fn pump_body(&mut self, body: &[u8], conn: &mut Conn, moved: &mut u64, budget: u64) -> Pump {
+        loop {
+            if self.pos == body.len() {
+                return Pump::Finished;
+            }
+            let room = budget.saturating_sub(*moved);
+            if room == 0 {
+                return Pump::Yield;
+            }
+            let end = body.len().min(self.pos.saturating_add(usize::try_from(room).unwrap_or(usize::MAX)));
+            match conn.write(&body[self.pos..end]) {
+                Status::Done(n) => {
+                    self.pos += n;
+                    self.sent += n as u64;
+                    *moved += n as u64;
+                }
+                Status::WouldBlock => return Pump::Blocked,
+                Status::Closed => return Pump::Failed(Failure::PeerClosed),
+                Status::Error(e) => return Pump::Failed(Failure::Network(e)),
+            }
+        }
     }
 
     fn pump(&mut self, conn: &mut Conn, moved: &mut u64, budget: u64) -> Pump {
+        if let Some(p) = self.take_fill() {
+            return p;
+        }
+        if let Some(body) = self.body.clone() {
+            return self.pump_body(&body, conn, moved, budget);
+        }
         loop {
             if self.pos == self.buf.len() {
                 self.buf.clear();
@@ -418,6 +509,7 @@ impl Stor {
             seed: None,
             seeding: None,
             seed_failed: None,
+            lists: None,
         }
     }
 

@@ -2,10 +2,11 @@
 //! DELE, MKD, RMD, RNFR/RNTO, MFMT and SITE CHMOD. Each checks the session's
 //! permission at its path first; a refusal leaves no trace on disk.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use crate::auth::perms::Perms;
 use crate::fs::jail::FsError;
+use crate::fs::listcache::ListCache;
 use crate::fs::time;
 use crate::fs::vpath::VPath;
 use crate::fs::write::{Create, Upload};
@@ -79,10 +80,17 @@ impl Session {
         match self.open_put(put, base, rest, cx) {
             Ok((up, path, start, seed)) => {
                 let ascii = self.ttype == TransferType::Ascii;
+                // Created or truncated: listings of its directory change now, and again
+                // when the upload ends (`Drop for Stor`).
+                let lists = cx.shared.listings.as_ref().map(|l| l.cache.clone());
+                if let Some(l) = &lists {
+                    invalidate_dir(l, &up.dir);
+                }
                 let mut job = Stor::new(up, path, put.verb(), start, ascii, cx.cfg.fsync_uploads);
                 if let Some(src) = seed {
                     job = job.seeded(src, start);
                 }
+                job.lists = lists;
                 self.start_job(Job::Stor(job), cx);
             }
             Err(r) => self.refuse(r),
@@ -188,9 +196,21 @@ impl Session {
         }
     }
 
+    /// The listing cache forgets the directory holding `p`: something in it changed (a
+    /// file rewritten in place leaves the directory's own timestamps alone).
+    fn listing_changed(&self, p: &VPath, cx: &Cx<'_>) {
+        let Some(l) = &cx.shared.listings else { return };
+        if let Ok(dir) = self.jail(cx.jail).resolve(&p.parent(), libc::O_PATH | libc::O_DIRECTORY, true) {
+            invalidate_dir(&l.cache, &dir);
+        }
+    }
+
     pub(super) fn cmd_dele(&mut self, arg: &[u8], cx: &mut Cx<'_>) {
-        let r =
-            self.path_for(arg, Need::All(Perms::DELETE), cx).and_then(|p| Ok(self.jail(cx.jail).remove_file(&p)?));
+        let r = self.path_for(arg, Need::All(Perms::DELETE), cx).and_then(|p| {
+            self.jail(cx.jail).remove_file(&p)?;
+            self.listing_changed(&p, cx);
+            Ok(())
+        });
         self.log_change("DELE", arg, &r);
         self.done_or_refuse(r, reply::FILE_ACTION_OK, "File deleted.");
     }
@@ -198,6 +218,7 @@ impl Session {
     pub(super) fn cmd_mkd(&mut self, arg: &[u8], cx: &mut Cx<'_>) {
         let r = self.path_for(arg, Need::All(Perms::MKDIR), cx).and_then(|p| {
             self.jail(cx.jail).mkdir(&p, 0o777)?;
+            self.listing_changed(&p, cx);
             Ok(p)
         });
         match r {
@@ -213,7 +234,11 @@ impl Session {
     }
 
     pub(super) fn cmd_rmd(&mut self, arg: &[u8], cx: &mut Cx<'_>) {
-        let r = self.path_for(arg, Need::All(Perms::RMDIR), cx).and_then(|p| Ok(self.jail(cx.jail).remove_dir(&p)?));
+        let r = self.path_for(arg, Need::All(Perms::RMDIR), cx).and_then(|p| {
+            self.jail(cx.jail).remove_dir(&p)?;
+            self.listing_changed(&p, cx);
+            Ok(())
+        });
         self.log_change("RMD", arg, &r);
         self.done_or_refuse(r, reply::FILE_ACTION_OK, "Directory removed.");
     }
@@ -240,7 +265,10 @@ impl Session {
             if cx.shared.auth().deny.hides_name(to.file_name()) {
                 return Err(FsError::Denied.into());
             }
-            Ok(self.jail(cx.jail).rename(&from, &to)?)
+            self.jail(cx.jail).rename(&from, &to)?;
+            self.listing_changed(&from, cx);
+            self.listing_changed(&to, cx);
+            Ok(())
         });
         self.log_change("RNTO", arg, &r);
         self.done_or_refuse(r, reply::FILE_ACTION_OK, "Rename successful.");
@@ -255,9 +283,11 @@ impl Session {
         let Some(secs) = time::parse_mdtm(stamp) else {
             return self.reply(reply::BAD_ARGUMENTS, "Bad time: YYYYMMDDHHMMSS (UTC) is expected.");
         };
-        let r = self
-            .path_for(path, Need::All(Perms::SETTIME), cx)
-            .and_then(|p| Ok(self.jail(cx.jail).set_mtime(&p, secs)?));
+        let r = self.path_for(path, Need::All(Perms::SETTIME), cx).and_then(|p| {
+            self.jail(cx.jail).set_mtime(&p, secs)?;
+            self.listing_changed(&p, cx);
+            Ok(())
+        });
         match r {
             Ok(()) => {
                 let mut text = b"Modify=".to_vec();
@@ -281,8 +311,11 @@ impl Session {
             return self.reply(reply::BAD_ARGUMENTS, "Bad mode: an octal number 0-777 is expected.");
         };
         let path = &args[sp + 1..];
-        let r =
-            self.path_for(path, Need::All(Perms::WRITE), cx).and_then(|p| Ok(self.jail(cx.jail).chmod(&p, mode)?));
+        let r = self.path_for(path, Need::All(Perms::WRITE), cx).and_then(|p| {
+            self.jail(cx.jail).chmod(&p, mode)?;
+            self.listing_changed(&p, cx);
+            Ok(())
+        });
         self.done_or_refuse(r, reply::COMMAND_OK, "SITE CHMOD command ok.");
     }
 
@@ -299,5 +332,26 @@ impl Session {
             String::from_utf8_lossy(arg).escape_debug(),
             result
         ));
+    }
+}
+
+/// The listing cache forgets the directory open on `dir`, and its parent, whose listing
+/// shows the directory's date (`..` of a jail's root is outside it: forgetting it is harmless).
+fn invalidate_dir(lists: &ListCache, dir: &OwnedFd) {
+    let here = fsys::fstat(dir.as_fd());
+    let parent = fsys::fstatat(dir.as_fd(), c"..", libc::AT_SYMLINK_NOFOLLOW);
+    for st in [here, parent].iter().flatten() {
+        let st = crate::fs::jail::Stat::from_libc(st);
+        lists.invalidate(st.dev, st.ino);
+    }
+}
+
+/// However an upload ends (226, an error, ABOR, a lost client), the file's size and date
+/// changed: listings of its directory are dropped once the last byte is written.
+impl Drop for Stor {
+    fn drop(&mut self) {
+        if let Some(l) = &self.lists {
+            invalidate_dir(l, &self.up.dir);
+        }
     }
 }

@@ -12,6 +12,7 @@ mod hidden;
 mod interop;
 mod interop_upload;
 mod limits;
+mod listcache;
 mod listen;
 mod observability;
 mod operations;

@@ -353,8 +353,9 @@ fn active_data_comes_from_the_control_port_minus_one_after_the_drop() {
     let server = Server::start(&root, &["--run-as", NOBODY, "--active-from-port-20", "--listen", &listen]);
     assert!(server.wait_log("keeping only CAP_NET_BIND_SERVICE", IO_TIMEOUT), "{}", server.log());
     for (name, st) in assert_all_threads(server.pid(), uid, gid) {
-        // Threads started before the drop (password and disk helpers, logger) keep no capability.
-        let helper = name.starts_with("auth-") || name.starts_with("disk-") || name == "logger";
+        // Threads started before the drop (password, disk and listing helpers, logger) keep no capability.
+        let helper =
+            name.starts_with("auth-") || name.starts_with("disk-") || name.starts_with("list-") || name == "logger";
         let want = if helper { "0000000000000000" } else { "0000000000000400" };
         assert_eq!(field(&st, "CapEff:"), want, "thread {name}:\n{st}");
         assert_eq!(field(&st, "CapPrm:"), want, "thread {name}:\n{st}");

@@ -11,7 +11,7 @@ use mirrorftpd::auth::access::{Auth, AuthCell};
 use mirrorftpd::config::{Cli, Command, Config, Flags};
 use mirrorftpd::io::{net, sys};
 use mirrorftpd::pool::Pool;
-use mirrorftpd::session::messages;
+use mirrorftpd::ftp::messages;
 use mirrorftpd::systemd;
 use mirrorftpd::worker::{Shared, Worker};
 

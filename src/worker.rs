@@ -25,7 +25,7 @@ use crate::limits;
 use crate::obs::http::MetricsServer;
 use crate::obs::metrics::{self, WorkerMetrics};
 use crate::pool::{LoginVerdict, Pool};
-use crate::session::{Cx, Outcome, Session};
+use crate::ftp::{Cx, Outcome, Session};
 
 /// The context a session runs in, borrowed field by field from the worker
 /// (so the slab of sessions stays borrowable beside it).
@@ -729,7 +729,7 @@ impl Worker {
             // they hold a slot: a worker never holds more than --max-clients.
             Err(Refusal::MaxClients)
         } else {
-            crate::session::proxied::screen(&self.shared.config, ip)
+            crate::ftp::proxied::screen(&self.shared.config, ip)
         };
         let id = match admitted {
             Ok(id) => id,
@@ -775,7 +775,7 @@ impl Worker {
         } else {
             Session::new(id, generation, stream, peer, local, now, self.id, &self.shared.greeting())
         };
-        s.data.throttle = crate::session::throttle::Throttle::new(cfg.max_rate, self.shared.total_rate.clone());
+        s.data.throttle = crate::ftp::throttle::Throttle::new(cfg.max_rate, self.shared.total_rate.clone());
         s.data.disk = self.disk_link.clone();
         if implicit {
             match self.shared.tls().map(|c| crate::tls::accept(&c.control)) {

@@ -4,7 +4,7 @@
 //! an atomic APPE or resume (`--atomic-uploads`). The
 //! completion goes back to the session's worker through a channel plus its
 //! `mio::Waker`; the session waits in an explicit state meanwhile (see
-//! `session::warm`). nginx's "aio threads", for sendfile.
+//! `ftp::warm`). nginx's "aio threads", for sendfile.
 
 use std::fs::File;
 use std::io;

@@ -18,6 +18,7 @@ pub mod pool;
 pub mod privs;
 pub mod proto;
 pub mod rate;
+pub mod services;
 pub mod sftp;
 pub mod systemd;
 pub mod tls;

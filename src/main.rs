@@ -9,11 +9,12 @@ use clap::Parser;
 
 use mirrorftpd::auth::access::{Auth, AuthCell};
 use mirrorftpd::config::{Cli, Command, Config, Flags};
+use mirrorftpd::ftp::messages;
 use mirrorftpd::io::{net, sys};
 use mirrorftpd::pool::Pool;
-use mirrorftpd::ftp::messages;
+use mirrorftpd::services::Shared;
 use mirrorftpd::systemd;
-use mirrorftpd::worker::{Shared, Worker};
+use mirrorftpd::worker::Worker;
 
 fn main() -> ExitCode {
     match run() {

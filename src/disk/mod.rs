@@ -19,7 +19,7 @@ use mio::Waker;
 use crate::io::cache;
 use crate::limits;
 use crate::obs::metrics::{self, WorkerMetrics};
-use crate::worker::Slot;
+use crate::services::Slot;
 
 pub mod window;
 pub use window::{DiskCx, Gate, Window};

@@ -62,7 +62,7 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
     // Uploads and new directories get 0666/0777 minus this mask.
     mirrorftpd::io::fsys::set_umask(config.umask);
     let pool = Pool::start(config.auth_threads, auth.clone(), config.deny_dotfiles)?;
-    let tls = mirrorftpd::tls::load(&config)?;
+    let tls = mirrorftpd::tls::load(config.tls_cert.as_deref(), config.tls_key.as_deref(), config.tls13_only)?;
     let greeting = load_greeting(&config)?;
     let shared = Arc::new(Shared::new(config, auth, pool, tls, greeting));
     let cfg = &shared.config;
@@ -208,7 +208,7 @@ fn check_config(config: Config) -> Result<ExitCode, Box<dyn std::error::Error>> 
     let auth = Auth::load(&config)?;
     mirrorftpd::fs::jail::Jail::open(&config.root, config.deny_dotfiles)
         .map_err(|e| format!("--root {}: {e}", config.root.display()))?;
-    let tls = mirrorftpd::tls::load(&config)?;
+    let tls = mirrorftpd::tls::load(config.tls_cert.as_deref(), config.tls_key.as_deref(), config.tls13_only)?;
     load_greeting(&config)?;
     let unchecked = check_listen_free(&config)?;
     println!("mirrorftpd: configuration OK");

@@ -495,6 +495,18 @@ pub fn read_ban_list(path: &std::path::Path) -> Result<Vec<crate::cidr::Cidr>, C
 }
 
 impl Config {
+    /// What the accounts and rules are loaded from.
+    pub fn auth_sources(&self) -> crate::auth::access::Sources<'_> {
+        crate::auth::access::Sources {
+            users: self.users.as_deref(),
+            rules: self.rules.as_deref(),
+            deny: &self.deny,
+            atomic_uploads: self.atomic_uploads,
+            deny_dotfiles: self.deny_dotfiles,
+            anonymous: self.anonymous,
+        }
+    }
+
     pub fn from_flags(f: Flags) -> Result<Config, ConfigError> {
         let Some(root) = f.root else {
             return err("--root DIR is required".into());

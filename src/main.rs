@@ -58,7 +58,7 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
     if let Err(e) = sys::raise_nofile_limit() {
         mirrorftpd::log::warn(format_args!("cannot raise the open-file limit: {e}"));
     }
-    let auth = Arc::new(AuthCell::new(Auth::load(&config)?));
+    let auth = Arc::new(AuthCell::new(Auth::load(&config.auth_sources())?));
     // Uploads and new directories get 0666/0777 minus this mask.
     mirrorftpd::io::fsys::set_umask(config.umask);
     let pool = Pool::start(config.auth_threads, auth.clone(), config.deny_dotfiles)?;
@@ -205,7 +205,7 @@ fn check_config(config: Config) -> Result<ExitCode, Box<dyn std::error::Error>> 
     mirrorftpd::privs::prepare(&config)?;
     // The log files must open (for appending).
     mirrorftpd::log::init(config.log_file.as_deref(), config.xferlog.as_deref(), config.log_format, config.local_time)?;
-    let auth = Auth::load(&config)?;
+    let auth = Auth::load(&config.auth_sources())?;
     mirrorftpd::fs::jail::Jail::open(&config.root, config.deny_dotfiles)
         .map_err(|e| format!("--root {}: {e}", config.root.display()))?;
     let tls = mirrorftpd::tls::load(config.tls_cert.as_deref(), config.tls_key.as_deref(), config.tls13_only)?;
@@ -293,7 +293,7 @@ fn reload_files(shared: &Shared) {
     }
     let cfg = &shared.config;
     if cfg.users.is_some() || cfg.rules.is_some() {
-        match Auth::load(cfg) {
+        match Auth::load(&cfg.auth_sources()) {
             Ok(a) => {
                 let n = a.users.len();
                 shared.set_auth(a);

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod cidr;
 pub mod config;
 pub mod disk;
+pub mod flags;
 pub mod fs;
 pub mod ftp;
 pub mod io;

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use clap::Parser;
 
 use mirrorftpd::auth::access::{Auth, AuthCell};
-use mirrorftpd::config::{Cli, Command, Config, Flags};
+use mirrorftpd::config::Config;
+use mirrorftpd::flags::{Cli, Command, Flags};
 use mirrorftpd::ftp::messages;
 use mirrorftpd::io::{net, sys};
 use mirrorftpd::pool::Pool;
@@ -36,7 +37,7 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
 }
 
 fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let config = Config::from_flags(flags)?;
+    let config = flags.into_config()?;
     mirrorftpd::log::set_quiet(config.quiet);
     if config.check_config {
         return check_config(config);

@@ -12,7 +12,7 @@ pub enum Role {
     Data = 2,
 }
 
-pub(crate) const GEN_BITS: u32 = 14;
+const GEN_BITS: u32 = 14;
 pub(crate) const GEN_MASK: usize = (1 << GEN_BITS) - 1;
 pub(crate) const KEY_SHIFT: u32 = GEN_BITS + 2;
 

@@ -167,8 +167,8 @@ fn listing_cache(c: &mut Criterion) {
         b.iter(|| {
             let Ok(fd) = jail.open_dir(&p) else { return 0 };
             let Ok(lister) = Lister::new(fd, ListOptions::new(ListFormat::List, 1_763_900_000)) else { return 0 };
-            match mirrorftpd::fs::listfill::fill(lister, 64 << 20) {
-                Ok(mirrorftpd::fs::listfill::Filled::Whole(v)) => black_box(v.len()),
+            match mirrorftpd::lists::fill::fill(lister, 64 << 20) {
+                Ok(mirrorftpd::lists::fill::Filled::Whole(v)) => black_box(v.len()),
                 _ => 0,
             }
         })

@@ -8,12 +8,14 @@ use std::sync::Arc;
 use clap::Parser;
 
 use mirrorftpd::auth::access::{Auth, AuthCell};
-use mirrorftpd::config::{Cli, Command, Config, Flags};
+use mirrorftpd::config::Config;
+use mirrorftpd::flags::{Cli, Command, Flags};
+use mirrorftpd::ftp::messages;
 use mirrorftpd::io::{net, sys};
 use mirrorftpd::pool::Pool;
-use mirrorftpd::session::messages;
+use mirrorftpd::services::Shared;
 use mirrorftpd::systemd;
-use mirrorftpd::worker::{Shared, Worker};
+use mirrorftpd::worker::Worker;
 
 fn main() -> ExitCode {
     match run() {
@@ -35,7 +37,7 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
 }
 
 fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let config = Config::from_flags(flags)?;
+    let config = flags.into_config()?;
     mirrorftpd::log::set_quiet(config.quiet);
     if config.check_config {
         return check_config(config);
@@ -57,11 +59,11 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
     if let Err(e) = sys::raise_nofile_limit() {
         mirrorftpd::log::warn(format_args!("cannot raise the open-file limit: {e}"));
     }
-    let auth = Arc::new(AuthCell::new(Auth::load(&config)?));
+    let auth = Arc::new(AuthCell::new(Auth::load(&config.auth_sources())?));
     // Uploads and new directories get 0666/0777 minus this mask.
     mirrorftpd::io::fsys::set_umask(config.umask);
     let pool = Pool::start(config.auth_threads, auth.clone(), config.deny_dotfiles)?;
-    let tls = mirrorftpd::tls::load(&config)?;
+    let tls = mirrorftpd::tls::load(config.tls_cert.as_deref(), config.tls_key.as_deref(), config.tls13_only)?;
     let greeting = load_greeting(&config)?;
     let shared = Arc::new(Shared::new(config, auth, pool, tls, greeting));
     let cfg = &shared.config;
@@ -204,10 +206,10 @@ fn check_config(config: Config) -> Result<ExitCode, Box<dyn std::error::Error>> 
     mirrorftpd::privs::prepare(&config)?;
     // The log files must open (for appending).
     mirrorftpd::log::init(config.log_file.as_deref(), config.xferlog.as_deref(), config.log_format, config.local_time)?;
-    let auth = Auth::load(&config)?;
+    let auth = Auth::load(&config.auth_sources())?;
     mirrorftpd::fs::jail::Jail::open(&config.root, config.deny_dotfiles)
         .map_err(|e| format!("--root {}: {e}", config.root.display()))?;
-    let tls = mirrorftpd::tls::load(&config)?;
+    let tls = mirrorftpd::tls::load(config.tls_cert.as_deref(), config.tls_key.as_deref(), config.tls13_only)?;
     load_greeting(&config)?;
     let unchecked = check_listen_free(&config)?;
     println!("mirrorftpd: configuration OK");
@@ -292,7 +294,7 @@ fn reload_files(shared: &Shared) {
     }
     let cfg = &shared.config;
     if cfg.users.is_some() || cfg.rules.is_some() {
-        match Auth::load(cfg) {
+        match Auth::load(&cfg.auth_sources()) {
             Ok(a) => {
                 let n = a.users.len();
                 shared.set_auth(a);

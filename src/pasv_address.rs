@@ -6,7 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::worker::Shared;
+use crate::services::Shared;
 
 /// The flag's value: an address, or a name with the address it resolved to
 /// at start.

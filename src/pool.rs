@@ -16,7 +16,7 @@ use crate::auth::access::{Access, Auth, AuthCell};
 use crate::auth::hash::{self, WorkArea};
 use crate::fs::jail::Jail;
 use crate::limits;
-use crate::worker::Slot;
+use crate::services::Slot;
 
 /// One login to check.
 pub struct LoginJob {

@@ -10,7 +10,6 @@
 //! inside `with_session(id, ..)` on its own thread; a resumption records the
 //! id found inside, and the data channel compares it with its session's id.
 
-use std::cell::Cell;
 use std::fmt;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -20,45 +19,9 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ProducesTickets, ServerSessionMemoryCache, StoresServerSessions};
 
-use crate::config::Config;
+pub use crate::io::tlsbind::provider;
+use crate::io::tlsbind::{tag, untag};
 use crate::limits;
-
-thread_local! {
-    /// The control session on whose behalf rustls runs right now.
-    static ACTING_FOR: Cell<u64> = const { Cell::new(0) };
-    /// The control session whose ticket/session a handshake resumed.
-    static RESUMED_FROM: Cell<Option<u64>> = const { Cell::new(None) };
-}
-
-/// Runs `f` (a rustls call that may issue or resume sessions) on behalf of
-/// control session `id`; returns its result and the session id a resumption
-/// inside it came from, if any.
-pub fn with_session<T>(id: u64, f: impl FnOnce() -> T) -> (T, Option<u64>) {
-    ACTING_FOR.with(|c| c.set(id));
-    RESUMED_FROM.with(|c| c.set(None));
-    let r = f();
-    let resumed = RESUMED_FROM.with(|c| c.take());
-    (r, resumed)
-}
-
-fn tag(plain: &[u8]) -> Vec<u8> {
-    let id = ACTING_FOR.with(|c| c.get());
-    let mut v = Vec::with_capacity(8 + plain.len());
-    v.extend_from_slice(&id.to_be_bytes());
-    v.extend_from_slice(plain);
-    v
-}
-
-fn untag(mut v: Vec<u8>) -> Option<Vec<u8>> {
-    if v.len() < 8 {
-        return None;
-    }
-    let mut id = [0u8; 8];
-    id.copy_from_slice(&v[..8]);
-    RESUMED_FROM.with(|c| c.set(Some(u64::from_be_bytes(id))));
-    v.drain(..8);
-    Some(v)
-}
 
 /// Stateless tickets (TLS 1.2 and 1.3) carrying the issuing session's id.
 /// Tickets are reusable, so every data connection of a long session can
@@ -111,14 +74,6 @@ impl fmt::Display for TlsError {
 
 impl std::error::Error for TlsError {}
 
-/// The crypto provider: ring. Measured here (AMD EPYC with VAES, no
-/// AVX-512) it encrypts AES-GCM records 1.6x faster than aws-lc-rs (5,326
-/// vs 3,310 MiB/s for TLS 1.3 AES-128-GCM, encryption alone) and builds in
-/// half the time with gcc alone; see README "FTPS" for the figures.
-pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
 /// The three server configurations one certificate gives.
 #[derive(Debug)]
 pub struct Configs {
@@ -156,11 +111,11 @@ fn resumption() -> Result<&'static Resumption, TlsError> {
 
 /// Builds the server configurations from --tls-cert/--tls-key; `None` when
 /// FTPS is not configured.
-pub fn load(cfg: &Config) -> Result<Option<Arc<Configs>>, TlsError> {
-    let (Some(cert), Some(key)) = (&cfg.tls_cert, &cfg.tls_key) else {
+pub fn load(cert: Option<&Path>, key: Option<&Path>, tls13_only: bool) -> Result<Option<Arc<Configs>>, TlsError> {
+    let (Some(cert), Some(key)) = (cert, key) else {
         return Ok(None);
     };
-    build(cert, key, cfg.tls13_only).map(Some)
+    build(cert, key, tls13_only).map(Some)
 }
 
 pub fn build(cert: &Path, key: &Path, tls13_only: bool) -> Result<Arc<Configs>, TlsError> {
@@ -199,20 +154,4 @@ pub fn accept(sc: &Arc<ServerConfig>) -> Result<Box<rustls::ServerConnection>, r
     let mut c = rustls::ServerConnection::new(sc.clone())?;
     c.set_buffer_limit(Some(limits::TLS_PLAINTEXT_BUFFER));
     Ok(Box::new(c))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tags_round_trip_and_record_the_issuer() {
-        let (tagged, _) = with_session(42, || tag(b"secret"));
-        let (plain, from) = with_session(7, || untag(tagged.clone()));
-        assert_eq!(plain.unwrap(), b"secret");
-        assert_eq!(from, Some(42), "the resumption names the issuing session, not the current one");
-        let (none, from) = with_session(7, || untag(vec![1, 2]));
-        assert!(none.is_none());
-        assert_eq!(from, None);
-    }
 }

@@ -3,11 +3,10 @@
 //! by token, accepts, drives sessions, fires deadlines.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::io::{self, Write};
-use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -16,16 +15,16 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use crate::auth::access::{Auth, AuthCell};
-use crate::config::Config;
 use crate::fs::jail::Jail;
+use crate::ftp::{Cx, Outcome, Session};
 use crate::io::net;
 use crate::io::spare::{self, SpareFd};
 use crate::limits;
 use crate::obs::http::MetricsServer;
 use crate::obs::metrics::{self, WorkerMetrics};
-use crate::pool::{LoginVerdict, Pool};
-use crate::session::{Cx, Outcome, Session};
+use crate::pool::LoginVerdict;
+use crate::services::slot::{GEN_MASK, KEY_SHIFT, decode};
+use crate::services::{Refusal, Role, Shared, Slot};
 
 /// The context a session runs in, borrowed field by field from the worker
 /// (so the slab of sessions stays borrowable beside it).
@@ -48,310 +47,17 @@ macro_rules! session_cx {
     };
 }
 
-/// Which socket of a session an event is for (the low 2 bits of a token).
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Role {
-    Ctrl = 0,
-    Listener = 1,
-    Data = 2,
-}
-
 /// Tokens with this role belong to the worker's control listeners.
 const ROLE_SERVER: usize = 3;
 /// The token of the worker's waker (login verdicts and disk completions from
 /// the helper threads).
 const WAKER: Token = Token(usize::MAX);
-const GEN_BITS: u32 = 14;
-const GEN_MASK: usize = (1 << GEN_BITS) - 1;
-const KEY_SHIFT: u32 = GEN_BITS + 2;
 /// ROLE_SERVER keys from here on are worker 0's metrics listener (this key)
 /// and its scrape connections (the keys after it).
 const METRICS_KEY: usize = 1 << 24;
 
 fn metrics_token(n: Option<usize>) -> Token {
     Token(((METRICS_KEY + n.map_or(0, |n| n + 1)) << KEY_SHIFT) | ROLE_SERVER)
-}
-
-/// A session's identity in the worker: slab key plus generation, so events
-/// for a freed and reused slot are recognised as stale.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct Slot {
-    pub key: usize,
-    pub generation: u16,
-}
-
-impl Slot {
-    pub fn token(self, role: Role) -> Token {
-        Token((self.key << KEY_SHIFT) | ((self.generation as usize & GEN_MASK) << 2) | role as usize)
-    }
-}
-
-fn decode(t: Token) -> (usize, u16, usize) {
-    (t.0 >> KEY_SHIFT, ((t.0 >> 2) & GEN_MASK) as u16, t.0 & 3)
-}
-
-/// Why a connection is refused (421) before it becomes a session.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Refusal {
-    MaxClients,
-    MaxPerIp,
-    /// --ban-after: too many failed logins.
-    Banned,
-    /// --ban-list.
-    BanList,
-    /// --proxy-protocol: not from a --proxy-from address.
-    NotProxied,
-}
-
-impl Refusal {
-    /// The text of the 421 reply.
-    pub fn text(self) -> &'static str {
-        match self {
-            Refusal::MaxClients => "Too many users, try again later.",
-            Refusal::MaxPerIp => "Too many connections from your address.",
-            Refusal::Banned => "Too many failed logins from your address; try again later.",
-            Refusal::BanList => "Your address is not allowed to connect.",
-            Refusal::NotProxied => "Direct connections are refused; connect through the load balancer.",
-        }
-    }
-
-    /// What the server's log line adds for the operator, never sent to the
-    /// client (a hostile client learns no limit): the flag to change.
-    pub fn hint(self, cfg: &Config) -> String {
-        match self {
-            Refusal::MaxClients => format!(" (--max-clients {} reached; raise it to admit more)", cfg.max_clients),
-            Refusal::MaxPerIp => {
-                format!(" (--max-per-ip {} reached for this address; raise it to admit more)", cfg.max_per_ip)
-            }
-            Refusal::Banned => format!(
-                " (--ban-after {} failed logins within {} s; banned for --ban-time {} s)",
-                cfg.ban_after,
-                cfg.ban_window.as_secs(),
-                cfg.ban_time.as_secs()
-            ),
-            Refusal::BanList => " (--ban-list)".to_string(),
-            Refusal::NotProxied => " (not a --proxy-from address)".to_string(),
-        }
-    }
-}
-
-/// Failed logins from one address, for --ban-after.
-struct Failures {
-    count: u32,
-    window_start: Instant,
-    banned_until: Option<Instant>,
-}
-
-/// Facts shared by all workers, touched only at accept, close and failed
-/// logins (and counters as atomics); never on the per-event path.
-pub struct Shared {
-    pub config: Config,
-    /// Accounts and rules (swapped on SIGHUP).
-    auth: Arc<AuthCell>,
-    pub pool: Pool,
-    /// The 220 greeting (--banner-file; swapped on SIGHUP).
-    greeting: std::sync::RwLock<Arc<[u8]>>,
-    /// SIGTERM: stop accepting, finish transfers, close the rest.
-    draining: std::sync::atomic::AtomicBool,
-    /// Every worker's waker, to tell them about a drain.
-    wakers: Mutex<Vec<Arc<Waker>>>,
-    /// FTPS configuration, swapped whole on SIGHUP (sessions keep theirs).
-    tls: std::sync::RwLock<Option<Arc<crate::tls::Configs>>>,
-    sessions: AtomicUsize,
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
-    failures: Mutex<HashMap<IpAddr, Failures>>,
-    next_session: AtomicU64,
-    /// The --pasv-address value now announced (see `pasv_address.rs`).
-    pub(crate) pasv: crate::pasv_address::Announced,
-    /// --max-rate-total's bucket, drawn from by every session.
-    pub total_rate: Option<Arc<crate::rate::SharedBucket>>,
-    /// --ban-list, swapped whole on SIGHUP; read at every accept.
-    ban_list: std::sync::RwLock<Arc<Vec<crate::cidr::Cidr>>>,
-    /// One set of counters per worker, written only by its worker.
-    pub metrics: &'static [WorkerMetrics],
-    /// --disk-threads: reads the page cache does not hold yet.
-    pub disk: crate::disk::DiskPool,
-    /// --listing-cache: formatted listings and the threads that fill them (None: off).
-    pub listings: Option<crate::fs::listfill::Listings>,
-}
-
-impl Shared {
-    pub fn new(
-        config: Config,
-        auth: Arc<AuthCell>,
-        pool: Pool,
-        tls: Option<Arc<crate::tls::Configs>>,
-        greeting: Vec<u8>,
-    ) -> Shared {
-        let total_rate = (config.max_rate_total > 0)
-            .then(|| Arc::new(crate::rate::SharedBucket::new(config.max_rate_total, Instant::now())));
-        let ban_list = std::sync::RwLock::new(Arc::new(config.ban_cidrs.clone()));
-        Shared {
-            pasv: crate::pasv_address::Announced::new(config.pasv_address.as_ref()),
-            auth,
-            pool,
-            greeting: std::sync::RwLock::new(greeting.into()),
-            draining: std::sync::atomic::AtomicBool::new(false),
-            wakers: Mutex::new(Vec::new()),
-            tls: std::sync::RwLock::new(tls),
-            sessions: AtomicUsize::new(0),
-            per_ip: Mutex::new(HashMap::new()),
-            failures: Mutex::new(HashMap::new()),
-            next_session: AtomicU64::new(1),
-            total_rate,
-            ban_list,
-            // Lives as long as the process, like the workers that write it.
-            metrics: Box::leak((0..config.workers).map(|_| WorkerMetrics::new()).collect()),
-            disk: crate::disk::DiskPool::start(config.disk_threads, config.disk_check),
-            listings: usize::try_from(config.listing_cache)
-                .ok()
-                .filter(|&c| c > 0)
-                .and_then(crate::fs::listfill::Listings::start),
-            config,
-        }
-    }
-
-    /// The current accounts, rules and deny patterns.
-    pub fn auth(&self) -> Arc<Auth> {
-        self.auth.get()
-    }
-
-    /// Installs reloaded accounts and rules.
-    pub fn set_auth(&self, auth: Auth) {
-        self.auth.set(auth);
-    }
-
-    /// The greeting sent to every new session.
-    pub fn greeting(&self) -> Arc<[u8]> {
-        self.greeting.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    pub fn set_greeting(&self, g: Vec<u8>) {
-        *self.greeting.write().unwrap_or_else(|p| p.into_inner()) = g.into();
-    }
-
-    /// True once SIGTERM asked the server to drain.
-    pub fn draining(&self) -> bool {
-        self.draining.load(Ordering::Relaxed)
-    }
-
-    /// Starts the drain: every worker closes its listeners, ends idle
-    /// sessions with 421, and lets running transfers finish.
-    pub fn start_drain(&self) {
-        self.draining.store(true, Ordering::SeqCst);
-        for w in self.wakers.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = w.wake();
-        }
-    }
-
-    /// SIGHUP: re-reads --ban-list. On an error the old list stays.
-    pub fn reload_ban_list(&self) -> Result<String, String> {
-        let Some(path) = &self.config.ban_list else {
-            return Ok("no --ban-list".into());
-        };
-        let list = crate::config::read_ban_list(path).map_err(|e| e.to_string())?;
-        let msg = format!("--ban-list {}: {} blocks", path.display(), list.len());
-        *self.ban_list.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(list);
-        Ok(msg)
-    }
-
-    fn ban_listed(&self, ip: IpAddr) -> bool {
-        let list = self.ban_list.read().unwrap_or_else(|p| p.into_inner());
-        crate::cidr::any_contains(&list, ip)
-    }
-
-    /// The current FTPS configuration (None: FTPS is off).
-    pub fn tls(&self) -> Option<Arc<crate::tls::Configs>> {
-        self.tls.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// Installs a new FTPS configuration (certificate reload).
-    pub fn set_tls(&self, sc: Arc<crate::tls::Configs>) {
-        *self.tls.write().unwrap_or_else(|p| p.into_inner()) = Some(sc);
-    }
-
-    /// Records a failed login from `ip`; true when the address is now banned.
-    pub fn login_failed(&self, ip: IpAddr, now: Instant) -> bool {
-        let cfg = &self.config;
-        if cfg.ban_after == 0 {
-            return false;
-        }
-        if cfg.proxy_protocol && crate::cidr::any_contains(&cfg.proxy_from, ip) {
-            // A session the balancer could not name a client for (v1
-            // UNKNOWN): banning the balancer would shut out everyone.
-            return false;
-        }
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() > limits::MAX_TRACKED_IPS {
-            map.retain(|_, f| f.banned_until.is_some_and(|u| u > now) || now < f.window_start + cfg.ban_window);
-        }
-        let f = map.entry(ip).or_insert(Failures { count: 0, window_start: now, banned_until: None });
-        if now >= f.window_start + cfg.ban_window {
-            f.count = 0;
-            f.window_start = now;
-        }
-        f.count += 1;
-        if f.count >= cfg.ban_after {
-            f.banned_until = Some(now + cfg.ban_time);
-            f.count = 0;
-            f.window_start = now;
-            crate::log::warn(format_args!(
-                "banning {ip} for {} s after {} failed logins",
-                cfg.ban_time.as_secs(),
-                cfg.ban_after
-            ));
-            return true;
-        }
-        false
-    }
-
-    fn banned(&self, ip: IpAddr, now: Instant) -> bool {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        match map.get(&ip).and_then(|f| f.banned_until) {
-            Some(until) if now < until => true,
-            Some(_) => {
-                map.remove(&ip);
-                false
-            }
-            None => false,
-        }
-    }
-
-    /// Counts a new session from `ip`, or says which limit refuses it.
-    pub(crate) fn admit(&self, ip: IpAddr, now: Instant) -> Result<u64, Refusal> {
-        if self.banned(ip, now) {
-            return Err(Refusal::Banned);
-        }
-        if self.ban_listed(ip) {
-            return Err(Refusal::BanList);
-        }
-        let mut map = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        if self.sessions.load(Ordering::Relaxed) >= self.config.max_clients {
-            return Err(Refusal::MaxClients);
-        }
-        let n = map.entry(ip).or_insert(0);
-        if *n >= self.config.max_per_ip {
-            return Err(Refusal::MaxPerIp);
-        }
-        *n += 1;
-        self.sessions.fetch_add(1, Ordering::Relaxed);
-        Ok(self.next_session.fetch_add(1, Ordering::Relaxed))
-    }
-
-    fn release(&self, ip: IpAddr) {
-        let mut map = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = map.get_mut(&ip) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&ip);
-            }
-        }
-        self.sessions.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    pub fn session_count(&self) -> usize {
-        self.sessions.load(Ordering::Relaxed)
-    }
 }
 
 pub struct Worker {
@@ -755,12 +461,12 @@ impl Worker {
             // they hold a slot: a worker never holds more than --max-clients.
             Err(Refusal::MaxClients)
         } else {
-            crate::session::proxied::screen(&self.shared.config, ip)
+            crate::ftp::proxied::screen(&self.shared.config, ip)
         };
         let id = match admitted {
             Ok(id) => id,
             Err(why) => {
-                metrics::refused(self.metrics, why);
+                metrics::refused(self.metrics, why as usize);
                 let hint = why.hint(&self.shared.config);
                 let why = why.text();
                 let _ = stream.write(format!("421 {why}\r\n").as_bytes());
@@ -801,7 +507,7 @@ impl Worker {
         } else {
             Session::new(id, generation, stream, peer, local, now, self.id, &self.shared.greeting())
         };
-        s.data.throttle = crate::session::throttle::Throttle::new(cfg.max_rate, self.shared.total_rate.clone());
+        s.data.throttle = crate::ftp::throttle::Throttle::new(cfg.max_rate, self.shared.total_rate.clone());
         s.data.disk = self.disk_link.clone();
         if implicit {
             match self.shared.tls().map(|c| crate::tls::accept(&c.control)) {

@@ -3,12 +3,12 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::path::Path;
 use std::sync::Arc;
 
 use super::perms::Perms;
 use super::rules::{Deny, Rules};
 use super::users::Users;
-use crate::config::Config;
 use crate::fs::jail::Jail;
 
 /// Accounts and rules, shared read-only by every worker and helper thread.
@@ -51,19 +51,33 @@ impl fmt::Display for AuthError {
 
 impl std::error::Error for AuthError {}
 
+/// The settings accounts and rules are loaded from (the config's
+/// `auth_sources()`).
+pub struct Sources<'a> {
+    /// --users.
+    pub users: Option<&'a Path>,
+    /// --rules.
+    pub rules: Option<&'a Path>,
+    /// --deny patterns.
+    pub deny: &'a [String],
+    pub atomic_uploads: bool,
+    pub deny_dotfiles: bool,
+    pub anonymous: bool,
+}
+
 impl Auth {
     /// Loads the files named by the config; a malformed line stops start-up
     /// with its line number, and every account's home must open as a jail.
-    pub fn load(cfg: &Config) -> Result<Auth, AuthError> {
-        let users = match &cfg.users {
+    pub fn load(cfg: &Sources) -> Result<Auth, AuthError> {
+        let users = match cfg.users {
             Some(p) => Users::load(p).map_err(|e| AuthError(format!("--users: {e}")))?,
             None => Users::default(),
         };
-        let rules = match &cfg.rules {
+        let rules = match cfg.rules {
             Some(p) => Rules::load(p).map_err(|e| AuthError(format!("--rules: {e}")))?,
             None => Rules::default(),
         };
-        let mut patterns = cfg.deny.clone();
+        let mut patterns = cfg.deny.to_vec();
         if cfg.atomic_uploads {
             // Uploads in progress are the server's own, even under --serve-dotfiles.
             patterns.push(crate::fs::write::TEMP_PATTERN.to_string());

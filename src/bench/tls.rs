@@ -89,7 +89,7 @@ impl ServerCertVerifier for AcceptAnyCert {
 /// The configuration of one bench thread (ring, TLS 1.2 and 1.3, ALPN
 /// `ftp`). Connections use `for_session` copies of it.
 pub fn thread_config() -> Result<Arc<ClientConfig>, rustls::Error> {
-    let provider = crate::tls::provider();
+    let provider = crate::io::tlsbind::provider();
     let verifier = Arc::new(AcceptAnyCert { algs: provider.signature_verification_algorithms });
     let mut c = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?

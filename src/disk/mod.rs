@@ -4,7 +4,7 @@
 //! an atomic APPE or resume (`--atomic-uploads`). The
 //! completion goes back to the session's worker through a channel plus its
 //! `mio::Waker`; the session waits in an explicit state meanwhile (see
-//! `session::warm`). nginx's "aio threads", for sendfile.
+//! `ftp::warm`). nginx's "aio threads", for sendfile.
 
 use std::fs::File;
 use std::io;
@@ -19,7 +19,7 @@ use mio::Waker;
 use crate::io::cache;
 use crate::limits;
 use crate::obs::metrics::{self, WorkerMetrics};
-use crate::worker::Slot;
+use crate::services::Slot;
 
 pub mod window;
 pub use window::{DiskCx, Gate, Window};

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use super::{DiskLink, Ticket, Work};
 use crate::io::cache::{self, Residency};
 use crate::limits;
-use crate::worker::Slot;
+use crate::services::Slot;
 
 /// What a transfer needs from its loop to hand a range to the helpers.
 pub struct DiskCx<'a> {

@@ -7,8 +7,6 @@ pub mod facts;
 pub mod glob;
 pub mod jail;
 pub mod links;
-pub mod listcache;
-pub mod listfill;
 pub mod listing;
 pub mod time;
 pub mod vpath;

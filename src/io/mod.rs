@@ -8,6 +8,7 @@ pub mod linebuf;
 pub mod net;
 pub mod spare;
 pub mod sys;
+pub mod tlsbind;
 pub mod tlsio;
 
 use std::io;

@@ -8,8 +8,8 @@ use std::io::{self, Read, Write};
 use mio::net::TcpStream;
 use rustls::ServerConnection;
 
+use super::tlsbind::with_session;
 use super::{Status, classify_err};
-use crate::tls::with_session;
 
 /// A TLS connection on its socket, acting for one control session.
 pub struct TlsIo<'a> {

@@ -641,6 +641,7 @@ fn logins_are_verified_off_the_reactor() {
         })
         .collect();
     let (mut noops, mut retrs, mut worst) = (0, 0, Duration::ZERO);
+    let mut rtts = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while pending.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
         let t = Instant::now();
@@ -649,6 +650,7 @@ fn logins_are_verified_off_the_reactor() {
         // Only round trips that ended with logins still in flight count.
         if pending.load(Ordering::SeqCst) > 0 {
             worst = worst.max(rtt);
+            rtts.push(rtt);
             noops += 1;
             if noops % 20 == 0 {
                 let t = Instant::now();
@@ -665,7 +667,14 @@ fn logins_are_verified_off_the_reactor() {
     assert!(pending.load(Ordering::SeqCst) == 0, "logins still pending after 20 s");
     eprintln!("off-reactor probe: {noops} NOOPs, worst {worst:?}, {retrs} RETRs");
     assert!(noops >= 10 && retrs >= 1, "too few probes while logins ran: {noops} NOOPs, {retrs} RETRs");
-    assert!(worst < Duration::from_millis(200), "a NOOP took {worst:?} while logins were verified ({noops} NOOPs)");
+    // A reactor that hashed would hold most NOOPs for a good part of a burst
+    // (8 × ~50 ms); off the reactor nearly all come back at once. A loaded
+    // machine may deschedule the worker now and then, so the bound is on
+    // the 90th percentile, with a looser one on the worst.
+    rtts.sort();
+    let p90 = rtts[rtts.len() * 9 / 10];
+    assert!(p90 < Duration::from_millis(100), "NOOPs took {p90:?} (p90) while logins were verified ({noops} NOOPs)");
+    assert!(worst < Duration::from_secs(2), "a NOOP took {worst:?} while logins were verified ({noops} NOOPs)");
 }
 
 // ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ mod ftps;
 mod hidden;
 mod interop;
 mod interop_upload;
+mod layers;
 mod limits;
 mod listcache;
 mod listen;

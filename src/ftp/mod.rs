@@ -28,7 +28,7 @@ use mio::{Registry, Waker};
 
 use crate::auth::access::Access;
 use crate::pool::LoginVerdict;
-use crate::worker::Shared;
+use crate::services::Shared;
 
 use crate::config::Config;
 use crate::fs::jail::Jail;
@@ -39,7 +39,7 @@ use crate::io::{Status, classify};
 use crate::limits;
 use crate::proto::addr::TransferType;
 use crate::proto::reply;
-use crate::worker::Slot;
+use crate::services::Slot;
 use data::DataChan;
 
 /// The control channel's login state.

@@ -15,12 +15,12 @@ use super::sink::Conn;
 use std::sync::Arc;
 
 use crate::disk::{DiskCx, Gate, Outcome, Ticket, Window, Work};
-use crate::fs::listcache::{Fill, FillResult};
 use crate::fs::listing::Lister;
 use crate::fs::vpath::VPath;
 use crate::fs::write::Upload;
 use crate::io::{Status, classify_err, sys};
 use crate::limits;
+use crate::lists::cache::{Fill, FillResult};
 
 /// Why a transfer stopped before its end.
 #[derive(Debug)]
@@ -127,7 +127,7 @@ pub struct Stor {
     /// The copy failed.
     seed_failed: Option<io::Error>,
     /// The listing cache, told when the upload ends (see `upload.rs`).
-    pub lists: Option<Arc<crate::fs::listcache::ListCache>>,
+    pub lists: Option<Arc<crate::lists::cache::ListCache>>,
 }
 
 pub enum Job {

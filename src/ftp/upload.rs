@@ -6,12 +6,12 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use crate::auth::perms::Perms;
 use crate::fs::jail::FsError;
-use crate::fs::listcache::ListCache;
 use crate::fs::time;
 use crate::fs::vpath::VPath;
 use crate::fs::write::{Create, Upload};
 use crate::io::fsys;
 use crate::limits;
+use crate::lists::cache::ListCache;
 use crate::proto::addr::TransferType;
 use crate::proto::reply;
 

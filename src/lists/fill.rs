@@ -11,9 +11,9 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::fs::listcache::{DirStamp, Fill, FillResult, Keep, ListCache};
 use crate::fs::listing::Lister;
 use crate::limits;
+use crate::lists::cache::{DirStamp, Fill, FillResult, Keep, ListCache};
 
 /// One body to fill.
 pub struct FillJob {

@@ -6,13 +6,13 @@ use std::os::fd::AsFd;
 use crate::auth::perms::Perms;
 use crate::fs::glob;
 use crate::fs::jail::{FileKind, FsError, Jail, Stat};
-use crate::fs::listcache::{DirStamp, FillResult, Keep, Lookup, Variant, Wake};
-use crate::fs::listfill::{FillJob, Listings};
 use crate::fs::listing::{self, ListFormat, ListOptions, Lister};
 use crate::fs::time;
 use crate::fs::vpath::{PathError, VPath};
 use crate::io::{fsys, net};
 use crate::limits;
+use crate::lists::cache::{DirStamp, FillResult, Keep, Lookup, Variant, Wake};
+use crate::lists::fill::{FillJob, Listings};
 use crate::proto::addr::TransferType;
 use crate::proto::reply;
 

@@ -23,7 +23,7 @@ use crate::io::net::canonical_ip;
 use crate::proto::proxy::{self, Parse};
 
 use super::{CtrlState, Cx, Outcome, Session};
-use crate::worker::Refusal;
+use crate::services::Refusal;
 
 /// Checks a new connection's source under --proxy-protocol: only the
 /// --proxy-from blocks may connect. `Ok(0)`: accept it and wait for its
@@ -102,7 +102,7 @@ impl Session {
                 None
             }
             Err(why) => {
-                crate::obs::metrics::refused(self.metrics, why);
+                crate::obs::metrics::refused(self.metrics, why as usize);
                 let why = why.text();
                 // Sent as the plain refusal for unproxied clients is.
                 let _ = self.ctrl.write(format!("421 {why}\r\n").as_bytes());

@@ -12,7 +12,7 @@
 //! - a directory changed within [`limits::LIST_CACHE_RACY`] of the fill's start is not
 //!   cached: a change in the same timestamp tick as the fill could go unseen ("racy git").
 //!
-//! A missing or stale body is filled by a helper thread (`fs::listfill`); sessions that ask
+//! A missing or stale body is filled by a helper thread (`lists::fill`); sessions that ask
 //! for the same body meanwhile wait on the same [`Fill`], so a popular directory is read once.
 
 use std::collections::{BTreeMap, HashMap};
@@ -26,7 +26,7 @@ use crate::auth::rules::Deny;
 use crate::fs::facts::Facts;
 use crate::fs::listing::{ListFormat, ListOptions, Lister};
 use crate::limits;
-use crate::worker::Slot;
+use crate::services::slot::Slot;
 
 /// Bytes an entry is charged beyond its body (key, bookkeeping).
 const ITEM_OVERHEAD: usize = 256;

@@ -22,7 +22,7 @@ use crate::disk::DiskCx;
 use crate::io::Status;
 use crate::io::net;
 use crate::limits;
-use crate::worker::{Role, Slot};
+use crate::services::{Role, Slot};
 
 /// Where the data connection stands.
 pub enum DataState {

@@ -212,6 +212,30 @@ impl Channels {
         Ok(())
     }
 
+    /// Sends EOF for a channel: this side will send no more data on it.
+    pub(crate) fn send_eof(&mut self, num: ChanNum, s: &mut TrafSend) -> Result<()> {
+        self.get_mut(num)?.send_eof(s)
+    }
+
+    /// Sends CLOSE for a channel, once. The peer answers with its own CLOSE.
+    pub(crate) fn send_close(&mut self, num: ChanNum, s: &mut TrafSend) -> Result<()> {
+        self.get_mut(num)?.send_close(s)
+    }
+
+    /// Sends an `exit-status` request for a server session channel.
+    pub(crate) fn send_exit_status(
+        &self,
+        num: ChanNum,
+        status: u32,
+        s: &mut TrafSend,
+    ) -> Result<()> {
+        let ch = self.get(num)?;
+        if self.is_client || ch.sent_close || !matches!(ch.ty, ChanType::Session) {
+            return error::BadUsage.fail();
+        }
+        Req::ExitStatus(status).send(ch, s)
+    }
+
     pub(crate) fn have_recv_eof(&self, num: ChanNum) -> bool {
         self.get(num).is_ok_and(|c| c.have_recv_eof())
     }
@@ -649,7 +673,7 @@ pub enum Req<'a> {
     WinChange(packets::WinChange),
     Break(packets::Break),
     // Signal,
-    // ExitStatus,
+    ExitStatus(u32),
     // ExitSignal,
 }
 
@@ -678,6 +702,9 @@ impl Req<'_> {
             }),
             Req::WinChange(rt) => ChannelReqType::WinChange(rt),
             Req::Break(rt) => ChannelReqType::Break(rt),
+            Req::ExitStatus(status) => {
+                ChannelReqType::ExitStatus(packets::ExitStatus { status })
+            }
         };
 
         let p = ChannelRequest {
@@ -984,12 +1011,10 @@ impl Channel {
         }
     }
 
-    fn handle_eof(&mut self, s: &mut TrafSend, is_client: bool) -> Result<()> {
-        //TODO: check existing state?
-        if !self.sent_eof {
-            s.send(packets::ChannelEof { num: self.send_num()? })?;
-            self.sent_eof = true;
-        }
+    fn handle_eof(&mut self, _s: &mut TrafSend, is_client: bool) -> Result<()> {
+        // EOF is per direction (RFC 4254 section 5.3): the peer will send no
+        // more data, but this side may still have some to send. The
+        // application sends its own EOF with `Runner::channel_eof()`.
 
         // Wake readers on EOF
         self.wake_read(ChanData::Normal, is_client);
@@ -1020,6 +1045,22 @@ impl Channel {
         Ok(())
     }
 
+    fn send_eof(&mut self, s: &mut TrafSend) -> Result<()> {
+        if !self.sent_eof && !self.sent_close {
+            s.send(packets::ChannelEof { num: self.send_num()? })?;
+            self.sent_eof = true;
+        }
+        Ok(())
+    }
+
+    fn send_close(&mut self, s: &mut TrafSend) -> Result<()> {
+        if !self.sent_close {
+            s.send(packets::ChannelClose { num: self.send_num()? })?;
+            self.sent_close = true;
+        }
+        Ok(())
+    }
+
     fn finished_input(&mut self, len: usize) {
         self.pending_adjust = self.pending_adjust.saturating_add(len)
     }
@@ -1034,6 +1075,9 @@ impl Channel {
 
     // None on close
     fn send_allowed(&self) -> Option<usize> {
+        if self.sent_eof || self.sent_close {
+            return None;
+        }
         let r = self.send.as_ref().map(|s| usize::min(s.window, s.max_packet));
         trace!("send_allowed {r:?}");
         r

@@ -254,6 +254,23 @@ impl<'a> Runner<'a, server::Server> {
         r
     }
 
+    /// Sends an `exit-status` request on a session channel (server only).
+    ///
+    /// Call before [`channel_close()`](Self::channel_close), usually with
+    /// [`channel_eof()`](Self::channel_eof) first. Clients such as OpenSSH
+    /// report this status as their own exit code.
+    /// May fail with `BusySend` like [`channel_eof()`](Self::channel_eof).
+    pub fn channel_exit_status(
+        &mut self,
+        chan: &ChanHandle,
+        status: u32,
+    ) -> Result<()> {
+        let mut s = self.traf_out.sender(&mut self.keys);
+        self.conn.channels.send_exit_status(chan.0, status, &mut s)?;
+        self.wake();
+        Ok(())
+    }
+
     pub(crate) fn set_auth_methods(
         &mut self,
         password: bool,
@@ -671,6 +688,32 @@ impl<'a, CS: CliServ> Runner<'a, CS> {
             .map(|s| s.min(payload_space)));
         trace!("ready_channel_send {chan:?} -> {r:?}");
         r
+    }
+
+    /// Sends EOF on a channel: this side will send no more data on it.
+    ///
+    /// Sent once; later calls do nothing. The peer's EOF is not answered
+    /// automatically, since this side may still have data to send.
+    /// May fail with `BusySend` when the output queue is full: call again
+    /// after output has been drained.
+    pub fn channel_eof(&mut self, chan: &ChanHandle) -> Result<()> {
+        let mut s = self.traf_out.sender(&mut self.keys);
+        self.conn.channels.send_eof(chan.0, &mut s)?;
+        self.wake();
+        Ok(())
+    }
+
+    /// Sends CLOSE on a channel, once.
+    ///
+    /// The peer answers with its own CLOSE, after which
+    /// [`is_channel_closed()`](Self::is_channel_closed) is true; then call
+    /// [`channel_done()`](Self::channel_done). No data may be sent afterwards.
+    /// May fail with `BusySend` like [`channel_eof()`](Self::channel_eof).
+    pub fn channel_close(&mut self, chan: &ChanHandle) -> Result<()> {
+        let mut s = self.traf_out.sender(&mut self.keys);
+        self.conn.channels.send_close(chan.0, &mut s)?;
+        self.wake();
+        Ok(())
     }
 
     /// Returns `true` if the channel and `dt` are currently valid for writing.

@@ -752,6 +752,8 @@ pub enum DeferredPacket {
     ChannelOpenConfirmation(packets::ChannelOpenConfirmation),
     ChannelEof(packets::ChannelEof),
     ChannelClose(packets::ChannelClose),
+    /// An `exit-status` channel request: `(channel, status)`
+    ExitStatus(u32, u32),
     Unimplemented(packets::Unimplemented),
     RequestFailure(packets::RequestFailure),
     RequestSuccess(packets::RequestSuccess),
@@ -768,6 +770,14 @@ impl From<&DeferredPacket> for Packet<'static> {
             DeferredPacket::ChannelOpenConfirmation(p) => (p.clone()).into(),
             DeferredPacket::ChannelEof(p) => (p.clone()).into(),
             DeferredPacket::ChannelClose(p) => (p.clone()).into(),
+            DeferredPacket::ExitStatus(num, status) => packets::ChannelRequest {
+                num: *num,
+                want_reply: false,
+                req: packets::ChannelReqType::ExitStatus(packets::ExitStatus {
+                    status: *status,
+                }),
+            }
+            .into(),
             DeferredPacket::Unimplemented(p) => (p.clone()).into(),
             DeferredPacket::RequestFailure(p) => (p.clone()).into(),
             DeferredPacket::RequestSuccess(p) => (p.clone()).into(),
@@ -784,6 +794,11 @@ impl<'a> TryFrom<Packet<'a>> for DeferredPacket {
             Packet::ChannelOpenConfirmation(p) => Self::ChannelOpenConfirmation(p),
             Packet::ChannelEof(p) => Self::ChannelEof(p),
             Packet::ChannelClose(p) => Self::ChannelClose(p),
+            Packet::ChannelRequest(packets::ChannelRequest {
+                num,
+                want_reply: false,
+                req: packets::ChannelReqType::ExitStatus(e),
+            }) => Self::ExitStatus(num, e.status),
             Packet::Unimplemented(p) => Self::Unimplemented(p),
             Packet::RequestFailure(p) => Self::RequestFailure(p),
             Packet::RequestSuccess(p) => Self::RequestSuccess(p),

@@ -27,11 +27,26 @@ use traffic::TrafSend;
 pub(crate) struct Channels {
     ch: [Option<Channel>; config::MAX_CHANNELS],
     is_client: bool,
+    /// Receive window and maximum packet for channels opened from now on
+    window: usize,
+    max_packet: usize,
 }
 
 impl Channels {
     pub fn new(is_client: bool) -> Self {
-        Channels { ch: Default::default(), is_client }
+        Channels {
+            ch: Default::default(),
+            is_client,
+            window: config::DEFAULT_WINDOW,
+            max_packet: config::DEFAULT_MAX_PACKET,
+        }
+    }
+
+    /// Sets the receive window and maximum packet of channels opened or
+    /// accepted from now on.
+    pub fn set_window(&mut self, window: usize, max_packet: usize) {
+        self.window = window;
+        self.max_packet = max_packet;
     }
 
     pub fn open<'b>(
@@ -40,7 +55,7 @@ impl Channels {
     ) -> Result<(ChanNum, Packet<'b>)> {
         let num = self.unused_chan()?;
 
-        let chan = Channel::new(num, (&ty).into());
+        let chan = Channel::new(num, (&ty).into(), self.window, self.max_packet);
         let p = packets::ChannelOpen {
             sender_num: num.0,
             initial_window: chan.recv.window as u32,
@@ -142,7 +157,8 @@ impl Channels {
     /// Creates a new channel in InOpen state.
     fn reserve_chan(&mut self, co: &ChannelOpen) -> Result<&mut Channel> {
         let num = self.unused_chan()?;
-        let mut chan = Channel::new(num, (&co.ty).into());
+        let mut chan =
+            Channel::new(num, (&co.ty).into(), self.window, self.max_packet);
         chan.send = Some(ChanDir {
             num: co.sender_num,
             max_packet: co.max_packet as usize,
@@ -798,21 +814,16 @@ pub(crate) struct Channel {
 }
 
 impl Channel {
-    fn new(num: ChanNum, ty: ChanType) -> Self {
+    fn new(num: ChanNum, ty: ChanType, window: usize, max_packet: usize) -> Self {
         Channel {
             ty,
             state: ChanState::Opening,
             sent_close: false,
             sent_eof: false,
-            recv: ChanDir {
-                num: num.0,
-                // TODO these should depend on SSH rx buffer size minus overhead
-                max_packet: config::DEFAULT_MAX_PACKET,
-                window: config::DEFAULT_WINDOW,
-            },
+            recv: ChanDir { num: num.0, max_packet, window },
             send: None,
             pending_adjust: 0,
-            full_window: config::DEFAULT_WINDOW,
+            full_window: window,
             open_confirmed: false,
             app_done: false,
             read_waker: None,

@@ -2,6 +2,11 @@
 pub const DEFAULT_WINDOW: usize = 1000;
 pub const DEFAULT_MAX_PACKET: usize = 1000;
 
+/// Input buffer bytes needed beyond a channel's maximum packet: the packet
+/// length and padding length (5), the largest channel data header (13),
+/// padding (up to 255) and a MAC (up to 32).
+pub const CHANNEL_PACKET_OVERHEAD: usize = 305;
+
 /// Maximum SSH packet size, from RFC4253.
 ///
 /// Used to size buffers when using `alloc`

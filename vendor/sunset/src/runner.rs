@@ -716,6 +716,26 @@ impl<'a, CS: CliServ> Runner<'a, CS> {
         Ok(())
     }
 
+    /// Sets the receive window and maximum packet size advertised for
+    /// channels opened or accepted from now on.
+    ///
+    /// The defaults are `config::DEFAULT_WINDOW` and `DEFAULT_MAX_PACKET`
+    /// (1000 bytes each), which suit small devices; bulk transfers want a
+    /// window of a few MiB and packets of 32 KiB. Fails with `BadUsage` if
+    /// `max_packet` is zero or a packet of that size would not fit the input
+    /// buffer (`max_packet + config::CHANNEL_PACKET_OVERHEAD` bytes), or if
+    /// `window` is smaller than `max_packet`.
+    pub fn set_channel_window(&mut self, window: u32, max_packet: u32) -> Result<()> {
+        let (window, max_packet) = (window as usize, max_packet as usize);
+        let fits = max_packet.saturating_add(config::CHANNEL_PACKET_OVERHEAD)
+            <= self.traf_in.capacity();
+        if max_packet == 0 || !fits || window < max_packet {
+            return error::BadUsage.fail();
+        }
+        self.conn.channels.set_window(window, max_packet);
+        Ok(())
+    }
+
     /// Returns `true` if the channel and `dt` are currently valid for writing.
     ///
     /// Note that they may not be ready to send output.

@@ -452,6 +452,20 @@ impl<'g, 'a> ServPasswordAuth<'g, 'a> {
     }
 }
 
+impl ServPasswordAuth<'_, '_> {
+    /// Leave the decision pending, to be given later with
+    /// [`Runner::resume_auth()`] (for example once a slow password hash has
+    /// been checked on another thread).
+    ///
+    /// Copy the username and password out first. Until the decision is given,
+    /// `progress()` returns `Event::None` and no further input is processed.
+    pub fn defer(mut self) -> Result<DeferredAuth> {
+        self.done = true;
+        self.runner.defer_servauth()?;
+        Ok(DeferredAuth { pk_query: false })
+    }
+}
+
 // implement Drop to be the same as .reject()
 impl Drop for ServPasswordAuth<'_, '_> {
     fn drop(&mut self) {
@@ -508,6 +522,14 @@ impl<'g, 'a> ServPubkeyAuth<'g, 'a> {
         self.runner.resume_servauth(false)
     }
 
+    /// Leave the decision pending, to be given later with
+    /// [`Runner::resume_auth()`]. See [`ServPasswordAuth::defer()`].
+    pub fn defer(mut self) -> Result<DeferredAuth> {
+        self.done = true;
+        self.runner.defer_servauth()?;
+        Ok(DeferredAuth { pk_query: !self.real_sig })
+    }
+
     /// Enable or disable password authentication for subsequent attempts.
     ///
     /// # Caution
@@ -550,6 +572,23 @@ impl Drop for ServPubkeyAuth<'_, '_> {
                 trace!("Error for pw auth: {e}")
             }
         }
+    }
+}
+
+/// An authentication decision left pending by [`ServPasswordAuth::defer()`]
+/// or [`ServPubkeyAuth::defer()`], to be given to [`Runner::resume_auth()`].
+#[must_use]
+#[derive(Debug)]
+pub struct DeferredAuth {
+    /// A public key query without a signature: allowing it answers PK_OK.
+    pk_query: bool,
+}
+
+impl DeferredAuth {
+    /// Whether this is a public key query without a signature. Allowing it
+    /// does not log the user in: it tells the client to sign with that key.
+    pub fn is_pubkey_query(&self) -> bool {
+        self.pk_query
     }
 }
 

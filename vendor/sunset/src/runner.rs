@@ -10,7 +10,7 @@ use crate::*;
 use channel::{ChanData, ChanNum};
 use channel::{CliSessionExit, CliSessionOpener};
 use encrypt::KeyState;
-use event::{CliEvent, CliEventId, Event, ServEvent, ServEventId};
+use event::{CliEvent, CliEventId, DeferredAuth, Event, ServEvent, ServEventId};
 use traffic::{TrafIn, TrafOut};
 
 use conn::{CliServ, Conn, DispatchEvent, Dispatched};
@@ -44,6 +44,9 @@ pub struct Runner<'a, CS: conn::CliServ> {
     input_waker: Option<Waker>,
 
     closed_input: bool,
+
+    /// An authentication event was deferred, see `resume_auth()`.
+    auth_deferred: bool,
 
     resume_event: DispatchEvent,
     // Some incoming packets will produce multiple Events from a single packet.
@@ -271,6 +274,37 @@ impl<'a> Runner<'a, server::Server> {
         Ok(())
     }
 
+    pub(crate) fn defer_servauth(&mut self) -> Result<()> {
+        debug_assert!(matches!(
+            self.resume_event,
+            DispatchEvent::ServEvent(
+                ServEventId::PasswordAuth | ServEventId::PubkeyAuth { .. }
+            )
+        ));
+        self.auth_deferred = true;
+        Ok(())
+    }
+
+    /// Gives an authentication decision left pending by a `defer()` call on
+    /// a `ServPasswordAuth` or `ServPubkeyAuth` event.
+    ///
+    /// Sends USERAUTH_SUCCESS when `allow` (then the next `progress()`
+    /// returns `ServEvent::Authenticated`), or PK_OK for an allowed public key
+    /// query, or USERAUTH_FAILURE. Input processing then resumes.
+    pub fn resume_auth(&mut self, deferred: DeferredAuth, allow: bool) -> Result<()> {
+        if !self.auth_deferred {
+            return error::BadUsage.fail();
+        }
+        self.auth_deferred = false;
+        let r = if allow && deferred.is_pubkey_query() {
+            self.resume_servauth_pkok()
+        } else {
+            self.resume_servauth(allow)
+        };
+        self.wake();
+        r
+    }
+
     pub(crate) fn set_auth_methods(
         &mut self,
         password: bool,
@@ -309,6 +343,7 @@ impl<'a, CS: CliServ> Runner<'a, CS> {
             output_waker: None,
             input_waker: None,
             closed_input: false,
+            auth_deferred: false,
             resume_event: DispatchEvent::None,
             extra_resume_event: DispatchEvent::None,
         }
@@ -317,6 +352,15 @@ impl<'a, CS: CliServ> Runner<'a, CS> {
     /// Drives connection progress, handling received payload and queueing
     /// packets to send as required.
     pub fn progress(&mut self) -> Result<Event<'_, 'a>> {
+        // A deferred authentication request (server only) holds the input
+        // payload until `resume_auth()`; nothing else progresses meanwhile.
+        if self.auth_deferred {
+            if self.closed_input {
+                return Ok(Event::Serv(ServEvent::Defunct));
+            }
+            return Ok(Event::None);
+        }
+
         // Any previous Event must have been dropped to be able to call progress()
         // again, since it borrows from Runner. We can check if it was dropped
         // without a required response, or complete the payload handling otherwise.

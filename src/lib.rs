@@ -16,6 +16,7 @@ pub mod privs;
 pub mod proto;
 pub mod rate;
 pub mod session;
+pub mod sftp;
 pub mod systemd;
 pub mod tls;
 pub mod worker;

@@ -4,3 +4,4 @@
 
 pub mod authkeys;
 pub mod hostkey;
+pub mod ssh;

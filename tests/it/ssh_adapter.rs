@@ -15,6 +15,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
+use ssh_key::sha2::{Digest, Sha256};
 use mio::{Events, Interest, Poll, Token, Waker};
 use mirrorftpd::sftp::authkeys::{self, AuthorizedKeys};
 use mirrorftpd::sftp::hostkey::HostKey;
@@ -31,14 +32,14 @@ const DEADLINE: Duration = Duration::from_secs(60);
 const BULK: u64 = 64 << 20;
 
 /// What the test server does with the channel.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum App {
     /// SFTP INIT → VERSION 3, REALPATH → "/", anything else → OP_UNSUPPORTED.
     Sftp,
     /// Count and hash the input; on EOF reply "COUNT HASH\n".
     Sink,
-    /// Send this many pattern bytes, then end.
-    Source(u64),
+    /// Send these bytes, then end.
+    Source(Arc<Vec<u8>>),
 }
 
 /// What the server saw.
@@ -59,17 +60,13 @@ struct Options {
     keys: AuthorizedKeys,
 }
 
-/// FNV-1a, enough to compare two byte streams.
-fn fnv(mut h: u64, data: &[u8]) -> u64 {
-    for &b in data {
-        h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-    }
-    h
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
-const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
 
-fn pattern(pos: u64) -> u8 {
-    (pos.wrapping_mul(31) >> 3) as u8
+/// Bulk test data: not all zeroes, not periodic at packet sizes.
+fn pattern(len: u64) -> Vec<u8> {
+    (0..len).map(|pos| (pos.wrapping_mul(31) >> 3) as u8 ^ (pos >> 17) as u8).collect()
 }
 
 /// Starts the server for one connection; returns its address and the thread.
@@ -113,7 +110,8 @@ fn session(
     let mut chan_in = vec![0u8; 64 << 10];
     let mut app_out: Vec<u8> = Vec::new();
     let mut app_in: Vec<u8> = Vec::new();
-    let (mut hash, mut eof, mut finished, mut closed) = (FNV_START, false, false, false);
+    let mut hash = Sha256::new();
+    let (mut eof, mut finished, mut closed) = (false, false, false);
     let mut sent = 0u64;
     loop {
         if Instant::now() > deadline {
@@ -146,8 +144,8 @@ fn session(
                 }
                 SshEvent::Authenticated { user } => report.authed = Some(user),
                 SshEvent::SubsystemSftp => {
-                    if let App::Source(n) = opts.app {
-                        app_out.extend((0..n).map(pattern));
+                    if let App::Source(data) = &opts.app {
+                        app_out = data.to_vec();
                     }
                 }
                 SshEvent::ChannelEof => eof = true,
@@ -168,7 +166,7 @@ fn session(
             progress = true;
             report.received += n as u64;
             match opts.app {
-                App::Sink => hash = fnv(hash, &chan_in[..n]),
+                App::Sink => hash.update(&chan_in[..n]),
                 App::Sftp => {
                     app_in.extend_from_slice(&chan_in[..n]);
                     sftp_answer(&mut app_in, &mut app_out);
@@ -177,7 +175,8 @@ fn session(
             }
         }
         if eof && matches!(opts.app, App::Sink) && !finished && app_out.is_empty() && sent == 0 {
-            app_out.extend(format!("{} {hash:016x}\n", report.received).into_bytes());
+            let digest = hex(&std::mem::take(&mut hash).finalize());
+            app_out.extend(format!("{} {digest}\n", report.received).into_bytes());
         }
         while (sent as usize) < app_out.len() {
             let n = conn.write_channel(&app_out[sent as usize..])?;
@@ -187,8 +186,8 @@ fn session(
             sent += n as u64;
             progress = true;
         }
-        let app_done = match opts.app {
-            App::Source(n) => sent == n && eof,
+        let app_done = match &opts.app {
+            App::Source(data) => sent == data.len() as u64 && eof,
             _ => eof && sent as usize == app_out.len(),
         };
         if app_done && !finished && !closed {
@@ -423,24 +422,24 @@ fn openssh_64mib_upload_with_rekeys() {
     }
     let dir = temp_dir("ssh-up");
     let input = dir.join("in.bin");
-    let data: Vec<u8> = (0..BULK).map(pattern).collect();
+    let data = pattern(BULK);
     fs::write(&input, &data).unwrap();
-    let want = format!("{BULK} {:016x}\n", fnv(FNV_START, &data));
+    let want = format!("{BULK} {}\n", hex(&Sha256::digest(&data)));
     let (addr, h) = serve(host_key(&dir), default_opts(App::Sink));
     let started = Instant::now();
     let output = dir.join("out");
     let (ok, stderr) = ssh_subsystem(addr, &["-o", "RekeyLimit=16M"], &input, &output);
     let took = started.elapsed();
     let report = finish(h);
+    let kexes = stderr.matches("SSH2_MSG_NEWKEYS received").count();
+    eprintln!("ssh upload: {BULK} bytes in {took:?}: {:.0} MiB/s, {kexes} key exchanges", mib_per_s(BULK, took));
     assert!(ok, "ssh failed:\n{stderr}");
     assert_eq!(fs::read_to_string(&output).unwrap(), want);
     assert_eq!(report.received, BULK);
     let window = SshSettings::default();
     let confirm = format!("open confirm rwindow {} rmax {}", window.window, window.max_packet);
     assert!(stderr.contains(&confirm), "no '{confirm}' in:\n{stderr}");
-    let kexes = stderr.matches("SSH2_MSG_NEWKEYS received").count();
     assert!(kexes >= 4, "expected the first key exchange and 3+ rekeys, saw {kexes}:\n{stderr}");
-    eprintln!("ssh upload: {BULK} bytes in {took:?}: {:.0} MiB/s, {kexes} key exchanges", mib_per_s(BULK, took));
 }
 
 /// 64 MiB down through the channel across rekeys, intact.
@@ -450,20 +449,21 @@ fn openssh_64mib_download_with_rekeys() {
         return;
     }
     let dir = temp_dir("ssh-down");
-    let (addr, h) = serve(host_key(&dir), default_opts(App::Source(BULK)));
+    let data = Arc::new(pattern(BULK));
+    let (addr, h) = serve(host_key(&dir), default_opts(App::Source(data.clone())));
     let started = Instant::now();
     let output = dir.join("out.bin");
     let (ok, stderr) = ssh_subsystem(addr, &["-o", "RekeyLimit=16M"], Path::new("/dev/null"), &output);
     let took = started.elapsed();
     let report = finish(h);
+    let kexes = stderr.matches("SSH2_MSG_NEWKEYS received").count();
+    eprintln!("ssh download: {BULK} bytes in {took:?}: {:.0} MiB/s, {kexes} key exchanges", mib_per_s(BULK, took));
     assert!(ok, "ssh failed:\n{stderr}");
     assert_eq!(report.sent, BULK);
     let got = fs::read(&output).unwrap();
     assert_eq!(got.len() as u64, BULK);
-    assert!(got.iter().enumerate().all(|(i, &b)| b == pattern(i as u64)), "downloaded bytes differ");
-    let kexes = stderr.matches("SSH2_MSG_NEWKEYS received").count();
+    assert!(got == *data, "downloaded bytes differ");
     assert!(kexes >= 4, "expected the first key exchange and 3+ rekeys, saw {kexes}:\n{stderr}");
-    eprintln!("ssh download: {BULK} bytes in {took:?}: {:.0} MiB/s, {kexes} key exchanges", mib_per_s(BULK, took));
 }
 
 /// A public key login: the query and the signed request both reach the
@@ -495,7 +495,7 @@ fn openssh_pubkey_login() {
     );
     let report = finish(h);
     assert!(ran.status.success(), "ssh failed: {}", ran.stderr);
-    assert_eq!(ran.stdout, format!("0 {FNV_START:016x}\n"));
+    assert_eq!(ran.stdout, format!("0 {}\n", hex(&Sha256::digest(b""))));
     assert_eq!(report.authed.as_deref(), Some(USER));
     assert_eq!(report.pubkey_events, vec![false, true], "a query, then the signed request");
 }

@@ -234,7 +234,11 @@ impl Channels {
     }
 
     /// Sends CLOSE for a channel, once. The peer answers with its own CLOSE.
-    pub(crate) fn send_close(&mut self, num: ChanNum, s: &mut TrafSend) -> Result<()> {
+    pub(crate) fn send_close(
+        &mut self,
+        num: ChanNum,
+        s: &mut TrafSend,
+    ) -> Result<()> {
         self.get_mut(num)?.send_close(s)
     }
 

@@ -291,7 +291,11 @@ impl<'a> Runner<'a, server::Server> {
     /// Sends USERAUTH_SUCCESS when `allow` (then the next `progress()`
     /// returns `ServEvent::Authenticated`), or PK_OK for an allowed public key
     /// query, or USERAUTH_FAILURE. Input processing then resumes.
-    pub fn resume_auth(&mut self, deferred: DeferredAuth, allow: bool) -> Result<()> {
+    pub fn resume_auth(
+        &mut self,
+        deferred: DeferredAuth,
+        allow: bool,
+    ) -> Result<()> {
         if !self.auth_deferred {
             return error::BadUsage.fail();
         }
@@ -769,7 +773,11 @@ impl<'a, CS: CliServ> Runner<'a, CS> {
     /// `max_packet` is zero or a packet of that size would not fit the input
     /// buffer (`max_packet + config::CHANNEL_PACKET_OVERHEAD` bytes), or if
     /// `window` is smaller than `max_packet`.
-    pub fn set_channel_window(&mut self, window: u32, max_packet: u32) -> Result<()> {
+    pub fn set_channel_window(
+        &mut self,
+        window: u32,
+        max_packet: u32,
+    ) -> Result<()> {
         let (window, max_packet) = (window as usize, max_packet as usize);
         let fits = max_packet.saturating_add(config::CHANNEL_PACKET_OVERHEAD)
             <= self.traf_in.capacity();

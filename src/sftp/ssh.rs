@@ -421,3 +421,162 @@ impl SshConn {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The adapter against sunset's own client, in memory: deferred
+    //! password decisions hold the input, and the channel ends with the
+    //! exit status.
+    use super::*;
+    use sunset::{CliEvent, CliSessionExit};
+
+    struct Cli {
+        runner: Runner<'static, sunset::Client>,
+        passwords: Vec<&'static str>,
+        authed: bool,
+        chan: Option<ChanHandle>,
+        exit: Option<u32>,
+        received: Vec<u8>,
+    }
+
+    impl Cli {
+        /// Handles the client's events and reads its channel data; returns
+        /// whether anything happened.
+        fn progress(&mut self) -> bool {
+            let mut any = false;
+            loop {
+                let idle = match self.runner.progress().expect("client progress") {
+                    Event::None => true,
+                    Event::Cli(ev) => {
+                        match ev {
+                            CliEvent::Hostkey(h) => h.accept().unwrap(),
+                            CliEvent::Username(r) => r.username("alice").unwrap(),
+                            CliEvent::Password(r) => r.password(self.passwords.remove(0)).unwrap(),
+                            CliEvent::Pubkey(r) => r.skip().unwrap(),
+                            CliEvent::Authenticated => self.authed = true,
+                            CliEvent::SessionOpened(mut o) => o.subsystem("sftp").unwrap(),
+                            CliEvent::SessionExit(CliSessionExit::Status(s)) => self.exit = Some(s),
+                            _ => {}
+                        }
+                        false
+                    }
+                    _ => false,
+                };
+                let mut read = false;
+                if let Some(ch) = &self.chan {
+                    let mut buf = [0u8; 64];
+                    while let Ok(n @ 1..) = self.runner.read_channel(ch, ChanData::Normal, &mut buf) {
+                        self.received.extend_from_slice(&buf[..n]);
+                        read = true;
+                    }
+                }
+                if idle && !read {
+                    return any;
+                }
+                any = true;
+            }
+        }
+    }
+
+    /// Moves bytes both ways and runs both sides until neither moves;
+    /// returns the server's events.
+    fn shuttle(c: &mut Cli, s: &mut SshConn) -> Vec<SshEvent> {
+        let mut events = Vec::new();
+        for _ in 0..1000 {
+            let mut moved = c.progress();
+            let out = c.runner.output_buf().to_vec();
+            let n = s.feed(&out).unwrap();
+            c.runner.consume_output(n);
+            moved |= n > 0;
+            while let Some(ev) = s.poll().unwrap() {
+                events.push(ev);
+                moved = true;
+            }
+            let out = s.output().to_vec();
+            let n = if out.is_empty() { 0 } else { c.runner.input(&out).unwrap() };
+            s.consume_output(n);
+            moved |= n > 0;
+            if !moved {
+                return events;
+            }
+        }
+        panic!("no quiescence");
+    }
+
+    fn server() -> SshConn {
+        let d = std::env::temp_dir().join(format!("mirrorftpd-ssh-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let key = HostKey::load_or_create(&d.join("key")).unwrap();
+        std::fs::remove_dir_all(&d).unwrap();
+        SshConn::new(Arc::new(key), SshSettings::default()).unwrap()
+    }
+
+    #[test]
+    fn deferred_password_holds_input_then_channel_ends_with_exit_status() {
+        let mut s = server();
+        let mut c = Cli {
+            runner: Runner::new_client_owned(),
+            passwords: vec!["wrong", "right"],
+            authed: false,
+            chan: None,
+            exit: None,
+            received: Vec::new(),
+        };
+        let ev = shuttle(&mut c, &mut s);
+        assert!(
+            matches!(&ev[..], [SshEvent::PasswordAuth { user, password }]
+            if user == "alice" && password.as_str() == "wrong"),
+            "{ev:?}"
+        );
+        assert!(s.auth_pending() && !s.wants_input());
+        // Nothing is read while the decision is pending, and nothing happens.
+        assert_eq!(s.feed(b"more").unwrap(), 0);
+        assert!(shuttle(&mut c, &mut s).is_empty());
+        assert!(!c.authed);
+
+        s.resume_auth(false).unwrap();
+        let ev = shuttle(&mut c, &mut s);
+        assert!(matches!(&ev[..], [SshEvent::PasswordAuth { password, .. }] if password.as_str() == "right"));
+        assert!(!c.authed && s.user().is_none());
+        s.resume_auth(true).unwrap();
+        let ev = shuttle(&mut c, &mut s);
+        assert!(matches!(&ev[..], [SshEvent::Authenticated { user }] if user == "alice"), "{ev:?}");
+        assert!(c.authed);
+        assert_eq!(s.user(), Some("alice"));
+        assert!(matches!(s.resume_auth(true), Err(SshError::NoPendingAuth)));
+
+        c.chan = Some(c.runner.open_client_session().unwrap());
+        let ev = shuttle(&mut c, &mut s);
+        assert!(matches!(&ev[..], [SshEvent::SessionOpened, SshEvent::SubsystemSftp]), "{ev:?}");
+        let ch = c.chan.take().unwrap();
+        assert_eq!(c.runner.write_channel(&ch, ChanData::Normal, b"hello").unwrap(), 5);
+        c.chan = Some(ch);
+        let ev = shuttle(&mut c, &mut s);
+        assert!(matches!(&ev[..], [SshEvent::ChannelData]), "{ev:?}");
+        let mut buf = [0u8; 16];
+        assert_eq!(s.read_channel(&mut buf).unwrap(), 5);
+        assert_eq!(&buf[..5], b"hello");
+        assert_eq!(s.read_channel(&mut buf).unwrap(), 0);
+        assert!(s.writable() > 0);
+        assert_eq!(s.write_channel(b"world").unwrap(), 5);
+
+        // The client's EOF is not echoed: the server may still write.
+        c.runner.channel_eof(c.chan.as_ref().unwrap()).unwrap();
+        let ev = shuttle(&mut c, &mut s);
+        assert!(matches!(&ev[..], [SshEvent::ChannelEof]), "{ev:?}");
+        assert_eq!(c.received, b"world");
+        assert!(!c.runner.is_channel_eof(c.chan.as_ref().unwrap()));
+        assert_eq!(s.write_channel(b"!").unwrap(), 1);
+
+        s.finish_channel(3).unwrap();
+        assert_eq!(s.writable(), 0);
+        assert_eq!(s.write_channel(b"late").unwrap(), 0);
+        let ev = shuttle(&mut c, &mut s);
+        assert_eq!(c.received, b"world!");
+        assert_eq!(c.exit, Some(3));
+        let ch = c.chan.as_ref().unwrap();
+        assert!(c.runner.is_channel_eof(ch));
+        assert!(c.runner.is_channel_closed(ch), "the server sent CLOSE, the client answered");
+        assert!(matches!(&ev[..], [SshEvent::ChannelClosed]), "{ev:?}");
+    }
+}

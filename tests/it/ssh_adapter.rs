@@ -15,11 +15,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
-use ssh_key::sha2::{Digest, Sha256};
 use mio::{Events, Interest, Poll, Token, Waker};
 use mirrorftpd::sftp::authkeys::{self, AuthorizedKeys};
 use mirrorftpd::sftp::hostkey::HostKey;
 use mirrorftpd::sftp::ssh::{SshConn, SshEvent, SshSettings};
+use ssh_key::sha2::{Digest, Sha256};
 
 use crate::util::{Ran, TempDir, require_tool, run, temp_dir};
 
@@ -284,8 +284,12 @@ fn sftp_answer(input: &mut Vec<u8>, out: &mut Vec<u8>) {
 
 /// The client options every run shares: no config files, no known hosts.
 fn ssh_args(cmd: &mut Command) -> &mut Command {
-    cmd.args(["-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
-        .args(["-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=0"])
+    cmd.args(["-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]).args([
+        "-o",
+        "ConnectTimeout=10",
+        "-o",
+        "ServerAliveInterval=0",
+    ])
 }
 
 fn password_opts() -> [&'static str; 6] {

@@ -26,5 +26,6 @@ mod proxy_haproxy;
 mod readme;
 mod security;
 mod settime;
+mod ssh_adapter;
 mod uploads;
 mod util;

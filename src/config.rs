@@ -142,6 +142,13 @@ pub struct Config {
     /// True: TLS 1.3 only.
     pub tls13_only: bool,
     pub tls_session_reuse: SessionReuse,
+    /// --sftp-listen: SFTP (SSH) addresses; empty: SFTP is off.
+    pub sftp_listen: Vec<SocketAddr>,
+    pub sftp_host_key: Option<PathBuf>,
+    /// --authorized-keys: USER.keys files for SFTP public key logins.
+    pub authorized_keys: Option<PathBuf>,
+    /// --sftp-anonymous: anonymous read-only logins over SFTP.
+    pub sftp_anonymous: bool,
 }
 
 #[derive(Debug)]

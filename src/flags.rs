@@ -330,6 +330,26 @@ pub struct Flags {
     #[arg(long)]
     pub allow_ccc: bool,
 
+    /// SFTP (SSH) address to listen on; repeatable (IPv4 and IPv6). Needs
+    /// --sftp-host-key. [default: off]
+    #[arg(long = "sftp-listen", value_name = "ADDR:PORT", requires = "sftp_host_key")]
+    pub sftp_listen: Vec<SocketAddr>,
+
+    /// The SSH host key (OpenSSH Ed25519 private key): created with mode
+    /// 0600 when missing, its fingerprint logged at start; a file that is
+    /// present but unreadable or not an Ed25519 key stops the start.
+    #[arg(long, value_name = "FILE")]
+    pub sftp_host_key: Option<PathBuf>,
+
+    /// Directory of public keys for SFTP logins: USER.keys in authorized_keys
+    /// form, for accounts of --users; reloaded on SIGHUP.
+    #[arg(long, value_name = "DIR")]
+    pub authorized_keys: Option<PathBuf>,
+
+    /// Allow anonymous read-only SFTP logins (user `anonymous`, any password).
+    #[arg(long)]
+    pub sftp_anonymous: bool,
+
     /// Lowest TLS version accepted: 1.2 or 1.3.
     #[arg(long, value_name = "VERSION", default_value = "1.2")]
     pub tls_min_version: String,
@@ -404,6 +424,15 @@ impl Flags {
         }
         if !f.proxy_protocol && (!f.proxy_from.is_empty() || f.proxy_data_check != ProxyDataCheck::Strict) {
             return err("--proxy-from and --proxy-data-check need --proxy-protocol".into());
+        }
+        if f.sftp_listen.is_empty() && (f.sftp_host_key.is_some() || f.authorized_keys.is_some() || f.sftp_anonymous) {
+            return err("--sftp-host-key, --authorized-keys and --sftp-anonymous need --sftp-listen".into());
+        }
+        if f.proxy_protocol && !f.sftp_listen.is_empty() {
+            return err("--proxy-protocol is not supported with --sftp-listen yet".into());
+        }
+        if let Some(a) = f.sftp_listen.iter().find(|a| a.port() != 0 && (listen.contains(a) || f.implicit_tls_listen.contains(a))) {
+            return err(format!("--sftp-listen {a} is also an FTP address"));
         }
         if f.backlog < 1 {
             return err("--backlog must be at least 1".into());
@@ -480,6 +509,10 @@ impl Flags {
             allow_ccc: f.allow_ccc,
             tls13_only,
             tls_session_reuse: f.tls_session_reuse,
+            sftp_listen: f.sftp_listen,
+            sftp_host_key: f.sftp_host_key,
+            authorized_keys: f.authorized_keys,
+            sftp_anonymous: f.sftp_anonymous,
         })
     }
 }

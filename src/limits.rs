@@ -164,6 +164,12 @@ pub const SFTP_READDIR_BYTES: usize = 64 << 10;
 pub const SFTP_DIR_BUF: usize = 8 << 10;
 /// Log events a session keeps until its worker drains them.
 pub const SFTP_MAX_EVENTS: usize = 64;
+/// Passes of an SFTP session's pipeline (socket, SSH, engine) per worker turn.
+pub const SFTP_STEPS_PER_TURN: usize = 32;
+/// One socket read, and one channel read, of an SFTP session (the worker's scratch buffer).
+pub const SFTP_READ_BUF: usize = 64 << 10;
+/// Authorized-keys files read from --authorized-keys DIR (one per user).
+pub const MAX_AUTHORIZED_KEY_FILES: usize = 100_000;
 /// Addresses remembered for --ban-after before stale ones are swept.
 pub const MAX_TRACKED_IPS: usize = 100_000;
 /// TLS 1.2 sessions remembered by ID (tickets need no memory).

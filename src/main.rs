@@ -15,7 +15,8 @@ use mirrorftpd::io::{net, sys};
 use mirrorftpd::pool::Pool;
 use mirrorftpd::services::Shared;
 use mirrorftpd::systemd;
-use mirrorftpd::worker::Worker;
+use mirrorftpd::sftp::keys::SftpKeys;
+use mirrorftpd::worker::{Listen, Worker};
 
 fn main() -> ExitCode {
     match run() {
@@ -65,14 +66,25 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let pool = Pool::start(config.auth_threads, auth.clone(), config.deny_dotfiles)?;
     let tls = mirrorftpd::tls::load(config.tls_cert.as_deref(), config.tls_key.as_deref(), config.tls13_only)?;
     let greeting = load_greeting(&config)?;
+    let sftp = load_sftp_keys(&config)?;
     let shared = Arc::new(Shared::new(config, auth, pool, tls, greeting));
     let cfg = &shared.config;
 
-    let mut wanted: Vec<(SocketAddr, bool)> = cfg.listen.iter().map(|a| (*a, false)).collect();
-    wanted.extend(cfg.implicit_tls_listen.iter().map(|a| (*a, true)));
+    let mut wanted: Vec<(SocketAddr, Listen)> = cfg.listen.iter().map(|a| (*a, Listen::Ftp)).collect();
+    wanted.extend(cfg.implicit_tls_listen.iter().map(|a| (*a, Listen::Implicit)));
+    wanted.extend(cfg.sftp_listen.iter().map(|a| (*a, Listen::Sftp)));
     let socket_activated = activated.is_some();
-    let first = match activated.map(|given| Worker::from_listeners(0, shared.clone(), given)) {
-        Some(w) => w?,
+    let first = match activated {
+        Some(given) => {
+            let mut given: Vec<_> =
+                given.into_iter().map(|(l, tls)| (l, if tls { Listen::Implicit } else { Listen::Ftp })).collect();
+            // The SFTP addresses are bound here even under socket activation.
+            for a in &cfg.sftp_listen {
+                let l = net::control_listener(*a, cfg.backlog, net::Claim::First).map_err(|e| net::listen_error(*a, e))?;
+                given.push((l, Listen::Sftp));
+            }
+            Worker::from_listeners(0, shared.clone(), given)?
+        }
         None => bind_first(&shared, wanted)?,
     };
     let addrs = first.local_addrs()?;
@@ -94,11 +106,16 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
     if let Some(m) = workers[0].metrics_addr() {
         eprintln!("mirrorftpd: metrics on http://{m}/metrics");
     }
-    for (a, implicit) in &addrs {
-        if *implicit {
-            eprintln!("mirrorftpd: implicit TLS on {a}");
-        } else {
-            eprintln!("mirrorftpd: listening on {a}");
+    for (a, kind) in &addrs {
+        match kind {
+            Listen::Implicit => eprintln!("mirrorftpd: implicit TLS on {a}"),
+            Listen::Sftp => eprintln!("mirrorftpd: SFTP on {a}"),
+            Listen::Ftp => eprintln!("mirrorftpd: listening on {a}"),
+        }
+    }
+    if let Some(keys) = &sftp {
+        for w in &mut workers {
+            w.set_sftp(keys.clone());
         }
     }
     mirrorftpd::log::info(format_args!(
@@ -137,11 +154,11 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
                 if let Some(n) = &notifier {
                     n.stopping();
                 }
-                let code = drain(&shared, sig);
+                let code = drain(&shared, sftp.as_deref(), sig);
                 mirrorftpd::log::flush();
                 return code;
             }
-            libc::SIGHUP => reload(&shared, notifier.as_ref()),
+            libc::SIGHUP => reload(&shared, sftp.as_deref(), notifier.as_ref()),
             libc::SIGUSR1 => mirrorftpd::log::reopen(),
             _ => mirrorftpd::log::info(format_args!("signal {sig}: nothing to do")),
         }
@@ -150,7 +167,7 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
 
 /// Binds worker 0 on the configured addresses. It binds first so that port 0
 /// resolves to one port, which the other workers then share through SO_REUSEPORT.
-fn bind_first(shared: &Arc<Shared>, mut wanted: Vec<(SocketAddr, bool)>) -> std::io::Result<Worker> {
+fn bind_first(shared: &Arc<Shared>, mut wanted: Vec<(SocketAddr, Listen)>) -> std::io::Result<Worker> {
     match Worker::bind(0, shared.clone(), &wanted) {
         // An address in use is an error even for the default: only a host
         // without IPv6 falls back.
@@ -166,7 +183,7 @@ fn bind_first(shared: &Arc<Shared>, mut wanted: Vec<(SocketAddr, bool)>) -> std:
 
 /// SIGTERM/SIGINT: stop accepting, let running transfers finish for up to
 /// --drain-timeout, then exit 0. A second SIGTERM/SIGINT exits at once.
-fn drain(shared: &Shared, sig: i32) -> Result<ExitCode, Box<dyn std::error::Error>> {
+fn drain(shared: &Shared, sftp: Option<&SftpKeys>, sig: i32) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let timeout = shared.config.drain_timeout;
     mirrorftpd::log::info(format_args!(
         "signal {sig}: draining {} sessions for up to {} s (a second signal exits now)",
@@ -192,7 +209,7 @@ fn drain(shared: &Shared, sig: i32) -> Result<ExitCode, Box<dyn std::error::Erro
                 return Ok(ExitCode::SUCCESS);
             }
             // systemd heard STOPPING=1: no RELOADING/READY any more.
-            Some(libc::SIGHUP) => reload_files(shared),
+            Some(libc::SIGHUP) => reload_files(shared, sftp),
             Some(libc::SIGUSR1) => mirrorftpd::log::reopen(),
             _ => {}
         }
@@ -211,6 +228,7 @@ fn check_config(config: Config) -> Result<ExitCode, Box<dyn std::error::Error>> 
         .map_err(|e| format!("--root {}: {e}", config.root.display()))?;
     let tls = mirrorftpd::tls::load(config.tls_cert.as_deref(), config.tls_key.as_deref(), config.tls13_only)?;
     load_greeting(&config)?;
+    let sftp = load_sftp_keys(&config)?;
     let unchecked = check_listen_free(&config)?;
     println!("mirrorftpd: configuration OK");
     println!("  root {}", config.root.display());
@@ -227,6 +245,13 @@ fn check_config(config: Config) -> Result<ExitCode, Box<dyn std::error::Error>> 
         auth.rules.len()
     );
     println!("  FTPS {}", if tls.is_some() { "on" } else { "off" });
+    match &sftp {
+        Some(k) => {
+            let listen: Vec<String> = config.sftp_listen.iter().map(|a| a.to_string()).collect();
+            println!("  SFTP on {}, host key {}, {} authorized keys", listen.join(", "), k.host.fingerprint(), k.count());
+        }
+        None => println!("  SFTP off"),
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -236,7 +261,7 @@ fn check_config(config: Config) -> Result<ExitCode, Box<dyn std::error::Error>> 
 /// the privilege to bind it, the default IPv6 address on a host without IPv6.
 fn check_listen_free(config: &Config) -> Result<Vec<String>, Box<dyn std::error::Error>> {
     let mut notes = Vec::new();
-    for addr in config.listen.iter().chain(&config.implicit_tls_listen) {
+    for addr in config.listen.iter().chain(&config.implicit_tls_listen).chain(&config.sftp_listen) {
         match net::check_free(*addr) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
@@ -264,17 +289,17 @@ fn load_greeting(cfg: &Config) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
 /// the TLS certificate (new handshakes use it). A file that fails to load
 /// keeps the old version and is logged. systemd hears RELOADING=1 before
 /// and READY=1 after.
-fn reload(shared: &Shared, notifier: Option<&systemd::Notifier>) {
+fn reload(shared: &Shared, sftp: Option<&SftpKeys>, notifier: Option<&systemd::Notifier>) {
     if let Some(n) = notifier {
         n.reloading();
     }
-    reload_files(shared);
+    reload_files(shared, sftp);
     if let Some(n) = notifier {
         n.ready();
     }
 }
 
-fn reload_files(shared: &Shared) {
+fn reload_files(shared: &Shared, sftp: Option<&SftpKeys>) {
     // Log files are reopened (as SIGUSR1 does), for logrotate.
     mirrorftpd::log::reopen();
     if shared.config.chroot {
@@ -291,6 +316,12 @@ fn reload_files(shared: &Shared) {
     match shared.reload_ban_list() {
         Ok(msg) => mirrorftpd::log::info(format_args!("SIGHUP: {msg}")),
         Err(e) => mirrorftpd::log::error(format_args!("SIGHUP: ban list not reloaded (the old one stays): {e}")),
+    }
+    if let Some(keys) = sftp {
+        match keys.reload() {
+            Ok(msg) => mirrorftpd::log::info(format_args!("SIGHUP: {msg}")),
+            Err(e) => mirrorftpd::log::error(format_args!("SIGHUP: authorized keys not reloaded (the old stay): {e}")),
+        }
     }
     let cfg = &shared.config;
     if cfg.users.is_some() || cfg.rules.is_some() {
@@ -318,4 +349,20 @@ fn reload_files(shared: &Shared) {
             Err(e) => mirrorftpd::log::error(format_args!("SIGHUP: TLS certificate not reloaded: {e}")),
         }
     }
+}
+
+/// --sftp-host-key and --authorized-keys, when SFTP is served: the host key
+/// is created when missing (mode 0600) and its fingerprint logged.
+fn load_sftp_keys(cfg: &Config) -> Result<Option<Arc<SftpKeys>>, Box<dyn std::error::Error>> {
+    let Some(path) = cfg.sftp_host_key.as_deref().filter(|_| !cfg.sftp_listen.is_empty()) else {
+        return Ok(None);
+    };
+    let keys = SftpKeys::load(path, cfg.authorized_keys.as_deref())?;
+    mirrorftpd::log::info(format_args!(
+        "SSH host key {} {}: {}",
+        path.display(),
+        if keys.host.created() { "created" } else { "loaded" },
+        keys.host.fingerprint()
+    ));
+    Ok(Some(Arc::new(keys)))
 }

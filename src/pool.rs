@@ -87,6 +87,14 @@ fn check(area: &mut WorkArea, auth: &Auth, user: &str, password: &[u8], deny_dot
     if !hash::verify(area, password, &acct.hash) {
         return None;
     }
+    account_access(auth, user, deny_dotfiles)
+}
+
+/// What an account may do once its identity is proven (a password here, a
+/// public key over SFTP): its permissions and its home's jail. None for an
+/// unknown or disabled account, or a home that cannot be opened.
+pub fn account_access(auth: &Auth, user: &str, deny_dotfiles: bool) -> Option<Access> {
+    let acct = auth.users.get(user).filter(|a| !a.disabled())?;
     // The home was opened at start-up: a path would not resolve after --chroot.
     let home = auth.homes.get(&acct.name).map(Jail::try_clone);
     match home.unwrap_or_else(|| Jail::open(&acct.home, deny_dotfiles)) {

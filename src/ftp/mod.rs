@@ -72,16 +72,7 @@ pub enum CtrlState {
     },
 }
 
-/// What the worker should do with the session after a turn.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Waiting for readiness or a deadline.
-    Idle,
-    /// Stopped on a budget with work left: drive again next turn.
-    Yield,
-    /// Remove and close.
-    Close,
-}
+pub use crate::services::Outcome;
 
 /// The worker-owned context a session runs in.
 pub struct Cx<'a> {

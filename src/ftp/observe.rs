@@ -159,6 +159,7 @@ impl Session {
                 anonymous: self.access.anonymous,
                 user: &self.access.user,
                 complete: outcome == metrics::OK,
+                service: "ftp",
             };
             log::xferlog(&rec);
         }

@@ -35,6 +35,8 @@ pub struct Record<'a> {
     /// The logged-in account (ignored for anonymous sessions).
     pub user: &'a str,
     pub complete: bool,
+    /// The service-name field: `ftp` or `sftp`.
+    pub service: &'a str,
 }
 
 const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
@@ -98,7 +100,9 @@ pub fn format(r: &Record<'_>, time: &Parts) -> String {
         out.push_str("r ");
         push_token(&mut out, r.user.as_bytes());
     }
-    out.push_str(" ftp 0 * ");
+    out.push(' ');
+    out.push_str(r.service);
+    out.push_str(" 0 * ");
     out.push(if r.complete { 'c' } else { 'i' });
     out
 }
@@ -118,6 +122,7 @@ mod tests {
             upload: false,
             anonymous: true,
             user: "anonymous",
+            service: "ftp",
             complete: true,
         }
     }

@@ -5,4 +5,4 @@ pub mod shared;
 pub mod slot;
 
 pub use shared::{Refusal, Shared};
-pub use slot::{Role, Slot};
+pub use slot::{Outcome, Role, Slot};

@@ -33,3 +33,14 @@ impl Slot {
 pub(crate) fn decode(t: Token) -> (usize, u16, usize) {
     (t.0 >> KEY_SHIFT, ((t.0 >> 2) & GEN_MASK) as u16, t.0 & 3)
 }
+
+/// What the worker should do with the session after a turn.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Waiting for readiness or a deadline.
+    Idle,
+    /// Stopped on a budget with work left: drive again next turn.
+    Yield,
+    /// Remove and close.
+    Close,
+}

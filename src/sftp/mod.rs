@@ -3,7 +3,9 @@
 //! shared jail, rules and limits (`proto` frames and parses packets, `attrs`
 //! the file attributes, `engine` holds a session's state and API (feed,
 //! process, drain; the disk seam), `files` and `tree` run the requests,
-//! `handles` keeps the open files and directories).
+//! `handles` keeps the open files and directories); `session` drives both
+//! for one connection in a worker (`login` its SSH events and logs, `nowait`
+//! the non-blocking disk path, `keys` the host and authorized keys).
 
 pub mod attrs;
 pub mod authkeys;
@@ -11,7 +13,11 @@ pub mod engine;
 mod files;
 pub mod handles;
 pub mod hostkey;
+pub mod keys;
+mod login;
+pub mod nowait;
 pub mod proto;
+pub mod session;
 pub mod ssh;
 mod tree;
 

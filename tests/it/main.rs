@@ -26,6 +26,7 @@ mod proxy_haproxy;
 mod readme;
 mod security;
 mod settime;
+mod sftp;
 mod ssh_adapter;
 mod uploads;
 mod util;

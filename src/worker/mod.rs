@@ -15,8 +15,13 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
+mod conn;
+
 use crate::fs::jail::Jail;
 use crate::ftp::{Cx, Outcome, Session};
+use crate::sftp::keys::SftpKeys;
+pub use conn::Listen;
+use conn::{Conn, sftp_cx};
 use crate::io::net;
 use crate::io::spare::{self, SpareFd};
 use crate::limits;
@@ -64,9 +69,9 @@ pub struct Worker {
     id: usize,
     poll: Poll,
     listeners: Vec<TcpListener>,
-    /// Per listener: implicit TLS (TLS from the first byte).
-    implicit: Vec<bool>,
-    sessions: Slab<Session>,
+    /// Per listener: what it serves (FTP, implicit FTPS, SFTP).
+    kinds: Vec<Listen>,
+    sessions: Slab<Conn>,
     timers: BinaryHeap<Reverse<(Instant, usize, u16)>>,
     /// Sessions to drive again without waiting for an event: they stopped on
     /// a budget, not on WouldBlock (each flagged `queued` while listed).
@@ -95,6 +100,10 @@ pub struct Worker {
     metrics: &'static WorkerMetrics,
     /// --metrics-listen, on worker 0 only.
     metrics_http: Option<MetricsServer>,
+    /// The SSH keys, when SFTP is served (see `set_sftp`).
+    sftp: Option<Arc<SftpKeys>>,
+    /// Scratch space for SFTP sessions' socket and channel reads.
+    sftp_buf: Vec<u8>,
 }
 
 impl Worker {
@@ -104,28 +113,28 @@ impl Worker {
     /// or that of the sockets systemd passed. Port 0 must be resolved by the
     /// caller (bind worker 0 first, then reuse its ports) so all workers
     /// share one port per address.
-    pub fn bind(id: usize, shared: Arc<Shared>, addrs: &[(SocketAddr, bool)]) -> io::Result<Worker> {
+    pub fn bind(id: usize, shared: Arc<Shared>, addrs: &[(SocketAddr, Listen)]) -> io::Result<Worker> {
         let claim = if id == 0 { net::Claim::First } else { net::Claim::Join };
         let mut listeners = Vec::with_capacity(addrs.len());
-        for (addr, implicit) in addrs {
+        for (addr, kind) in addrs {
             let l =
                 net::control_listener(*addr, shared.config.backlog, claim).map_err(|e| net::listen_error(*addr, e))?;
-            listeners.push((l, *implicit));
+            listeners.push((l, *kind));
         }
         Worker::from_listeners(id, shared, listeners)
     }
 
     /// Creates worker `id` around listening sockets it is given (socket
-    /// activation), each with whether it is an implicit-TLS listener.
-    pub fn from_listeners(id: usize, shared: Arc<Shared>, given: Vec<(TcpListener, bool)>) -> io::Result<Worker> {
+    /// activation), each with what it serves.
+    pub fn from_listeners(id: usize, shared: Arc<Shared>, given: Vec<(TcpListener, Listen)>) -> io::Result<Worker> {
         let cfg = &shared.config;
         let poll = Poll::new()?;
         let mut listeners = Vec::with_capacity(given.len());
-        let mut implicit = Vec::with_capacity(given.len());
-        for (i, (mut l, tls)) in given.into_iter().enumerate() {
+        let mut kinds = Vec::with_capacity(given.len());
+        for (i, (mut l, kind)) in given.into_iter().enumerate() {
             poll.registry().register(&mut l, Token((i << KEY_SHIFT) | ROLE_SERVER), Interest::READABLE)?;
             listeners.push(l);
-            implicit.push(tls);
+            kinds.push(kind);
         }
         let jail = Jail::open(&cfg.root, cfg.deny_dotfiles)
             .map_err(|e| io::Error::new(e.kind(), format!("--root {}: {e}", cfg.root.display())))?;
@@ -154,7 +163,7 @@ impl Worker {
             id,
             poll,
             listeners,
-            implicit,
+            kinds,
             sessions: Slab::with_capacity(64),
             timers: BinaryHeap::new(),
             run_queue: Vec::new(),
@@ -167,22 +176,29 @@ impl Worker {
             pasv,
             shared,
             line: Vec::with_capacity(limits::MAX_LINE),
+            sftp: None,
+            sftp_buf: Vec::new(),
         })
+    }
+
+    /// Serves SFTP on the `Listen::Sftp` listeners with these keys.
+    pub fn set_sftp(&mut self, keys: Arc<SftpKeys>) {
+        self.sftp = Some(keys);
     }
 
     /// Duplicates of this worker's listening sockets (same open sockets), for
     /// workers that share them instead of binding their own.
-    pub fn try_clone_listeners(&self) -> io::Result<Vec<(TcpListener, bool)>> {
+    pub fn try_clone_listeners(&self) -> io::Result<Vec<(TcpListener, Listen)>> {
         use std::os::fd::AsFd;
         let dup = |l: &TcpListener| -> io::Result<TcpListener> {
             Ok(TcpListener::from_std(std::net::TcpListener::from(l.as_fd().try_clone_to_owned()?)))
         };
-        self.listeners.iter().zip(&self.implicit).map(|(l, t)| Ok((dup(l)?, *t))).collect()
+        self.listeners.iter().zip(&self.kinds).map(|(l, t)| Ok((dup(l)?, *t))).collect()
     }
 
     /// The addresses actually bound (port 0 resolved).
-    pub fn local_addrs(&self) -> io::Result<Vec<(SocketAddr, bool)>> {
-        self.listeners.iter().zip(&self.implicit).map(|(l, t)| Ok((l.local_addr()?, *t))).collect()
+    pub fn local_addrs(&self) -> io::Result<Vec<(SocketAddr, Listen)>> {
+        self.listeners.iter().zip(&self.kinds).map(|(l, t)| Ok((l.local_addr()?, *t))).collect()
     }
 
     /// The metrics endpoint's address (worker 0 with --metrics-listen).
@@ -225,19 +241,22 @@ impl Worker {
                     }
                     continue;
                 }
-                let Some(s) = self.sessions.get_mut(key) else { continue };
-                if s.generation != generation {
+                let Some(c) = self.sessions.get_mut(key) else { continue };
+                if c.generation() != generation {
                     continue; // stale: the slot was freed and reused
                 }
-                if role == Role::Ctrl as usize {
-                    if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                        s.ctrl_readable = true;
+                let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                let writable = ev.is_writable() || ev.is_write_closed() || ev.is_error();
+                match c {
+                    Conn::Ftp(s) if role == Role::Ctrl as usize => {
+                        s.ctrl_readable |= readable;
+                        s.ctrl_writable |= writable;
                     }
-                    if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
-                        s.ctrl_writable = true;
+                    Conn::Ftp(s) => s.data.ready = true,
+                    Conn::Sftp(s) => {
+                        s.readable |= readable;
+                        s.writable |= writable;
                     }
-                } else {
-                    s.data.ready = true;
                 }
                 to_drive.push(Slot { key, generation });
             }
@@ -267,20 +286,23 @@ impl Worker {
             let _ = self.poll.registry().deregister(l);
         }
         self.listeners.clear();
-        self.implicit.clear();
+        self.kinds.clear();
         self.accept_pending.clear();
         self.accept_paused_until = None;
-        to_drive.extend(self.sessions.iter().map(|(key, s)| Slot { key, generation: s.generation }));
+        to_drive.extend(self.sessions.iter().map(|(key, s)| Slot { key, generation: s.generation() }));
     }
 
     /// Hands login verdicts from the helper threads to their sessions.
     fn take_verdicts(&mut self, now: Instant, to_drive: &mut Vec<Slot>) {
         while let Ok(v) = self.verdict_rx.try_recv() {
-            let Some(s) = self.sessions.get_mut(v.slot.key) else { continue };
-            if s.generation != v.slot.generation {
+            let Some(c) = self.sessions.get_mut(v.slot.key) else { continue };
+            if c.generation() != v.slot.generation {
                 continue; // the session is gone; its slot was reused
             }
-            s.login_verdict(v.access, &self.shared, now);
+            match c {
+                Conn::Ftp(s) => s.login_verdict(v.access, &self.shared, now),
+                Conn::Sftp(s) => s.login_verdict(v.access, &self.shared, now),
+            }
             to_drive.push(v.slot);
         }
     }
@@ -296,11 +318,15 @@ impl Worker {
                 Outcome::Failed(_) => 2,
             };
             metrics::add(&self.metrics.disk_done[i], 1);
-            let Some(s) = self.sessions.get_mut(d.slot.key) else { continue };
-            if s.generation != d.slot.generation {
+            let Some(c) = self.sessions.get_mut(d.slot.key) else { continue };
+            if c.generation() != d.slot.generation {
                 continue;
             }
-            if s.data.disk_done(d.seq, d.outcome, now) {
+            let run = match c {
+                Conn::Ftp(s) => s.data.disk_done(d.seq, d.outcome, now),
+                Conn::Sftp(s) => s.disk_done(d.seq, d.outcome),
+            };
+            if run {
                 to_drive.push(d.slot);
             }
         }
@@ -310,10 +336,11 @@ impl Worker {
     /// looks again at its job). A slot freed and reused meanwhile is skipped.
     fn take_wakeups(&mut self, to_drive: &mut Vec<Slot>) {
         while let Ok(slot) = self.wake_rx.try_recv() {
-            let Some(s) = self.sessions.get_mut(slot.key) else { continue };
-            if s.generation == slot.generation {
-                s.data.ready = true;
-                to_drive.push(slot);
+            if let Some(Conn::Ftp(s)) = self.sessions.get_mut(slot.key) {
+                if s.generation == slot.generation {
+                    s.data.ready = true;
+                    to_drive.push(slot);
+                }
             }
         }
     }
@@ -341,19 +368,25 @@ impl Worker {
                 break;
             }
             self.timers.pop();
-            let Some(s) = self.sessions.get_mut(key) else { continue };
-            if s.generation != generation || s.armed != Some(t) {
+            let Some(c) = self.sessions.get_mut(key) else { continue };
+            if c.generation() != generation || *c.armed() != Some(t) {
                 continue; // stale entry: a newer one is armed
             }
-            s.armed = None;
-            let dl = s.deadline(&self.shared.config);
+            *c.armed() = None;
+            let dl = c.deadline(&self.shared.config);
             if dl <= now {
                 let slot = Slot { key, generation };
-                let mut cx = session_cx!(self, slot, now);
-                s.on_timeout(&mut cx);
+                match c {
+                    Conn::Ftp(s) => s.on_timeout(&mut session_cx!(self, slot, now)),
+                    Conn::Sftp(s) => {
+                        if let Some(keys) = &self.sftp {
+                            s.on_timeout(&mut sftp_cx!(self, keys, slot, now));
+                        }
+                    }
+                }
                 to_drive.push(slot);
             } else {
-                s.armed = Some(dl);
+                *c.armed() = Some(dl);
                 self.timers.push(Reverse((dl, key, generation)));
             }
         }
@@ -381,7 +414,11 @@ impl Worker {
                 budget -= 1;
                 match self.listeners[i].accept() {
                     Ok((stream, peer)) => {
-                        if let Some(slot) = self.admit(stream, peer, now, self.implicit[i]) {
+                        let admitted = match self.kinds[i] {
+                            Listen::Sftp => self.admit_sftp(stream, peer, now),
+                            kind => self.admit(stream, peer, now, kind == Listen::Implicit),
+                        };
+                        if let Some(slot) = admitted {
                             to_drive.push(slot);
                         }
                     }
@@ -428,7 +465,9 @@ impl Worker {
         for _ in 0..limits::ACCEPTS_PER_TURN {
             match self.listeners[i].accept() {
                 Ok((mut stream, peer)) => {
-                    let _ = stream.write(limits::OUT_OF_FDS_REPLY.as_bytes());
+                    if self.kinds[i] != Listen::Sftp {
+                        let _ = stream.write(limits::OUT_OF_FDS_REPLY.as_bytes());
+                    }
                     crate::log::info(format_args!("refused {peer}: out of file descriptors"));
                     n += 1;
                 }
@@ -524,37 +563,45 @@ impl Worker {
             // A proxied connection becomes a session once its header is read.
             metrics::add(&self.metrics.sessions, 1);
         }
-        entry.insert(s);
+        entry.insert(Conn::Ftp(s));
         Some(slot)
     }
 
     fn drive(&mut self, slot: Slot, now: Instant) {
-        let Some(s) = self.sessions.get_mut(slot.key) else { return };
-        if s.generation != slot.generation {
+        let Some(c) = self.sessions.get_mut(slot.key) else { return };
+        if c.generation() != slot.generation {
             return;
         }
-        let mut cx = session_cx!(self, slot, now);
-        s.queued = false;
-        match s.drive(&mut cx) {
-            Outcome::Close => {
-                let mut s = self.sessions.remove(slot.key);
-                s.close(self.poll.registry());
-                if s.admitted {
-                    self.shared.release(s.peer.ip());
+        let outcome = match c {
+            Conn::Ftp(s) => {
+                s.queued = false;
+                s.drive(&mut session_cx!(self, slot, now))
+            }
+            Conn::Sftp(s) => {
+                s.queued = false;
+                match &self.sftp {
+                    Some(keys) => s.drive(&mut sftp_cx!(self, keys, slot, now)),
+                    None => Outcome::Close,
                 }
+            }
+        };
+        match outcome {
+            Outcome::Close => {
+                let c = self.sessions.remove(slot.key);
+                c.close(self.poll.registry(), &self.shared);
                 return;
             }
             Outcome::Yield => {
-                if !s.queued {
-                    s.queued = true;
+                if !*c.queued() {
+                    *c.queued() = true;
                     self.run_queue.push(slot);
                 }
             }
             Outcome::Idle => {}
         }
-        let dl = s.deadline(&self.shared.config);
-        if s.armed.is_none_or(|a| dl < a) {
-            s.armed = Some(dl);
+        let dl = c.deadline(&self.shared.config);
+        if c.armed().is_none_or(|a| dl < a) {
+            *c.armed() = Some(dl);
             self.timers.push(Reverse((dl, slot.key, slot.generation)));
         }
     }

@@ -431,7 +431,9 @@ impl Flags {
         if f.proxy_protocol && !f.sftp_listen.is_empty() {
             return err("--proxy-protocol is not supported with --sftp-listen yet".into());
         }
-        if let Some(a) = f.sftp_listen.iter().find(|a| a.port() != 0 && (listen.contains(a) || f.implicit_tls_listen.contains(a))) {
+        if let Some(a) =
+            f.sftp_listen.iter().find(|a| a.port() != 0 && (listen.contains(a) || f.implicit_tls_listen.contains(a)))
+        {
             return err(format!("--sftp-listen {a} is also an FTP address"));
         }
         if f.backlog < 1 {

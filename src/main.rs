@@ -14,8 +14,8 @@ use mirrorftpd::ftp::messages;
 use mirrorftpd::io::{net, sys};
 use mirrorftpd::pool::Pool;
 use mirrorftpd::services::Shared;
-use mirrorftpd::systemd;
 use mirrorftpd::sftp::keys::SftpKeys;
+use mirrorftpd::systemd;
 use mirrorftpd::worker::{Listen, Worker};
 
 fn main() -> ExitCode {
@@ -80,7 +80,8 @@ fn serve(flags: Flags) -> Result<ExitCode, Box<dyn std::error::Error>> {
                 given.into_iter().map(|(l, tls)| (l, if tls { Listen::Implicit } else { Listen::Ftp })).collect();
             // The SFTP addresses are bound here even under socket activation.
             for a in &cfg.sftp_listen {
-                let l = net::control_listener(*a, cfg.backlog, net::Claim::First).map_err(|e| net::listen_error(*a, e))?;
+                let l =
+                    net::control_listener(*a, cfg.backlog, net::Claim::First).map_err(|e| net::listen_error(*a, e))?;
                 given.push((l, Listen::Sftp));
             }
             Worker::from_listeners(0, shared.clone(), given)?
@@ -248,7 +249,12 @@ fn check_config(config: Config) -> Result<ExitCode, Box<dyn std::error::Error>> 
     match &sftp {
         Some(k) => {
             let listen: Vec<String> = config.sftp_listen.iter().map(|a| a.to_string()).collect();
-            println!("  SFTP on {}, host key {}, {} authorized keys", listen.join(", "), k.host.fingerprint(), k.count());
+            println!(
+                "  SFTP on {}, host key {}, {} authorized keys",
+                listen.join(", "),
+                k.host.fingerprint(),
+                k.count()
+            );
         }
         None => println!("  SFTP off"),
     }

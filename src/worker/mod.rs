@@ -19,9 +19,6 @@ mod conn;
 
 use crate::fs::jail::Jail;
 use crate::ftp::{Cx, Outcome, Session};
-use crate::sftp::keys::SftpKeys;
-pub use conn::Listen;
-use conn::{Conn, sftp_cx};
 use crate::io::net;
 use crate::io::spare::{self, SpareFd};
 use crate::limits;
@@ -30,6 +27,9 @@ use crate::obs::metrics::{self, WorkerMetrics};
 use crate::pool::LoginVerdict;
 use crate::services::slot::{GEN_MASK, KEY_SHIFT, decode};
 use crate::services::{Refusal, Role, Shared, Slot};
+use crate::sftp::keys::SftpKeys;
+pub use conn::Listen;
+use conn::{Conn, sftp_cx};
 
 /// The context a session runs in, borrowed field by field from the worker
 /// (so the slab of sessions stays borrowable beside it).

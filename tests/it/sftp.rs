@@ -17,26 +17,26 @@ use crate::accounts::{UP_HASH, UP_PASS, UP_USER};
 use crate::util::{Ran, Server, TempDir, require_tool, run, temp_dir};
 
 /// A server with SFTP on, and where its files live.
-struct Fx {
-    server: Server,
-    sftp: SocketAddr,
+pub(crate) struct Fx {
+    pub server: Server,
+    pub sftp: SocketAddr,
     /// Holds the root (`root/`), the users file, keys, and the client's files (`local/`).
-    dir: TempDir,
+    pub dir: TempDir,
 }
 
 impl Fx {
-    fn root(&self) -> std::path::PathBuf {
+    pub fn root(&self) -> std::path::PathBuf {
         self.dir.join("root")
     }
 
-    fn local(&self) -> std::path::PathBuf {
+    pub fn local(&self) -> std::path::PathBuf {
         self.dir.join("local")
     }
 }
 
 /// Starts the server with SFTP on 127.0.0.1:0 and the uploader account
 /// (`up`, all permissions, home = the root), plus `extra` flags.
-fn start(name: &str, extra: &[&str]) -> Fx {
+pub(crate) fn start(name: &str, extra: &[&str]) -> Fx {
     let dir = temp_dir(name);
     fs::create_dir_all(dir.join("root")).unwrap();
     fs::create_dir_all(dir.join("local")).unwrap();
@@ -69,24 +69,24 @@ fn sftp_addr(server: &Server) -> SocketAddr {
     log[at..].lines().next().unwrap().trim().parse().expect("SFTP address")
 }
 
-fn have_tools(tools: &[&str]) -> bool {
+pub(crate) fn have_tools(tools: &[&str]) -> bool {
     tools.iter().all(|t| require_tool(t))
 }
 
 /// Client options every run shares: no config files, no known hosts.
-fn ssh_opts(cmd: &mut Command) -> &mut Command {
+pub(crate) fn ssh_opts(cmd: &mut Command) -> &mut Command {
     cmd.args(["-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
-        .args(["-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR"])
+        .args(["-o", "ConnectTimeout=10"])
 }
 
 /// Password logins through sshpass (`sftp -b` sets BatchMode, which would
 /// forbid the password prompt).
-fn password_opts(cmd: &mut Command) -> &mut Command {
+pub(crate) fn password_opts(cmd: &mut Command) -> &mut Command {
     cmd.args(["-o", "BatchMode=no", "-o", "PreferredAuthentications=password", "-o", "PubkeyAuthentication=no"])
 }
 
 /// Runs `sftp -b` with `batch` as `user`/`password`, in `cwd`.
-fn sftp_batch(addr: SocketAddr, user: &str, password: &str, batch: &str, cwd: &Path, extra: &[&str]) -> Ran {
+pub(crate) fn sftp_batch(addr: SocketAddr, user: &str, password: &str, batch: &str, cwd: &Path, extra: &[&str]) -> Ran {
     let file = cwd.join(".batch");
     fs::write(&file, batch).unwrap();
     let mut cmd = Command::new("sshpass");
@@ -99,7 +99,7 @@ fn sftp_batch(addr: SocketAddr, user: &str, password: &str, batch: &str, cwd: &P
     ran
 }
 
-fn sha(path: &Path) -> String {
+pub(crate) fn sha(path: &Path) -> String {
     let mut f = fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -114,7 +114,7 @@ fn sha(path: &Path) -> String {
 }
 
 /// Pseudo-random bytes (not periodic at packet sizes).
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn pattern(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
     (0..len)
         .map(|_| {
@@ -153,7 +153,11 @@ fn sftp_batch_operations_with_password() {
     assert_eq!(sha(&local.join("back.bin")), sha(&local.join("up.bin")), "put then get");
     assert!(!root.join("newdir").exists() && !root.join("reput.bin").exists() && !root.join("up.bin").exists());
     assert!(fx.server.wait_log("sftp login up", Duration::from_secs(5)), "{}", fx.server.log());
-    assert!(fx.server.wait_log("sftp get /down.bin bytes=3145728 result=ok", Duration::from_secs(5)), "{}", fx.server.log());
+    assert!(
+        fx.server.wait_log("sftp get /down.bin bytes=3145728 result=ok", Duration::from_secs(5)),
+        "{}",
+        fx.server.log()
+    );
 }
 
 /// `reput` appends to a partial upload: the result equals the local file.

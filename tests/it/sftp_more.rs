@@ -321,3 +321,49 @@ fn ftp_refused(addr: std::net::SocketAddr) -> String {
     let _ = s.read_to_end(&mut got);
     String::from_utf8_lossy(&got).into_owned()
 }
+
+/// A logged-in SFTP session that does nothing: `ssh -s sftp` with its stdin
+/// held open. Returns the client, to be killed by the caller.
+fn idle_session(fx: &Fx) -> std::process::Child {
+    let mut cmd = Command::new("sshpass");
+    cmd.args(["-p", UP_PASS, "ssh"]);
+    ssh_opts(&mut cmd);
+    password_opts(&mut cmd);
+    let child = cmd
+        .args(["-p", &fx.sftp.port().to_string(), "-s"])
+        .arg(format!("{UP_USER}@{}", fx.sftp.ip()))
+        .arg("sftp")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ssh");
+    assert!(fx.server.wait_log("sftp login up", Duration::from_secs(15)), "{}", fx.server.log());
+    child
+}
+
+/// The idle timeout ends an SFTP session; SIGTERM ends an idle one at once
+/// and the server exits.
+#[test]
+fn sftp_idle_timeout_and_drain() {
+    if !have_tools(&["sshpass", "ssh"]) {
+        return;
+    }
+    let fx = start("sftp-idle", &["--idle-timeout", "1"]);
+    let mut client = idle_session(&fx);
+    assert!(fx.server.wait_log("reason=idle timeout", Duration::from_secs(5)), "{}", fx.server.log());
+    let _ = client.kill();
+    let _ = client.wait();
+    drop(fx);
+
+    let mut fx = start("sftp-drain", &[]);
+    let mut client = idle_session(&fx);
+    let t0 = Instant::now();
+    fx.server.signal(libc::SIGTERM);
+    let status = fx.server.wait_exit(Duration::from_secs(10));
+    let _ = client.kill();
+    let _ = client.wait();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}\n{}", fx.server.log());
+    assert!(t0.elapsed() < Duration::from_secs(5), "the drain waited {:?} for an idle session", t0.elapsed());
+    assert!(fx.server.log().contains("reason=server shutting down"), "{}", fx.server.log());
+}

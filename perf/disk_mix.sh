@@ -14,6 +14,11 @@
 # gets the preadv2 RWF_NOWAIT probe instead).
 # Loopback only; every run lasts SECS; the big files (NBIG x BIG_MIB MiB, in
 # perf/work/diskmix) are removed at the end unless KEEP=1.
+# CACHED=1: the cached mix instead: the big files are read into the page
+# cache (not dropped) right before each mix. MIRRORFTPD_BIN: the server and
+# bench binary (default: target/release/mirrorftpd, built first).
+# SMALL_THREADS / BIG_THREADS: bench reactor threads of each load (default 1,
+# as mirror.sh's big load; mirror.sh gives the 4 KiB load nproc).
 
 set -euo pipefail
 SCRIPT_NAME=disk_mix.sh
@@ -25,7 +30,10 @@ ROUNDS=${ROUNDS:-2}
 BIG_MIB=${BIG_MIB:-1024}
 NBIG=${NBIG:-16}
 VARIANTS=${VARIANTS:-"none:--disk-check none|helpers:"}
-BIN=$REPO_DIR/target/release/mirrorftpd
+CACHED=${CACHED:-0}
+SMALL_THREADS=${SMALL_THREADS:-1}
+BIG_THREADS=${BIG_THREADS:-1}
+BIN=${MIRRORFTPD_BIN:-$REPO_DIR/target/release/mirrorftpd}
 DIR=$WORK_DIR/diskmix
 RUNS=$DIR/runs
 
@@ -35,8 +43,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-log "building target/release/mirrorftpd"
-(cd "$REPO_DIR" && cargo build --release --quiet)
+if [[ -z ${MIRRORFTPD_BIN:-} ]]; then
+    log "building target/release/mirrorftpd"
+    (cd "$REPO_DIR" && cargo build --release --quiet)
+fi
 
 mkdir -p "$DIR/root/small" "$DIR/root/big" "$RUNS"
 for i in $(seq 0 31); do
@@ -82,10 +92,12 @@ start() {
 
 small() {
     "$BIN" bench retr --server "127.0.0.1:$PORT" --conns 32 --paths-file "$DIR/small.list" --discard \
+        --threads "$SMALL_THREADS" \
         --duration "$SECS" --json "$1" > "${1%.json}.txt"
 }
 big() {
     "$BIN" bench retr --server "127.0.0.1:$PORT" --conns "$NBIG" --paths-file "$DIR/big.list" --discard \
+        --threads "$BIG_THREADS" \
         --duration "$SECS" --timeout 120 --json "$1" > "${1%.json}.txt"
 }
 
@@ -99,8 +111,13 @@ for v in "${variants[@]}"; do
     log "$name: 4 KiB alone"
     start "${flags[@]}"
     small "$RUNS/$name-alone.json"
-    log "$name: 4 KiB with $NBIG big files from disk"
-    drop_big
+    if [[ $CACHED == 1 ]]; then
+        log "$name: 4 KiB with $NBIG big files, cached"
+        cat "$DIR"/root/big/*.bin > /dev/null
+    else
+        log "$name: 4 KiB with $NBIG big files from disk"
+        drop_big
+    fi
     big "$RUNS/$name-big.json" &
     bpid=$!
     small "$RUNS/$name-mix.json"

@@ -20,4 +20,5 @@ pub mod rate;
 pub mod session;
 pub mod systemd;
 pub mod tls;
+pub mod turns;
 pub mod worker;

@@ -26,6 +26,7 @@ use crate::obs::http::MetricsServer;
 use crate::obs::metrics::{self, WorkerMetrics};
 use crate::pool::{LoginVerdict, Pool};
 use crate::session::{Cx, Outcome, Session};
+use crate::turns::{self, Lane, RunQueue};
 
 /// The context a session runs in, borrowed field by field from the worker
 /// (so the slab of sessions stays borrowable beside it).
@@ -355,9 +356,10 @@ pub struct Worker {
     implicit: Vec<bool>,
     sessions: Slab<Session>,
     timers: BinaryHeap<Reverse<(Instant, usize, u16)>>,
-    /// Sessions to drive again without waiting for an event: they stopped on
-    /// a budget, not on WouldBlock (each flagged `queued` while listed).
-    run_queue: Vec<Slot>,
+    /// Sessions to drive again without waiting for an event: bulk transfers
+    /// and sessions that stopped on a budget, not on WouldBlock (each flagged
+    /// `queued` while listed, so listed once). See `turns.rs`.
+    run_queue: RunQueue<Slot>,
     accept_pending: Vec<bool>,
     accept_paused_until: Option<Instant>,
     /// The drain has begun here: listeners closed, sessions told.
@@ -438,7 +440,7 @@ impl Worker {
             implicit,
             sessions: Slab::with_capacity(64),
             timers: BinaryHeap::new(),
-            run_queue: Vec::new(),
+            run_queue: RunQueue::default(),
             accept_pending: vec![true; n],
             accept_paused_until: None,
             drained: false,
@@ -485,7 +487,6 @@ impl Worker {
             }
             let now = Instant::now();
             to_drive.clear();
-            to_drive.append(&mut self.run_queue);
             for ev in events.iter() {
                 if ev.token() == WAKER {
                     self.take_verdicts(now, &mut to_drive);
@@ -526,9 +527,27 @@ impl Worker {
             }
             self.fire_timers(now, &mut to_drive);
             self.accept_all(now, &mut to_drive);
+            // Fair turns: the sessions with news first, then the bulk ones
+            // for one slice.
             for &slot in &to_drive {
-                self.drive(slot, now);
+                let Some(s) = self.sessions.get_mut(slot.key) else { continue };
+                if s.generation != slot.generation {
+                    continue;
+                }
+                match turns::lane(s.queued, s.data.bulk()) {
+                    Lane::Now => {
+                        if self.drive(slot, now) {
+                            self.run_queue.push(slot);
+                        }
+                    }
+                    Lane::Queue => {
+                        s.queued = true;
+                        self.run_queue.push(slot);
+                    }
+                    Lane::Queued => {}
+                }
             }
+            self.run_bulk(now);
             if let Some(m) = &mut self.metrics_http {
                 let shared = &self.shared;
                 m.turn(self.poll.registry(), now, &|| {
@@ -796,34 +815,48 @@ impl Worker {
         Some(slot)
     }
 
-    fn drive(&mut self, slot: Slot, now: Instant) {
-        let Some(s) = self.sessions.get_mut(slot.key) else { return };
+    /// The bulk part of a turn: the run queue, for `limits::TURN_SLICE`
+    /// (see `turns.rs`).
+    fn run_bulk(&mut self, now: Instant) {
+        let mut q = std::mem::take(&mut self.run_queue);
+        let start = Instant::now();
+        q.run(start, limits::TURN_SLICE, Instant::now, |slot| {
+            let Some(s) = self.sessions.get(slot.key) else { return false };
+            // A stale entry (the slot was freed and reused) is dropped.
+            s.generation == slot.generation && s.queued && self.drive(slot, now)
+        });
+        self.run_queue = q;
+    }
+
+    /// Drives one session. True when it stopped on a budget with work left:
+    /// it is flagged `queued` and the caller puts it in the run queue.
+    fn drive(&mut self, slot: Slot, now: Instant) -> bool {
+        let Some(s) = self.sessions.get_mut(slot.key) else { return false };
         if s.generation != slot.generation {
-            return;
+            return false;
         }
         let mut cx = session_cx!(self, slot, now);
         s.queued = false;
-        match s.drive(&mut cx) {
+        let again = match s.drive(&mut cx) {
             Outcome::Close => {
                 let mut s = self.sessions.remove(slot.key);
                 s.close(self.poll.registry());
                 if s.admitted {
                     self.shared.release(s.peer.ip());
                 }
-                return;
+                return false;
             }
             Outcome::Yield => {
-                if !s.queued {
-                    s.queued = true;
-                    self.run_queue.push(slot);
-                }
+                s.queued = true;
+                true
             }
-            Outcome::Idle => {}
-        }
+            Outcome::Idle => false,
+        };
         let dl = s.deadline(&self.shared.config);
         if s.armed.is_none_or(|a| dl < a) {
             s.armed = Some(dl);
             self.timers.push(Reverse((dl, slot.key, slot.generation)));
         }
+        again
     }
 }

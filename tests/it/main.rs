@@ -24,5 +24,6 @@ mod proxy_haproxy;
 mod readme;
 mod security;
 mod settime;
+mod turns;
 mod uploads;
 mod util;

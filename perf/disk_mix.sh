@@ -7,7 +7,8 @@
 #
 # Usage: perf/disk_mix.sh            (env: SECS=20 BIG_MIB=1024 NBIG=16 ROUNDS=2
 #                                     VARIANTS="none:--disk-check none|helpers:")
-# Each variant is NAME:FLAGS (FLAGS added to the server's command line),
+# Each variant is NAME:FLAGS (FLAGS added to the server's command line; a
+# first word bin=PATH runs that server binary instead, to compare builds),
 # variants separated by '|', run in turn ROUNDS times (the table shows each
 # run). The server runs with --workers 2 and --pasv-ports 40000-49999 as
 # root (--allow-root: cachestat is allowed; a variant with "--run-as nobody"
@@ -77,7 +78,7 @@ start() {
     local slog=$RUNS/server.log i root=--allow-root
     : > "$slog"
     [[ " $* " == *" --run-as "* ]] && root=""
-    "$BIN" --root "$DIR/root" --listen 127.0.0.1:0 --workers 2 $root --quiet \
+    "$SBIN" --root "$DIR/root" --listen 127.0.0.1:0 --workers 2 $root --quiet \
         --pasv-ports 40000-49999 --max-per-ip 200 "$@" 2> "$slog" &
     SPID=$!
     PIDS+=("$SPID")
@@ -108,6 +109,11 @@ for v in "${variants[@]}"; do
     name=${v%%:*}-$round
     names+=("$name")
     read -r -a flags <<< "${v#*:}"
+    SBIN=$BIN
+    if [[ ${flags[0]:-} == bin=* ]]; then
+        SBIN=${flags[0]#bin=}
+        flags=("${flags[@]:1}")
+    fi
     log "$name: 4 KiB alone"
     start "${flags[@]}"
     small "$RUNS/$name-alone.json"
@@ -131,12 +137,13 @@ import json, sys
 runs, variants = sys.argv[1], sys.argv[2:]
 def load(n):
     return json.load(open(f"{runs}/{n}.json"))
-print("| variant | 4 KiB alone /s | 4 KiB in mix /s | kept | p50 ms | p99 ms | big MiB/s |")
-print("|---|---|---|---|---|---|---|")
+print("| variant | 4 KiB alone /s | alone p99 ms | 4 KiB in mix /s | kept | p50 ms | p99 ms | big MiB/s |")
+print("|---|---|---|---|---|---|---|---|")
 for v in variants:
     name = v.split(":", 1)[0]
     a, m, b = load(f"{name}-alone"), load(f"{name}-mix"), load(f"{name}-big")
     lat = m["latency"]["retr"]["total_ms"]
-    print(f"| {name} | {a['ops_per_s']:.0f} | {m['ops_per_s']:.0f} | {m['ops_per_s']/a['ops_per_s']:.2f} "
+    alone99 = a["latency"]["retr"]["total_ms"]["p99"]
+    print(f"| {name} | {a['ops_per_s']:.0f} | {alone99:.2f} | {m['ops_per_s']:.0f} | {m['ops_per_s']/a['ops_per_s']:.2f} "
           f"| {lat['p50']:.2f} | {lat['p99']:.2f} | {b['mib_per_s']:.0f} |")
 EOF

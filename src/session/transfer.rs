@@ -213,7 +213,7 @@ fn slow_send(n: usize) {
         std::env::var("MIRRORFTPD_TEST_SEND_DELAY_US_PER_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(0)
     });
     if per_mib > 0 {
-        std::thread::sleep(std::time::Duration::from_micros(per_mib * n as u64 >> 20));
+        std::thread::sleep(std::time::Duration::from_micros((per_mib * n as u64) >> 20));
     }
 }
 

@@ -24,4 +24,5 @@ pub mod services;
 pub mod sftp;
 pub mod systemd;
 pub mod tls;
+pub mod turns;
 pub mod worker;

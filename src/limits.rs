@@ -12,8 +12,16 @@ pub const MAX_ERRORS: u32 = 50;
 /// while replies are pending, so this is only a safety net.
 pub const MAX_REPLY_BUF: usize = 1 << 20;
 /// Bytes a writable data socket is given per turn of the event loop before the
-/// session yields to the others (it is requeued, not forgotten).
-pub const SEND_BUDGET_PER_TURN: u64 = 8 << 20;
+/// session yields to the others (it is requeued, not forgotten): a bulk
+/// transfer's quantum (see `turns.rs`). At least 256 KiB per sendfile call
+/// keeps the throughput (DESIGN.md); 1 MiB keeps a turn short.
+pub const SEND_BUDGET_PER_TURN: u64 = 1 << 20;
+/// A transfer that has moved this many bytes is bulk: from then on it takes
+/// its turns from the run queue, after the sessions with little to do.
+pub const BULK_AFTER: u64 = 1 << 20;
+/// How long the bulk part of a worker's turn runs (at least one quantum)
+/// before the worker polls again for events; the rest stay queued.
+pub const TURN_SLICE: Duration = Duration::from_micros(1000);
 /// Size of one `sendfile` call. The kernel stops at the socket buffer anyway;
 /// a large count makes each writable event move as much as it can.
 pub const SENDFILE_CHUNK: usize = 4 << 20;

@@ -62,6 +62,8 @@ pub struct DataChan {
     pub disk: Option<Arc<crate::disk::DiskLink>>,
     /// Numbers this session's disk helper jobs.
     disk_seq: u64,
+    /// Bytes the running transfer has moved so far (bulk past BULK_AFTER).
+    moved: u64,
 }
 
 /// What the channel reports back to the control side after a turn.
@@ -97,6 +99,7 @@ impl DataChan {
             throttle: Throttle::new(0, None),
             disk: None,
             disk_seq: 0,
+            moved: 0,
         }
     }
 
@@ -105,6 +108,13 @@ impl DataChan {
     /// timeout.
     pub fn deadline(&self, data_timeout: std::time::Duration) -> Instant {
         self.throttle.until.unwrap_or(self.since + data_timeout)
+    }
+
+    /// A transfer that has moved more than `limits::BULK_AFTER` bytes: it
+    /// takes its turns from the run queue, after the sessions with little to
+    /// do (see `turns.rs`).
+    pub fn bulk(&self) -> bool {
+        matches!(self.state, DataState::Running { .. }) && self.moved >= limits::BULK_AFTER
     }
 
     /// True when a rate limit's wait is over (the deadline that fired was
@@ -246,6 +256,7 @@ impl DataChan {
                 self.state = DataState::Running { conn, job };
                 self.ready = true;
                 self.started = now;
+                self.moved = 0;
                 Ok(())
             }
             DataState::PortSet(to) => {
@@ -317,6 +328,7 @@ impl DataChan {
                         self.ready = true;
                         self.since = now;
                         self.started = now;
+                        self.moved = 0;
                         DataEvent::Started
                     }
                     Ok(None) => {
@@ -357,6 +369,7 @@ impl DataChan {
                 self.state = DataState::Running { conn, job };
                 self.since = now;
                 self.started = now;
+                self.moved = 0;
                 DataEvent::Started
             }
             DataState::Running { conn, job } if job.disk_waiting() => {
@@ -409,6 +422,7 @@ impl DataChan {
                 let mut disk = DiskCx { link: self.disk.as_ref(), slot, seq: &mut self.disk_seq };
                 let pump = job.pump(&mut conn, &mut moved, budget, &mut disk);
                 self.throttle.used(moved);
+                self.moved = self.moved.saturating_add(moved);
                 if moved > 0 {
                     self.since = now;
                 }

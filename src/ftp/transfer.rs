@@ -215,6 +215,19 @@ impl Job {
     }
 }
 
+/// Test hook: `MIRRORFTPD_TEST_SEND_DELAY_US_PER_MIB` makes each sendfile
+/// cost that long per MiB sent (a slow machine: the clients always keep up,
+/// so every big transfer uses its whole quantum), to show fair turns.
+fn slow_send(n: usize) {
+    static DELAY: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let per_mib = *DELAY.get_or_init(|| {
+        std::env::var("MIRRORFTPD_TEST_SEND_DELAY_US_PER_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(0)
+    });
+    if per_mib > 0 {
+        std::thread::sleep(std::time::Duration::from_micros((per_mib * n as u64) >> 20));
+    }
+}
+
 impl Retr {
     pub fn new(file: File, path: VPath, start: u64, end: u64, ascii: bool) -> Retr {
         let copy = ascii.then(CopyBuf::new);
@@ -260,6 +273,7 @@ impl Retr {
                 Ok(n) => {
                     self.sent += n as u64;
                     *moved += n as u64;
+                    slow_send(n);
                 }
                 Err(e) if sys::sendfile_unsupported(&e) && self.sent == 0 => return Err(()),
                 Err(e) => {

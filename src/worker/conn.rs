@@ -69,6 +69,15 @@ impl Conn {
         }
     }
 
+    /// A transfer past `limits::BULK_AFTER`: driven from the run queue
+    /// (fair turns, `turns.rs`). SFTP sessions yield on their own budget.
+    pub fn bulk(&self) -> bool {
+        match self {
+            Conn::Ftp(s) => s.data.bulk(),
+            Conn::Sftp(_) => false,
+        }
+    }
+
     pub fn queued(&mut self) -> &mut bool {
         match self {
             Conn::Ftp(s) => &mut s.queued,

@@ -28,6 +28,7 @@ use crate::pool::LoginVerdict;
 use crate::services::slot::{GEN_MASK, KEY_SHIFT, decode};
 use crate::services::{Refusal, Role, Shared, Slot};
 use crate::sftp::keys::SftpKeys;
+use crate::turns::{self, Lane, RunQueue};
 pub use conn::Listen;
 use conn::{Conn, sftp_cx};
 
@@ -73,9 +74,10 @@ pub struct Worker {
     kinds: Vec<Listen>,
     sessions: Slab<Conn>,
     timers: BinaryHeap<Reverse<(Instant, usize, u16)>>,
-    /// Sessions to drive again without waiting for an event: they stopped on
-    /// a budget, not on WouldBlock (each flagged `queued` while listed).
-    run_queue: Vec<Slot>,
+    /// Sessions to drive again without waiting for an event: bulk transfers
+    /// and sessions that stopped on a budget, not on WouldBlock (each flagged
+    /// `queued` while listed, so listed once). See `turns.rs`.
+    run_queue: RunQueue<Slot>,
     accept_pending: Vec<bool>,
     accept_paused_until: Option<Instant>,
     /// The drain has begun here: listeners closed, sessions told.
@@ -166,7 +168,7 @@ impl Worker {
             kinds,
             sessions: Slab::with_capacity(64),
             timers: BinaryHeap::new(),
-            run_queue: Vec::new(),
+            run_queue: RunQueue::default(),
             accept_pending: vec![true; n],
             accept_paused_until: None,
             drained: false,
@@ -220,7 +222,6 @@ impl Worker {
             }
             let now = Instant::now();
             to_drive.clear();
-            to_drive.append(&mut self.run_queue);
             for ev in events.iter() {
                 if ev.token() == WAKER {
                     self.take_verdicts(now, &mut to_drive);
@@ -265,9 +266,27 @@ impl Worker {
             }
             self.fire_timers(now, &mut to_drive);
             self.accept_all(now, &mut to_drive);
+            // Fair turns: the sessions with news first, then the bulk ones
+            // for one slice.
             for &slot in &to_drive {
-                self.drive(slot, now);
+                let Some(s) = self.sessions.get_mut(slot.key) else { continue };
+                if s.generation() != slot.generation {
+                    continue;
+                }
+                match turns::lane(*s.queued(), s.bulk()) {
+                    Lane::Now => {
+                        if self.drive(slot, now) {
+                            self.run_queue.push(slot);
+                        }
+                    }
+                    Lane::Queue => {
+                        *s.queued() = true;
+                        self.run_queue.push(slot);
+                    }
+                    Lane::Queued => {}
+                }
             }
+            self.run_bulk(now);
             if let Some(m) = &mut self.metrics_http {
                 let shared = &self.shared;
                 m.turn(self.poll.registry(), now, &|| {
@@ -567,10 +586,25 @@ impl Worker {
         Some(slot)
     }
 
-    fn drive(&mut self, slot: Slot, now: Instant) {
-        let Some(c) = self.sessions.get_mut(slot.key) else { return };
+    /// The bulk part of a turn: the run queue, for `limits::TURN_SLICE`
+    /// (see `turns.rs`).
+    fn run_bulk(&mut self, now: Instant) {
+        let mut q = std::mem::take(&mut self.run_queue);
+        let start = Instant::now();
+        q.run(start, limits::TURN_SLICE, Instant::now, |slot| {
+            let Some(c) = self.sessions.get_mut(slot.key) else { return false };
+            // A stale entry (the slot was freed and reused) is dropped.
+            c.generation() == slot.generation && *c.queued() && self.drive(slot, now)
+        });
+        self.run_queue = q;
+    }
+
+    /// Drives one session. True when it stopped on a budget with work left:
+    /// it is flagged `queued` and the caller puts it in the run queue.
+    fn drive(&mut self, slot: Slot, now: Instant) -> bool {
+        let Some(c) = self.sessions.get_mut(slot.key) else { return false };
         if c.generation() != slot.generation {
-            return;
+            return false;
         }
         let outcome = match c {
             Conn::Ftp(s) => {
@@ -585,24 +619,23 @@ impl Worker {
                 }
             }
         };
-        match outcome {
+        let again = match outcome {
             Outcome::Close => {
                 let c = self.sessions.remove(slot.key);
                 c.close(self.poll.registry(), &self.shared);
-                return;
+                return false;
             }
             Outcome::Yield => {
-                if !*c.queued() {
-                    *c.queued() = true;
-                    self.run_queue.push(slot);
-                }
+                *c.queued() = true;
+                true
             }
-            Outcome::Idle => {}
-        }
+            Outcome::Idle => false,
+        };
         let dl = c.deadline(&self.shared.config);
         if c.armed().is_none_or(|a| dl < a) {
             *c.armed() = Some(dl);
             self.timers.push(Reverse((dl, slot.key, slot.generation)));
         }
+        again
     }
 }

@@ -23,6 +23,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("pool", 3),
     ("disk", 3),
     ("lists", 3),
+    ("turns", 3),
     ("config", 3),
     ("pasv_address", 3),
     ("pasv_ports", 3),

@@ -29,5 +29,6 @@ mod settime;
 mod sftp;
 mod sftp_more;
 mod ssh_adapter;
+mod turns;
 mod uploads;
 mod util;

@@ -22,6 +22,7 @@ use crate::disk::DiskLink;
 use crate::fs::jail::Jail;
 use crate::limits;
 use crate::pool::LoginVerdict;
+use crate::rate::throttle::{Budget, Throttle};
 use crate::services::{Outcome, Shared, Slot};
 
 /// The worker-owned context an SFTP session runs in.
@@ -88,6 +89,10 @@ pub struct SftpSession {
     pub(super) bytes: u64,
     /// Set when the session must end (with why, for the log).
     pub(super) end: Option<String>,
+    /// `--max-rate` / `--max-rate-total` (None: unlimited): every byte of
+    /// the SFTP channel, both ways, is paced in user space (SSH encrypts it,
+    /// so the kernel's pacing of FTP downloads cannot apply).
+    pub throttle: Option<Throttle>,
 }
 
 impl SftpSession {
@@ -129,6 +134,7 @@ impl SftpSession {
             transfers: 0,
             bytes: 0,
             end: None,
+            throttle: None,
         };
         s.log_connect();
         Ok(s)
@@ -136,11 +142,13 @@ impl SftpSession {
 
     /// The moment this session must be looked at again.
     pub fn deadline(&self, cfg: &Config) -> Instant {
-        match self.state {
+        let due = match self.state {
             State::Auth | State::Verifying => self.connected_at + cfg.login_timeout,
             State::Failed { until, .. } => until,
             State::Open => self.last_active + cfg.idle_timeout,
-        }
+        };
+        // A rate-limited channel waiting for its bucket runs again then.
+        self.throttle.as_ref().and_then(|t| t.until).map_or(due, |t| t.min(due))
     }
 
     /// The deadline passed.
@@ -324,7 +332,9 @@ impl SftpSession {
         let Some(engine) = self.engine.as_deref_mut() else { return Ok(false) };
         let mut progress = false;
         loop {
-            let room = engine.input_room().min(limits::SFTP_READ_BUF);
+            // Under a rate limit an empty bucket stops the reads: the data
+            // stays in SSH, whose window then stops the client.
+            let room = allowed(&mut self.throttle, engine.input_room().min(limits::SFTP_READ_BUF), cx.now);
             if room == 0 {
                 break;
             }
@@ -333,6 +343,7 @@ impl SftpSession {
             if n == 0 {
                 break;
             }
+            used(&mut self.throttle, n);
             engine.feed(&cx.buf[..n]);
             progress = true;
         }
@@ -357,15 +368,28 @@ impl SftpSession {
         }
         loop {
             let out = engine.output();
-            if out.is_empty() {
+            // Under a rate limit the responses wait for the bucket (on the
+            // worker's timer heap, see `deadline`).
+            let len = allowed(&mut self.throttle, out.len(), cx.now);
+            if len == 0 {
                 break;
             }
-            let n = self.ssh.write_channel(out)?;
+            let n = self.ssh.write_channel(&out[..len])?;
             if n == 0 {
                 break;
             }
+            used(&mut self.throttle, n);
             engine.consume_output(n);
             progress = true;
+        }
+        if let Some(t) = &mut self.throttle {
+            if t.until.is_none() && engine.open_handles() == 0 && engine.output().is_empty() {
+                // Between transfers: unused credit goes back to the buckets
+                // and the session stops counting among the total's sharers.
+                // Not while it waits for the bucket: channel data may be
+                // left unread, and only that wait's timer will run it again.
+                t.end();
+            }
         }
         self.log_engine_events(cx.now);
         let Some(engine) = self.engine.as_deref_mut() else { return Ok(progress) };
@@ -392,5 +416,25 @@ impl SftpSession {
         let _ = registry.deregister(&mut self.sock);
         let why = self.end.take().unwrap_or_else(|| "closed".into());
         self.log_end(&why);
+    }
+}
+
+/// At most `want` bytes, as far as the rate limit allows now (0: wait).
+fn allowed(throttle: &mut Option<Throttle>, want: usize, now: Instant) -> usize {
+    match throttle {
+        _ if want == 0 => 0,
+        None => want,
+        // SFTP bytes are always paced here (the `upload` bucket of FTP).
+        Some(t) => match t.budget(true, now) {
+            Budget::Bytes(n) => want.min(usize::try_from(n).unwrap_or(usize::MAX)),
+            Budget::Wait(_) => 0,
+        },
+    }
+}
+
+/// `n` bytes moved under the rate limit.
+fn used(throttle: &mut Option<Throttle>, n: usize) {
+    if let Some(t) = throttle {
+        t.used(n as u64);
     }
 }

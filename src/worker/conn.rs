@@ -147,7 +147,11 @@ impl Worker {
         match session {
             Ok(mut s) => {
                 s.metrics = self.metrics;
-                metrics::add(&self.metrics.sessions, 1);
+                let (rate, total) = (self.shared.config.max_rate, &self.shared.total_rate);
+                if rate > 0 || total.is_some() {
+                    s.throttle = Some(crate::rate::throttle::Throttle::new(rate, total.clone()));
+                }
+                metrics::add(&self.metrics.sessions[metrics::SFTP], 1);
                 entry.insert(Conn::Sftp(Box::new(s)));
                 Some(slot)
             }

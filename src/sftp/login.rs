@@ -161,7 +161,7 @@ impl SftpSession {
                 log::event(
                     &ev,
                     format_args!(
-                        "session {} {} sftp {} {} bytes={bytes} secs={secs:.3} result={result}",
+                        "session {} {} sftp {} {} bytes={bytes} result={result} secs={secs:.3}",
                         self.id,
                         self.user,
                         if upload { "put" } else { "get" },

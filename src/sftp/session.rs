@@ -20,6 +20,7 @@ use crate::auth::access::Access;
 use crate::config::Config;
 use crate::disk::DiskLink;
 use crate::fs::jail::Jail;
+use crate::io::net::{ProxyRead, canonical_ip};
 use crate::limits;
 use crate::pool::LoginVerdict;
 use crate::rate::throttle::{Budget, Throttle};
@@ -60,8 +61,15 @@ pub struct SftpSession {
     pub generation: u16,
     pub worker: usize,
     pub sock: TcpStream,
-    /// The client's address (IPv4-mapped addresses in their IPv4 form).
+    /// The client's address (IPv4-mapped addresses in their IPv4 form;
+    /// with `--proxy-protocol`, the one its header gave).
     pub peer: SocketAddr,
+    /// Counted in the admission limits (false while a PROXY header is awaited).
+    pub admitted: bool,
+    /// `--proxy-protocol`: the header has not been read yet (nothing is sent).
+    awaiting_proxy: bool,
+    /// The load balancer the connection came through.
+    proxy: Option<SocketAddr>,
     pub readable: bool,
     pub writable: bool,
     /// Time of the live timer-heap entry for this session, if any.
@@ -106,13 +114,46 @@ impl SftpSession {
         worker: usize,
         keys: &SftpKeys,
     ) -> Result<SftpSession, SshError> {
+        let s = SftpSession::bare(id, generation, sock, peer, now, worker, keys)?;
+        s.log_connect();
+        Ok(s)
+    }
+
+    /// A connection from a trusted load balancer (`from`), before its PROXY
+    /// header: not admitted, nothing sent, nothing logged yet.
+    pub fn awaiting_proxy(
+        generation: u16,
+        sock: TcpStream,
+        from: SocketAddr,
+        now: Instant,
+        worker: usize,
+        keys: &SftpKeys,
+    ) -> Result<SftpSession, SshError> {
+        let mut s = SftpSession::bare(0, generation, sock, from, now, worker, keys)?;
+        s.admitted = false;
+        s.awaiting_proxy = true;
+        Ok(s)
+    }
+
+    fn bare(
+        id: u64,
+        generation: u16,
+        sock: TcpStream,
+        peer: SocketAddr,
+        now: Instant,
+        worker: usize,
+        keys: &SftpKeys,
+    ) -> Result<SftpSession, SshError> {
         let ssh = SshConn::new(keys.host.clone(), SshSettings::default())?;
-        let s = SftpSession {
+        Ok(SftpSession {
             id,
             generation,
             worker,
             sock,
             peer,
+            admitted: true,
+            awaiting_proxy: false,
+            proxy: None,
             readable: true,
             writable: true,
             armed: None,
@@ -135,14 +176,13 @@ impl SftpSession {
             bytes: 0,
             end: None,
             throttle: None,
-        };
-        s.log_connect();
-        Ok(s)
+        })
     }
 
     /// The moment this session must be looked at again.
     pub fn deadline(&self, cfg: &Config) -> Instant {
         let due = match self.state {
+            _ if self.awaiting_proxy => self.connected_at + limits::PROXY_HEADER_TIMEOUT,
             State::Auth | State::Verifying => self.connected_at + cfg.login_timeout,
             State::Failed { until, .. } => until,
             State::Open => self.last_active + cfg.idle_timeout,
@@ -154,6 +194,10 @@ impl SftpSession {
     /// The deadline passed.
     pub fn on_timeout(&mut self, cx: &mut Cx<'_>) {
         match self.state {
+            _ if self.awaiting_proxy && cx.now >= self.connected_at + limits::PROXY_HEADER_TIMEOUT => {
+                self.finish("no PROXY header in time")
+            }
+            _ if self.awaiting_proxy => {}
             State::Failed { close: true, .. } => self.finish("too many failed logins"),
             State::Failed { close: false, .. } => {
                 self.state = State::Auth;
@@ -189,6 +233,11 @@ impl SftpSession {
             }
             if self.end.is_some() {
                 return Outcome::Close;
+            }
+            if self.awaiting_proxy {
+                if let Some(outcome) = self.await_proxy(cx) {
+                    return outcome;
+                }
             }
             match self.step(cx) {
                 Ok(true) => {}
@@ -415,7 +464,63 @@ impl SftpSession {
         self.engine = None;
         let _ = registry.deregister(&mut self.sock);
         let why = self.end.take().unwrap_or_else(|| "closed".into());
-        self.log_end(&why);
+        if self.admitted {
+            self.log_end(&why);
+        } else if self.awaiting_proxy {
+            crate::log::warn(format_args!("dropped sftp connection from {}: {why}", self.peer));
+        }
+    }
+
+    /// `--proxy-protocol`: reads the header before anything else (the SSH
+    /// version line is sent only after it). `None`: read, the real client
+    /// admitted; carry on as a normal session.
+    fn await_proxy(&mut self, cx: &mut Cx<'_>) -> Option<Outcome> {
+        if !self.readable {
+            return Some(Outcome::Idle);
+        }
+        let source = match crate::io::net::read_proxy_header(&self.sock) {
+            // The rest arrives as a new readable edge (or the login timeout
+            // drops the connection).
+            ProxyRead::Wait => {
+                self.readable = false;
+                return Some(Outcome::Idle);
+            }
+            ProxyRead::Failed(why) => {
+                self.finish(&why);
+                return Some(Outcome::Close);
+            }
+            ProxyRead::Done(source) => source,
+        };
+        let balancer = self.peer;
+        let real = source.map_or(balancer, |s| SocketAddr::new(canonical_ip(s.ip()), s.port()));
+        match cx.shared.admit(real.ip(), cx.now) {
+            Ok(id) => {
+                self.id = id;
+                self.admitted = true;
+                self.awaiting_proxy = false;
+                self.peer = real;
+                self.proxy = Some(balancer);
+                crate::obs::metrics::add(&self.metrics.sessions[crate::obs::metrics::SFTP], 1);
+                self.log_connect();
+                None
+            }
+            Err(why) => {
+                crate::obs::metrics::refused(self.metrics, why as usize);
+                let text = why.text();
+                let mut ev = crate::log::Event::new(crate::log::Level::Info, "refused");
+                (ev.peer, ev.port, ev.reason) = (Some(real.ip()), Some(real.port()), Some(text));
+                crate::log::event(&ev, format_args!("refused sftp {real} via {balancer}: {text}"));
+                // Closed at once, as an unproxied refusal is; logged here only.
+                self.awaiting_proxy = false;
+                self.finish(text);
+                Some(Outcome::Close)
+            }
+        }
+    }
+
+    /// The load balancer this session came through (`--proxy-protocol`).
+    pub fn proxy(&self) -> Option<SocketAddr> {
+        self.proxy
     }
 }
 

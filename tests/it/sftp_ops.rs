@@ -4,6 +4,8 @@
 //! the xferlog's transfer time.
 
 use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -164,4 +166,85 @@ fn sftp_max_rate_total_and_the_xferlog_transfer_time() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no secs= in the transfer line:\n{log}"));
     assert!(secs >= 1.5, "{secs} in:\n{log}");
+}
+
+/// A `ProxyCommand` for ssh: connects to `port`, waits for the client's
+/// first bytes and sends them in ONE write with the PROXY header `version`
+/// (1 or 2) naming `src` (IPv4) as the client, then relays both ways. The
+/// server must take exactly the header off the socket and leave the SSH
+/// version line that follows it.
+fn proxy_relay(dir: &std::path::Path, port: u16, version: u8, src: &str, src_port: u16) -> String {
+    let script = format!(
+        r#"
+import os, socket, threading
+s = socket.create_connection(("127.0.0.1", {port}))
+src, sport = "{src}", {src_port}
+if {version} == 1:
+    header = ("PROXY TCP4 %s 127.0.0.1 %d {port}\r\n" % (src, sport)).encode()
+else:
+    addrs = socket.inet_aton(src) + socket.inet_aton("127.0.0.1") + sport.to_bytes(2, "big") + ({port}).to_bytes(2, "big")
+    header = b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x21, 0x11]) + len(addrs).to_bytes(2, "big") + addrs
+first = os.read(0, 65536)
+s.sendall(header + first)
+def up():
+    while True:
+        b = os.read(0, 65536)
+        if not b:
+            s.shutdown(socket.SHUT_WR)
+            return
+        s.sendall(b)
+threading.Thread(target=up, daemon=True).start()
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    os.write(1, b)
+"#
+    );
+    let file = dir.join(format!("relay-v{version}.py"));
+    fs::write(&file, script).unwrap();
+    format!("ProxyCommand=python3 {}", file.display())
+}
+
+/// `--proxy-protocol` on the SFTP port: v1 and v2 headers from a
+/// `--proxy-from` address give the session its real client address (session
+/// log, admission), the SSH exchange that follows in the same segment works;
+/// a connection without a header is dropped before the server sends a byte,
+/// and one from outside `--proxy-from` is refused.
+#[test]
+fn sftp_behind_the_proxy_protocol() {
+    if !have_tools(&["sshpass", "sftp", "python3"]) {
+        return;
+    }
+    let fx = start("sftp-ops-proxy", &["--proxy-protocol", "--proxy-from", "127.0.0.1/32", "--max-per-ip", "4"]);
+    let (root, local) = (fx.root(), fx.local());
+    fs::write(root.join("p.bin"), pattern(200_000, 21)).unwrap();
+    for (version, src, port) in [(1, "203.0.113.7", 5555), (2, "198.51.100.9", 4444)] {
+        let relay = proxy_relay(&fx.dir, fx.sftp.port(), version, src, port);
+        let ran = sftp_batch(fx.sftp, UP_USER, UP_PASS, "get p.bin\nbye\n", &local, &["-o", &relay]);
+        assert!(ran.status.success(), "v{version}: {}\n{}\n{}", ran.stdout, ran.stderr, fx.server.log());
+        assert_eq!(sha(&local.join("p.bin")), sha(&root.join("p.bin")));
+        fs::remove_file(local.join("p.bin")).unwrap();
+        for line in [format!("sftp connect from {src}:{port}"), format!("sftp login up from {src}:{port}")] {
+            assert!(fx.server.wait_log(&line, Duration::from_secs(5)), "v{version}: no {line:?}:\n{}", fx.server.log());
+        }
+    }
+    // No header: dropped, and not one byte was sent (not even SSH's version line).
+    let mut raw = TcpStream::connect(fx.sftp).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    raw.write_all(b"SSH-2.0-OpenSSH_9.2\r\n").unwrap();
+    let mut got = Vec::new();
+    let _ = raw.read_to_end(&mut got);
+    assert!(got.is_empty(), "sent before a PROXY header: {got:?}");
+    assert!(fx.server.wait_log("bad PROXY header", Duration::from_secs(5)), "{}", fx.server.log());
+
+    // Only --proxy-from may connect.
+    let other = start("sftp-ops-proxy-from", &["--proxy-protocol", "--proxy-from", "10.9.9.9/32"]);
+    let mut raw = TcpStream::connect(other.sftp).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = raw.write_all(b"PROXY TCP4 203.0.113.7 127.0.0.1 5555 22\r\n");
+    let mut got = Vec::new();
+    let _ = raw.read_to_end(&mut got);
+    assert!(got.is_empty(), "{got:?}");
+    assert!(other.server.wait_log("refused sftp 127.0.0.1", Duration::from_secs(5)), "{}", other.server.log());
 }

@@ -428,9 +428,6 @@ impl Flags {
         if f.sftp_listen.is_empty() && (f.sftp_host_key.is_some() || f.authorized_keys.is_some() || f.sftp_anonymous) {
             return err("--sftp-host-key, --authorized-keys and --sftp-anonymous need --sftp-listen".into());
         }
-        if f.proxy_protocol && !f.sftp_listen.is_empty() {
-            return err("--proxy-protocol is not supported with --sftp-listen yet".into());
-        }
         if let Some(a) =
             f.sftp_listen.iter().find(|a| a.port() != 0 && (listen.contains(a) || f.implicit_tls_listen.contains(a)))
         {

@@ -15,13 +15,13 @@ use std::sync::Arc;
 use rustls::ServerConfig;
 
 use super::sink::{self, Conn};
-use super::throttle::{Budget, Throttle};
 use super::transfer::{Failure, Job, Pump};
 use crate::config::SessionReuse;
 use crate::disk::DiskCx;
 use crate::io::Status;
 use crate::io::net;
 use crate::limits;
+use crate::rate::throttle::{Budget, Throttle};
 use crate::services::{Role, Slot};
 
 /// Where the data connection stands.

@@ -12,7 +12,6 @@ pub mod messages;
 pub mod observe;
 pub mod proxied;
 pub mod sink;
-pub mod throttle;
 pub mod transfer;
 pub mod upload;
 

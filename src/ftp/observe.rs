@@ -75,14 +75,14 @@ impl Session {
 
     /// A login succeeded (anonymous, or a verdict from the helper threads).
     pub(super) fn log_login(&self, user: &str) {
-        metrics::add(&self.metrics.logins_ok, 1);
+        metrics::add(&self.metrics.logins_ok[metrics::FTP], 1);
         let mut ev = self.ev(Level::Info, "login");
         ev.user = Some(user);
         log::event(&ev, format_args!("session {} login {} from {} (worker {})", self.id, user, self.peer, self.worker));
     }
 
     pub(super) fn log_login_failed(&self, user: &str) {
-        metrics::add(&self.metrics.logins_failed, 1);
+        metrics::add(&self.metrics.logins_failed[metrics::FTP], 1);
         let mut ev = self.ev(Level::Info, "login_failed");
         ev.user = Some(user);
         ev.count = Some(u64::from(self.login_failures));
@@ -147,7 +147,7 @@ impl Session {
             _ => metrics::FAILED,
         };
         let dir = if upload { metrics::UPLOAD } else { metrics::DOWNLOAD };
-        self.metrics.transfer(dir, outcome, job.sent());
+        self.metrics.transfer(metrics::FTP, dir, outcome, job.sent());
         if log::xferlog_enabled() {
             let rec = xferlog::Record {
                 secs,

@@ -95,7 +95,7 @@ impl Session {
                 self.admitted = true;
                 self.peer = real;
                 self.proxy = Some(balancer);
-                crate::obs::metrics::add(&self.metrics.sessions, 1);
+                crate::obs::metrics::add(&self.metrics.sessions[crate::obs::metrics::FTP], 1);
                 self.log_connect();
                 self.greet(&cx.shared.greeting());
                 self.state = CtrlState::NeedUser;

@@ -187,3 +187,61 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
         v4 => v4,
     }
 }
+
+/// What reading a PROXY protocol header (`--proxy-protocol`) came to.
+#[derive(Debug)]
+pub enum ProxyRead {
+    /// Not all of it has arrived: wait for the socket to be readable.
+    Wait,
+    /// The header was read (and only it: what follows stays in the socket);
+    /// the client's address, or None (LOCAL, UNKNOWN: the connection's own).
+    Done(Option<SocketAddr>),
+    /// No valid header: drop the connection, for this reason.
+    Failed(String),
+}
+
+/// Reads a PROXY header off `sock`: `peek` until `proto::proxy::parse`
+/// decides, then exactly the header's length is read, so no byte after it
+/// (an SSH version line, a command, a TLS ClientHello) is ever consumed.
+pub fn read_proxy_header(sock: &mio::net::TcpStream) -> ProxyRead {
+    use crate::proto::proxy::{self, Parse};
+    let mut buf = [0u8; proxy::MAX_HEADER];
+    let mut interrupted = 0;
+    let seen = loop {
+        match sock.peek(&mut buf) {
+            Ok(0) => return ProxyRead::Failed("closed before its PROXY header".into()),
+            Ok(n) => break n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ProxyRead::Wait,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted && interrupted < 8 => interrupted += 1,
+            Err(e) => return ProxyRead::Failed(format!("read error before the PROXY header: {e}")),
+        }
+    };
+    match proxy::parse(&buf[..seen]) {
+        Parse::NeedMore => ProxyRead::Wait,
+        Parse::Invalid(why) => ProxyRead::Failed(format!("bad PROXY header: {why}")),
+        Parse::Done { consumed, source, .. } => match take_exactly(sock, &mut buf[..consumed]) {
+            Ok(()) => ProxyRead::Done(source),
+            Err(e) => ProxyRead::Failed(format!("reading the PROXY header: {e}")),
+        },
+    }
+}
+
+/// Reads exactly `buf.len()` bytes that `peek` has already seen.
+fn take_exactly(mut sock: &mio::net::TcpStream, buf: &mut [u8]) -> io::Result<()> {
+    use std::io::Read;
+    let mut got = 0;
+    let mut tries = 0;
+    while got < buf.len() {
+        tries += 1;
+        if tries > 2 * crate::proto::proxy::MAX_HEADER {
+            return Err(io::Error::other("the header did not come off the socket"));
+        }
+        match sock.read(&mut buf[got..]) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

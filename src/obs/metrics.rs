@@ -11,6 +11,8 @@ use std::time::Duration;
 /// `crate::services::Refusal`, in its order (its tests check the two agree).
 pub const REFUSE_REASONS: [&str; 5] = ["max_clients", "max_per_ip", "banned", "ban_list", "not_proxied"];
 pub const DIRECTIONS: [&str; 2] = ["download", "upload"];
+/// The `protocol` label of sessions, logins and transfers.
+pub const PROTOCOLS: [&str; 2] = ["ftp", "sftp"];
 pub const RESULTS: [&str; 3] = ["ok", "aborted", "failed"];
 /// What became of a disk helper job (`crate::disk::Outcome`, in its order).
 pub const DISK_RESULTS: [&str; 3] = ["ok", "cancelled", "failed"];
@@ -20,20 +22,22 @@ pub const TURN_BUCKETS: [f64; 12] =
 const FIRST_CODE: u16 = 400;
 const CODES: usize = 200;
 
+pub const FTP: usize = 0;
+pub const SFTP: usize = 1;
 pub const DOWNLOAD: usize = 0;
 pub const UPLOAD: usize = 1;
 pub const OK: usize = 0;
 pub const ABORTED: usize = 1;
 pub const FAILED: usize = 2;
 
-/// One worker's counters.
+/// One worker's counters (those indexed first by protocol: `FTP`, `SFTP`).
 pub struct WorkerMetrics {
-    pub sessions: AtomicU64,
+    pub sessions: [AtomicU64; 2],
     pub refused: [AtomicU64; REFUSE_REASONS.len()],
-    pub logins_ok: AtomicU64,
-    pub logins_failed: AtomicU64,
-    pub bytes: [AtomicU64; 2],
-    pub transfers: [[AtomicU64; 3]; 2],
+    pub logins_ok: [AtomicU64; 2],
+    pub logins_failed: [AtomicU64; 2],
+    bytes: [[AtomicU64; 2]; 2],
+    transfers: [[[AtomicU64; 3]; 2]; 2],
     error_replies: [AtomicU64; CODES],
     /// Non-cumulative bucket counts; the last one is +Inf.
     turn_buckets: [AtomicU64; TURN_BUCKETS.len() + 1],
@@ -66,12 +70,12 @@ impl Default for WorkerMetrics {
 impl WorkerMetrics {
     pub const fn new() -> WorkerMetrics {
         WorkerMetrics {
-            sessions: AtomicU64::new(0),
+            sessions: [const { AtomicU64::new(0) }; 2],
             refused: [const { AtomicU64::new(0) }; REFUSE_REASONS.len()],
-            logins_ok: AtomicU64::new(0),
-            logins_failed: AtomicU64::new(0),
-            bytes: [const { AtomicU64::new(0) }; 2],
-            transfers: [const { [const { AtomicU64::new(0) }; 3] }; 2],
+            logins_ok: [const { AtomicU64::new(0) }; 2],
+            logins_failed: [const { AtomicU64::new(0) }; 2],
+            bytes: [const { [const { AtomicU64::new(0) }; 2] }; 2],
+            transfers: [const { [const { [const { AtomicU64::new(0) }; 3] }; 2] }; 2],
             error_replies: [const { AtomicU64::new(0) }; CODES],
             turn_buckets: [const { AtomicU64::new(0) }; TURN_BUCKETS.len() + 1],
             turn_sum_ns: AtomicU64::new(0),
@@ -89,11 +93,12 @@ impl WorkerMetrics {
         }
     }
 
-    /// Counts a finished transfer (`dir`: DOWNLOAD/UPLOAD, `result`: OK/ABORTED/FAILED).
+    /// Counts a finished transfer (`proto`: FTP/SFTP, `dir`: DOWNLOAD/UPLOAD,
+    /// `result`: OK/ABORTED/FAILED).
     #[inline]
-    pub fn transfer(&self, dir: usize, result: usize, bytes: u64) {
-        add(&self.transfers[dir][result], 1);
-        add(&self.bytes[dir], bytes);
+    pub fn transfer(&self, proto: usize, dir: usize, result: usize, bytes: u64) {
+        add(&self.transfers[proto][dir][result], 1);
+        add(&self.bytes[proto][dir], bytes);
     }
 
     /// Records how long one turn of the event loop took.
@@ -127,8 +132,10 @@ pub fn render(ws: &[WorkerMetrics], sessions_open: usize, log_dropped: u64) -> S
     let mut o = String::with_capacity(4096);
     head(&mut o, "mirrorftpd_sessions_open", "gauge", "Control connections open now.");
     let _ = writeln!(o, "mirrorftpd_sessions_open {sessions_open}");
-    head(&mut o, "mirrorftpd_sessions_total", "counter", "Control connections admitted as sessions.");
-    let _ = writeln!(o, "mirrorftpd_sessions_total {}", sum(ws, |w| &w.sessions));
+    head(&mut o, "mirrorftpd_sessions_total", "counter", "Connections admitted as sessions, by protocol.");
+    for (p, pn) in PROTOCOLS.iter().enumerate() {
+        let _ = writeln!(o, "mirrorftpd_sessions_total{{protocol=\"{pn}\"}} {}", sum(ws, |w| &w.sessions[p]));
+    }
     head(
         &mut o,
         "mirrorftpd_connections_refused_total",
@@ -138,28 +145,41 @@ pub fn render(ws: &[WorkerMetrics], sessions_open: usize, log_dropped: u64) -> S
     for (i, r) in REFUSE_REASONS.iter().enumerate() {
         let _ = writeln!(o, "mirrorftpd_connections_refused_total{{reason=\"{r}\"}} {}", sum(ws, |w| &w.refused[i]));
     }
-    head(&mut o, "mirrorftpd_logins_total", "counter", "Login attempts (PASS) by result.");
-    let _ = writeln!(o, "mirrorftpd_logins_total{{result=\"ok\"}} {}", sum(ws, |w| &w.logins_ok));
-    let _ = writeln!(o, "mirrorftpd_logins_total{{result=\"failed\"}} {}", sum(ws, |w| &w.logins_failed));
+    head(&mut o, "mirrorftpd_logins_total", "counter", "Login attempts (PASS; SSH logins) by protocol and result.");
+    for (p, pn) in PROTOCOLS.iter().enumerate() {
+        let ok = sum(ws, |w| &w.logins_ok[p]);
+        let failed = sum(ws, |w| &w.logins_failed[p]);
+        let _ = writeln!(o, "mirrorftpd_logins_total{{protocol=\"{pn}\",result=\"ok\"}} {ok}");
+        let _ = writeln!(o, "mirrorftpd_logins_total{{protocol=\"{pn}\",result=\"failed\"}} {failed}");
+    }
     head(
         &mut o,
         "mirrorftpd_transfer_bytes_total",
         "counter",
-        "File bytes moved on data connections (RETR; STOR, APPE, STOU), counted when each transfer ends.",
+        "File bytes moved (FTP: RETR; STOR, APPE, STOU; SFTP: reads and writes of a handle), by protocol \
+         and direction, counted when each transfer ends.",
     );
-    for (d, name) in DIRECTIONS.iter().enumerate() {
-        let _ = writeln!(o, "mirrorftpd_transfer_bytes_total{{direction=\"{name}\"}} {}", sum(ws, |w| &w.bytes[d]));
+    for (p, pn) in PROTOCOLS.iter().enumerate() {
+        for (d, name) in DIRECTIONS.iter().enumerate() {
+            let n = sum(ws, |w| &w.bytes[p][d]);
+            let _ = writeln!(o, "mirrorftpd_transfer_bytes_total{{protocol=\"{pn}\",direction=\"{name}\"}} {n}");
+        }
     }
     head(
         &mut o,
         "mirrorftpd_transfers_total",
         "counter",
-        "File transfers ended, by direction and result (listings excluded).",
+        "File transfers ended, by protocol, direction and result (listings excluded).",
     );
-    for (d, dn) in DIRECTIONS.iter().enumerate() {
-        for (r, rn) in RESULTS.iter().enumerate() {
-            let n = sum(ws, |w| &w.transfers[d][r]);
-            let _ = writeln!(o, "mirrorftpd_transfers_total{{direction=\"{dn}\",result=\"{rn}\"}} {n}");
+    for (p, pn) in PROTOCOLS.iter().enumerate() {
+        for (d, dn) in DIRECTIONS.iter().enumerate() {
+            for (r, rn) in RESULTS.iter().enumerate() {
+                let n = sum(ws, |w| &w.transfers[p][d][r]);
+                let _ = writeln!(
+                    o,
+                    "mirrorftpd_transfers_total{{protocol=\"{pn}\",direction=\"{dn}\",result=\"{rn}\"}} {n}"
+                );
+            }
         }
     }
     head(&mut o, "mirrorftpd_error_replies_total", "counter", "Replies with a code of 400 or more, by code.");
@@ -222,11 +242,14 @@ mod tests {
     #[test]
     fn render_sums_workers_and_follows_the_text_format() {
         let ws = [WorkerMetrics::new(), WorkerMetrics::new()];
-        add(&ws[0].sessions, 2);
-        add(&ws[1].sessions, 3);
-        ws[0].transfer(DOWNLOAD, OK, 100);
-        ws[1].transfer(DOWNLOAD, OK, 50);
-        ws[1].transfer(UPLOAD, ABORTED, 7);
+        add(&ws[0].sessions[FTP], 2);
+        add(&ws[1].sessions[FTP], 3);
+        add(&ws[1].sessions[SFTP], 1);
+        add(&ws[0].logins_ok[SFTP], 1);
+        ws[0].transfer(FTP, DOWNLOAD, OK, 100);
+        ws[1].transfer(FTP, DOWNLOAD, OK, 50);
+        ws[1].transfer(FTP, UPLOAD, ABORTED, 7);
+        ws[1].transfer(SFTP, DOWNLOAD, OK, 11);
         ws[0].error_reply(530);
         ws[1].error_reply(530);
         ws[1].error_reply(550);
@@ -239,11 +262,16 @@ mod tests {
         let text = render(&ws, 4, 9);
         let has = |l: &str| text.lines().any(|x| x == l);
         assert!(has("mirrorftpd_sessions_open 4"), "{text}");
-        assert!(has("mirrorftpd_sessions_total 5"));
-        assert!(has("mirrorftpd_transfer_bytes_total{direction=\"download\"} 150"));
-        assert!(has("mirrorftpd_transfer_bytes_total{direction=\"upload\"} 7"));
-        assert!(has("mirrorftpd_transfers_total{direction=\"download\",result=\"ok\"} 2"));
-        assert!(has("mirrorftpd_transfers_total{direction=\"upload\",result=\"aborted\"} 1"));
+        assert!(has("mirrorftpd_sessions_total{protocol=\"ftp\"} 5"));
+        assert!(has("mirrorftpd_sessions_total{protocol=\"sftp\"} 1"));
+        assert!(has("mirrorftpd_logins_total{protocol=\"sftp\",result=\"ok\"} 1"));
+        assert!(has("mirrorftpd_logins_total{protocol=\"ftp\",result=\"ok\"} 0"));
+        assert!(has("mirrorftpd_transfer_bytes_total{protocol=\"ftp\",direction=\"download\"} 150"));
+        assert!(has("mirrorftpd_transfer_bytes_total{protocol=\"ftp\",direction=\"upload\"} 7"));
+        assert!(has("mirrorftpd_transfer_bytes_total{protocol=\"sftp\",direction=\"download\"} 11"));
+        assert!(has("mirrorftpd_transfers_total{protocol=\"ftp\",direction=\"download\",result=\"ok\"} 2"));
+        assert!(has("mirrorftpd_transfers_total{protocol=\"ftp\",direction=\"upload\",result=\"aborted\"} 1"));
+        assert!(has("mirrorftpd_transfers_total{protocol=\"sftp\",direction=\"download\",result=\"ok\"} 1"));
         assert!(has("mirrorftpd_error_replies_total{code=\"530\"} 2"));
         assert!(has("mirrorftpd_error_replies_total{code=\"550\"} 1"));
         assert!(!text.contains("code=\"226\""));

@@ -95,8 +95,9 @@ pub enum Step {
 /// What happened, for the transfer log and the session log (drained by the integrator).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Event {
-    /// A file handle was closed (or dropped with the session: `complete` false).
-    Transfer { path: VPath, upload: bool, bytes: u64, complete: bool },
+    /// A file handle was closed (or dropped with the session: `complete`
+    /// false), `took` after it was opened.
+    Transfer { path: VPath, upload: bool, bytes: u64, complete: bool, took: std::time::Duration },
     /// A change to the tree (REMOVE, MKDIR, RMDIR, RENAME, SETSTAT...): `error` None if it worked.
     Change { op: &'static str, path: VPath, error: Option<String> },
 }

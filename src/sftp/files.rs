@@ -214,7 +214,8 @@ impl Engine {
             Kind::Write(_) => (true, h.written),
             Kind::Dir(_) => return,
         };
-        self.event(Event::Transfer { path: h.path.clone(), upload, bytes, complete });
+        let took = h.opened.elapsed();
+        self.event(Event::Transfer { path: h.path.clone(), upload, bytes, complete, took });
     }
 
     pub(super) fn op_fsync(&mut self, cx: &mut Cx<'_>, id: u32, wire: &[u8]) -> Result<Handled, Fail> {

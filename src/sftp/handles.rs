@@ -48,11 +48,13 @@ pub struct Handle {
     /// Bytes read and written through it (for the transfer log).
     pub read: u64,
     pub written: u64,
+    /// When it was opened (the transfer time of the transfer log).
+    pub opened: std::time::Instant,
 }
 
 impl Handle {
     pub fn new(kind: Kind, path: VPath) -> Handle {
-        Handle { kind, path, read: 0, written: 0 }
+        Handle { kind, path, read: 0, written: 0, opened: std::time::Instant::now() }
     }
 
     /// The file behind a file handle (for reads: `NeedDisk`; for FSTAT).

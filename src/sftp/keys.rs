@@ -28,6 +28,29 @@ impl SftpKeys {
         Ok(SftpKeys { host: Arc::new(host), dir: dir.map(Path::to_path_buf), users: RwLock::new(Arc::new(users)) })
     }
 
+    /// --check-config: the host key loaded (never created: a missing one is
+    /// reported as "would be created", after checking that its directory
+    /// exists) and the authorized keys counted. Returns the summary.
+    pub fn check(host_key: &Path, dir: Option<&Path>) -> Result<String, String> {
+        let host = match std::fs::symlink_metadata(host_key) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let parent = host_key.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+                match std::fs::metadata(parent) {
+                    Ok(m) if m.is_dir() => format!("{} would be created", host_key.display()),
+                    Ok(_) => return Err(format!("--sftp-host-key: {} is not a directory", parent.display())),
+                    Err(e) => return Err(format!("--sftp-host-key: {}: {e}", parent.display())),
+                }
+            }
+            _ => HostKey::load(host_key).map_err(|e| format!("--sftp-host-key: {e}"))?.fingerprint().to_string(),
+        };
+        let users = match dir {
+            Some(d) => read_dir(d)?,
+            None => HashMap::new(),
+        };
+        let n: usize = users.values().map(AuthorizedKeys::len).sum();
+        Ok(format!("host key {host}, {n} authorized keys"))
+    }
+
     /// SIGHUP: reads the authorized keys again; on an error the old ones stay.
     pub fn reload(&self) -> Result<String, String> {
         let Some(dir) = &self.dir else { return Ok("no --authorized-keys".into()) };

@@ -123,7 +123,7 @@ impl SftpSession {
     }
 
     fn log_login(&self) {
-        metrics::add(&self.metrics.logins_ok, 1);
+        metrics::add(&self.metrics.logins_ok[metrics::SFTP], 1);
         let ev = self.ev(Level::Info, "login");
         log::event(
             &ev,
@@ -132,7 +132,7 @@ impl SftpSession {
     }
 
     fn log_login_failed(&self) {
-        metrics::add(&self.metrics.logins_failed, 1);
+        metrics::add(&self.metrics.logins_failed[metrics::SFTP], 1);
         let mut ev = self.ev(Level::Info, "login_failed");
         ev.count = Some(u64::from(self.login_failures));
         log::event(
@@ -147,7 +147,8 @@ impl SftpSession {
     /// A transfer ended or the tree changed.
     pub(super) fn log_engine_event(&mut self, e: EngineEvent, _now: Instant) {
         match e {
-            EngineEvent::Transfer { path, upload, bytes, complete } => {
+            EngineEvent::Transfer { path, upload, bytes, complete, took } => {
+                let secs = took.as_secs_f64();
                 self.transfers += 1;
                 self.bytes += bytes;
                 let result = if complete { "ok" } else { "incomplete" };
@@ -155,11 +156,12 @@ impl SftpSession {
                 ev.cmd = Some(if upload { "WRITE" } else { "READ" });
                 ev.path = Some(path.as_bytes());
                 ev.bytes = Some(bytes);
+                ev.secs = Some(secs);
                 ev.reason = Some(result);
                 log::event(
                     &ev,
                     format_args!(
-                        "session {} {} sftp {} {} bytes={bytes} result={result}",
+                        "session {} {} sftp {} {} bytes={bytes} result={result} secs={secs:.3}",
                         self.id,
                         self.user,
                         if upload { "put" } else { "get" },
@@ -168,11 +170,11 @@ impl SftpSession {
                 );
                 let outcome = if complete { metrics::OK } else { metrics::ABORTED };
                 let dir = if upload { metrics::UPLOAD } else { metrics::DOWNLOAD };
-                self.metrics.transfer(dir, outcome, bytes);
+                self.metrics.transfer(metrics::SFTP, dir, outcome, bytes);
                 if log::xferlog_enabled() {
                     let anonymous = self.engine_anonymous();
                     let rec = xferlog::Record {
-                        secs: 0.0,
+                        secs,
                         host: self.peer.ip(),
                         bytes,
                         path: path.as_bytes(),

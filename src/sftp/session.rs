@@ -20,8 +20,10 @@ use crate::auth::access::Access;
 use crate::config::Config;
 use crate::disk::DiskLink;
 use crate::fs::jail::Jail;
+use crate::io::net::{ProxyRead, canonical_ip};
 use crate::limits;
 use crate::pool::LoginVerdict;
+use crate::rate::throttle::{Budget, Throttle};
 use crate::services::{Outcome, Shared, Slot};
 
 /// The worker-owned context an SFTP session runs in.
@@ -59,8 +61,15 @@ pub struct SftpSession {
     pub generation: u16,
     pub worker: usize,
     pub sock: TcpStream,
-    /// The client's address (IPv4-mapped addresses in their IPv4 form).
+    /// The client's address (IPv4-mapped addresses in their IPv4 form;
+    /// with `--proxy-protocol`, the one its header gave).
     pub peer: SocketAddr,
+    /// Counted in the admission limits (false while a PROXY header is awaited).
+    pub admitted: bool,
+    /// `--proxy-protocol`: the header has not been read yet (nothing is sent).
+    awaiting_proxy: bool,
+    /// The load balancer the connection came through.
+    proxy: Option<SocketAddr>,
     pub readable: bool,
     pub writable: bool,
     /// Time of the live timer-heap entry for this session, if any.
@@ -88,6 +97,10 @@ pub struct SftpSession {
     pub(super) bytes: u64,
     /// Set when the session must end (with why, for the log).
     pub(super) end: Option<String>,
+    /// `--max-rate` / `--max-rate-total` (None: unlimited): every byte of
+    /// the SFTP channel, both ways, is paced in user space (SSH encrypts it,
+    /// so the kernel's pacing of FTP downloads cannot apply).
+    pub throttle: Option<Throttle>,
 }
 
 impl SftpSession {
@@ -101,13 +114,46 @@ impl SftpSession {
         worker: usize,
         keys: &SftpKeys,
     ) -> Result<SftpSession, SshError> {
+        let s = SftpSession::bare(id, generation, sock, peer, now, worker, keys)?;
+        s.log_connect();
+        Ok(s)
+    }
+
+    /// A connection from a trusted load balancer (`from`), before its PROXY
+    /// header: not admitted, nothing sent, nothing logged yet.
+    pub fn awaiting_proxy(
+        generation: u16,
+        sock: TcpStream,
+        from: SocketAddr,
+        now: Instant,
+        worker: usize,
+        keys: &SftpKeys,
+    ) -> Result<SftpSession, SshError> {
+        let mut s = SftpSession::bare(0, generation, sock, from, now, worker, keys)?;
+        s.admitted = false;
+        s.awaiting_proxy = true;
+        Ok(s)
+    }
+
+    fn bare(
+        id: u64,
+        generation: u16,
+        sock: TcpStream,
+        peer: SocketAddr,
+        now: Instant,
+        worker: usize,
+        keys: &SftpKeys,
+    ) -> Result<SftpSession, SshError> {
         let ssh = SshConn::new(keys.host.clone(), SshSettings::default())?;
-        let s = SftpSession {
+        Ok(SftpSession {
             id,
             generation,
             worker,
             sock,
             peer,
+            admitted: true,
+            awaiting_proxy: false,
+            proxy: None,
             readable: true,
             writable: true,
             armed: None,
@@ -129,23 +175,29 @@ impl SftpSession {
             transfers: 0,
             bytes: 0,
             end: None,
-        };
-        s.log_connect();
-        Ok(s)
+            throttle: None,
+        })
     }
 
     /// The moment this session must be looked at again.
     pub fn deadline(&self, cfg: &Config) -> Instant {
-        match self.state {
+        let due = match self.state {
+            _ if self.awaiting_proxy => self.connected_at + limits::PROXY_HEADER_TIMEOUT,
             State::Auth | State::Verifying => self.connected_at + cfg.login_timeout,
             State::Failed { until, .. } => until,
             State::Open => self.last_active + cfg.idle_timeout,
-        }
+        };
+        // A rate-limited channel waiting for its bucket runs again then.
+        self.throttle.as_ref().and_then(|t| t.until).map_or(due, |t| t.min(due))
     }
 
     /// The deadline passed.
     pub fn on_timeout(&mut self, cx: &mut Cx<'_>) {
         match self.state {
+            _ if self.awaiting_proxy && cx.now >= self.connected_at + limits::PROXY_HEADER_TIMEOUT => {
+                self.finish("no PROXY header in time")
+            }
+            _ if self.awaiting_proxy => {}
             State::Failed { close: true, .. } => self.finish("too many failed logins"),
             State::Failed { close: false, .. } => {
                 self.state = State::Auth;
@@ -181,6 +233,11 @@ impl SftpSession {
             }
             if self.end.is_some() {
                 return Outcome::Close;
+            }
+            if self.awaiting_proxy {
+                if let Some(outcome) = self.await_proxy(cx) {
+                    return outcome;
+                }
             }
             match self.step(cx) {
                 Ok(true) => {}
@@ -324,7 +381,9 @@ impl SftpSession {
         let Some(engine) = self.engine.as_deref_mut() else { return Ok(false) };
         let mut progress = false;
         loop {
-            let room = engine.input_room().min(limits::SFTP_READ_BUF);
+            // Under a rate limit an empty bucket stops the reads: the data
+            // stays in SSH, whose window then stops the client.
+            let room = allowed(&mut self.throttle, engine.input_room().min(limits::SFTP_READ_BUF), cx.now);
             if room == 0 {
                 break;
             }
@@ -333,6 +392,7 @@ impl SftpSession {
             if n == 0 {
                 break;
             }
+            used(&mut self.throttle, n);
             engine.feed(&cx.buf[..n]);
             progress = true;
         }
@@ -357,15 +417,28 @@ impl SftpSession {
         }
         loop {
             let out = engine.output();
-            if out.is_empty() {
+            // Under a rate limit the responses wait for the bucket (on the
+            // worker's timer heap, see `deadline`).
+            let len = allowed(&mut self.throttle, out.len(), cx.now);
+            if len == 0 {
                 break;
             }
-            let n = self.ssh.write_channel(out)?;
+            let n = self.ssh.write_channel(&out[..len])?;
             if n == 0 {
                 break;
             }
+            used(&mut self.throttle, n);
             engine.consume_output(n);
             progress = true;
+        }
+        if let Some(t) = &mut self.throttle {
+            if t.until.is_none() && engine.open_handles() == 0 && engine.output().is_empty() {
+                // Between transfers: unused credit goes back to the buckets
+                // and the session stops counting among the total's sharers.
+                // Not while it waits for the bucket: channel data may be
+                // left unread, and only that wait's timer will run it again.
+                t.end();
+            }
         }
         self.log_engine_events(cx.now);
         let Some(engine) = self.engine.as_deref_mut() else { return Ok(progress) };
@@ -391,6 +464,82 @@ impl SftpSession {
         self.engine = None;
         let _ = registry.deregister(&mut self.sock);
         let why = self.end.take().unwrap_or_else(|| "closed".into());
-        self.log_end(&why);
+        if self.admitted {
+            self.log_end(&why);
+        } else if self.awaiting_proxy {
+            crate::log::warn(format_args!("dropped sftp connection from {}: {why}", self.peer));
+        }
+    }
+
+    /// `--proxy-protocol`: reads the header before anything else (the SSH
+    /// version line is sent only after it). `None`: read, the real client
+    /// admitted; carry on as a normal session.
+    fn await_proxy(&mut self, cx: &mut Cx<'_>) -> Option<Outcome> {
+        if !self.readable {
+            return Some(Outcome::Idle);
+        }
+        let source = match crate::io::net::read_proxy_header(&self.sock) {
+            // The rest arrives as a new readable edge (or the login timeout
+            // drops the connection).
+            ProxyRead::Wait => {
+                self.readable = false;
+                return Some(Outcome::Idle);
+            }
+            ProxyRead::Failed(why) => {
+                self.finish(&why);
+                return Some(Outcome::Close);
+            }
+            ProxyRead::Done(source) => source,
+        };
+        let balancer = self.peer;
+        let real = source.map_or(balancer, |s| SocketAddr::new(canonical_ip(s.ip()), s.port()));
+        match cx.shared.admit(real.ip(), cx.now) {
+            Ok(id) => {
+                self.id = id;
+                self.admitted = true;
+                self.awaiting_proxy = false;
+                self.peer = real;
+                self.proxy = Some(balancer);
+                crate::obs::metrics::add(&self.metrics.sessions[crate::obs::metrics::SFTP], 1);
+                self.log_connect();
+                None
+            }
+            Err(why) => {
+                crate::obs::metrics::refused(self.metrics, why as usize);
+                let text = why.text();
+                let mut ev = crate::log::Event::new(crate::log::Level::Info, "refused");
+                (ev.peer, ev.port, ev.reason) = (Some(real.ip()), Some(real.port()), Some(text));
+                crate::log::event(&ev, format_args!("refused sftp {real} via {balancer}: {text}"));
+                // Closed at once, as an unproxied refusal is; logged here only.
+                self.awaiting_proxy = false;
+                self.finish(text);
+                Some(Outcome::Close)
+            }
+        }
+    }
+
+    /// The load balancer this session came through (`--proxy-protocol`).
+    pub fn proxy(&self) -> Option<SocketAddr> {
+        self.proxy
+    }
+}
+
+/// At most `want` bytes, as far as the rate limit allows now (0: wait).
+fn allowed(throttle: &mut Option<Throttle>, want: usize, now: Instant) -> usize {
+    match throttle {
+        _ if want == 0 => 0,
+        None => want,
+        // SFTP bytes are always paced here (the `upload` bucket of FTP).
+        Some(t) => match t.budget(true, now) {
+            Budget::Bytes(n) => want.min(usize::try_from(n).unwrap_or(usize::MAX)),
+            Budget::Wait(_) => 0,
+        },
+    }
+}
+
+/// `n` bytes moved under the rate limit.
+fn used(throttle: &mut Option<Throttle>, n: usize) {
+    if let Some(t) = throttle {
+        t.used(n as u64);
     }
 }

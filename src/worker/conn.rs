@@ -103,7 +103,9 @@ impl Conn {
             }
             Conn::Sftp(mut s) => {
                 s.close(registry);
-                shared.release(s.peer.ip());
+                if s.admitted {
+                    shared.release(s.peer.ip());
+                }
             }
         }
     }
@@ -121,7 +123,17 @@ impl Worker {
     ) -> Option<Slot> {
         let keys = self.sftp.clone()?;
         let ip = net::canonical_ip(peer.ip());
-        let id = match self.shared.admit(ip, now) {
+        // --proxy-protocol: admission waits for the header's real address
+        // (as for FTP, see `ftp::proxied`); only --proxy-from may connect.
+        let proxied = self.shared.config.proxy_protocol;
+        let admitted = if !proxied {
+            self.shared.admit(ip, now)
+        } else if self.sessions.len() >= self.shared.config.max_clients {
+            Err(crate::services::Refusal::MaxClients)
+        } else {
+            crate::ftp::proxied::screen(&self.shared.config, ip)
+        };
+        let id = match admitted {
             Ok(id) => id,
             Err(why) => {
                 metrics::refused(self.metrics, why as usize);
@@ -142,18 +154,32 @@ impl Worker {
             self.poll.registry().register(&mut stream, slot.token(Role::Ctrl), Interest::READABLE | Interest::WRITABLE);
         let peer = SocketAddr::new(ip, peer.port());
         let session = registered.map_err(|e| e.to_string()).and_then(|()| {
-            SftpSession::new(id, generation, stream, peer, now, self.id, &keys).map_err(|e| e.to_string())
+            let s = if proxied {
+                SftpSession::awaiting_proxy(generation, stream, peer, now, self.id, &keys)
+            } else {
+                SftpSession::new(id, generation, stream, peer, now, self.id, &keys)
+            };
+            s.map_err(|e| e.to_string())
         });
         match session {
             Ok(mut s) => {
                 s.metrics = self.metrics;
-                metrics::add(&self.metrics.sessions, 1);
+                let (rate, total) = (self.shared.config.max_rate, &self.shared.total_rate);
+                if rate > 0 || total.is_some() {
+                    s.throttle = Some(crate::rate::throttle::Throttle::new(rate, total.clone()));
+                }
+                if !proxied {
+                    // A proxied one becomes a session once its header is read.
+                    metrics::add(&self.metrics.sessions[metrics::SFTP], 1);
+                }
                 entry.insert(Conn::Sftp(Box::new(s)));
                 Some(slot)
             }
             Err(e) => {
                 crate::log::warn(format_args!("sftp {peer}: {e}"));
-                self.shared.release(ip);
+                if !proxied {
+                    self.shared.release(ip);
+                }
                 None
             }
         }

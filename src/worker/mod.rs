@@ -565,7 +565,7 @@ impl Worker {
         } else {
             Session::new(id, generation, stream, peer, local, now, self.id, &self.shared.greeting())
         };
-        s.data.throttle = crate::ftp::throttle::Throttle::new(cfg.max_rate, self.shared.total_rate.clone());
+        s.data.throttle = crate::rate::throttle::Throttle::new(cfg.max_rate, self.shared.total_rate.clone());
         s.data.disk = self.disk_link.clone();
         if implicit {
             match self.shared.tls().map(|c| crate::tls::accept(&c.control)) {
@@ -580,7 +580,7 @@ impl Worker {
         s.metrics = self.metrics;
         if !proxied {
             // A proxied connection becomes a session once its header is read.
-            metrics::add(&self.metrics.sessions, 1);
+            metrics::add(&self.metrics.sessions[metrics::FTP], 1);
         }
         entry.insert(Conn::Ftp(s));
         Some(slot)

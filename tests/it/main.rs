@@ -28,6 +28,7 @@ mod security;
 mod settime;
 mod sftp;
 mod sftp_more;
+mod sftp_ops;
 mod ssh_adapter;
 mod turns;
 mod uploads;

@@ -31,7 +31,7 @@ fn wait_file(path: &Path, what: &str, done: impl Fn(&str) -> bool) -> String {
 }
 
 /// The address printed by `mirrorftpd: metrics on http://ADDR/metrics`.
-fn metrics_addr(server: &Server) -> SocketAddr {
+pub(crate) fn metrics_addr(server: &Server) -> SocketAddr {
     assert!(server.wait_log("metrics on http://", SHORT), "no metrics line:\n{}", server.log());
     let log = server.log();
     let rest = log.split_once("metrics on http://").map(|(_, r)| r).unwrap_or_default();
@@ -52,7 +52,7 @@ fn http(addr: SocketAddr, request: &str) -> (u16, String, String) {
     (status, head.to_string(), body.to_string())
 }
 
-fn scrape(addr: SocketAddr) -> String {
+pub(crate) fn scrape(addr: SocketAddr) -> String {
     let (status, head, body) = http(addr, "GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n");
     assert_eq!(status, 200, "{head}");
     assert!(head.contains("Content-Type: text/plain; version=0.0.4"), "{head}");
@@ -62,7 +62,7 @@ fn scrape(addr: SocketAddr) -> String {
 
 /// The value of the sample `series` (name with labels, exactly as written).
 #[track_caller]
-fn value(body: &str, series: &str) -> u64 {
+pub(crate) fn value(body: &str, series: &str) -> u64 {
     body.lines()
         .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
         .unwrap_or_else(|| panic!("no {series} in:\n{body}"))
@@ -73,7 +73,7 @@ fn value(body: &str, series: &str) -> u64 {
 /// The whitespace-separated fields of an xferlog line after the 5 time
 /// fields, checking that the time has the `%a %b %e %H:%M:%S %Y` form.
 #[track_caller]
-fn xfer_fields(line: &str) -> Vec<&str> {
+pub(crate) fn xfer_fields(line: &str) -> Vec<&str> {
     let t = &line[..24];
     let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
     let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
@@ -315,8 +315,8 @@ fn metrics_count_sessions_logins_transfers_and_errors_exactly() {
     });
     let m = metrics_addr(&f.server);
     let body = scrape(m);
-    assert_eq!(value(&body, "mirrorftpd_sessions_total"), 0);
-    assert_eq!(value(&body, "mirrorftpd_logins_total{result=\"ok\"}"), 0);
+    assert_eq!(value(&body, "mirrorftpd_sessions_total{protocol=\"ftp\"}"), 0);
+    assert_eq!(value(&body, "mirrorftpd_logins_total{protocol=\"ftp\",result=\"ok\"}"), 0);
     assert!(!body.contains("mirrorftpd_error_replies_total{"), "{body}");
     assert!(body.contains("# TYPE mirrorftpd_sessions_open gauge\n"), "{body}");
     assert!(body.contains("# TYPE mirrorftpd_loop_turn_seconds histogram\n"), "{body}");
@@ -343,15 +343,15 @@ fn metrics_count_sessions_logins_transfers_and_errors_exactly() {
         thread::sleep(Duration::from_millis(20));
     };
     for (series, want) in [
-        ("mirrorftpd_sessions_total", 3),
-        ("mirrorftpd_logins_total{result=\"ok\"}", 2),
-        ("mirrorftpd_logins_total{result=\"failed\"}", 1),
-        ("mirrorftpd_transfer_bytes_total{direction=\"download\"}", 12_345),
-        ("mirrorftpd_transfer_bytes_total{direction=\"upload\"}", 1000),
-        ("mirrorftpd_transfers_total{direction=\"download\",result=\"ok\"}", 1),
-        ("mirrorftpd_transfers_total{direction=\"upload\",result=\"ok\"}", 1),
-        ("mirrorftpd_transfers_total{direction=\"download\",result=\"aborted\"}", 0),
-        ("mirrorftpd_transfers_total{direction=\"upload\",result=\"failed\"}", 0),
+        ("mirrorftpd_sessions_total{protocol=\"ftp\"}", 3),
+        ("mirrorftpd_logins_total{protocol=\"ftp\",result=\"ok\"}", 2),
+        ("mirrorftpd_logins_total{protocol=\"ftp\",result=\"failed\"}", 1),
+        ("mirrorftpd_transfer_bytes_total{protocol=\"ftp\",direction=\"download\"}", 12_345),
+        ("mirrorftpd_transfer_bytes_total{protocol=\"ftp\",direction=\"upload\"}", 1000),
+        ("mirrorftpd_transfers_total{protocol=\"ftp\",direction=\"download\",result=\"ok\"}", 1),
+        ("mirrorftpd_transfers_total{protocol=\"ftp\",direction=\"upload\",result=\"ok\"}", 1),
+        ("mirrorftpd_transfers_total{protocol=\"ftp\",direction=\"download\",result=\"aborted\"}", 0),
+        ("mirrorftpd_transfers_total{protocol=\"ftp\",direction=\"upload\",result=\"failed\"}", 0),
         ("mirrorftpd_connections_refused_total{reason=\"max_per_ip\"}", 0),
         ("mirrorftpd_log_lines_dropped_total", 0),
     ] {
@@ -384,7 +384,7 @@ fn silent_metrics_clients_do_not_stop_ftp_or_scrapes() {
     half.write_all(b"GET /metr").unwrap();
     fetch(&server);
     let body = scrape(m);
-    assert_eq!(value(&body, "mirrorftpd_sessions_total"), 1);
+    assert_eq!(value(&body, "mirrorftpd_sessions_total{protocol=\"ftp\"}"), 1);
     assert!(opened.elapsed() < Duration::from_secs(3), "FTP and a scrape took {:?}", opened.elapsed());
     // The oldest silent connections made room for the newer ones.
     let closed = |mut s: &TcpStream, wait: Duration| {

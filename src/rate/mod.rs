@@ -10,6 +10,8 @@
 //! an empty bucket. Bytes reserved but never moved (the transfer ended) are
 //! given back with `refund`.
 
+pub mod throttle;
+
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};

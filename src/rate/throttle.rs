@@ -1,10 +1,12 @@
 //! User-space rate limiting of one session's data channel.
 //!
-//! Downloads under `--max-rate` are paced by the kernel (SO_MAX_PACING_RATE
-//! on the data socket, set in `io::net::tune_data`) and never pass through
-//! here; what the kernel cannot do is done here with token buckets:
-//! uploads under `--max-rate` (a bucket of the session's own), and every
-//! transfer under `--max-rate-total` (the server-wide `rate::SharedBucket`).
+//! FTP downloads under `--max-rate` are paced by the kernel
+//! (SO_MAX_PACING_RATE on the data socket, set in `io::net::tune_data`) and
+//! never pass through here; what the kernel cannot do is done here with token
+//! buckets: FTP uploads under `--max-rate` (a bucket of the session's own),
+//! every transfer under `--max-rate-total` (the server-wide
+//! `rate::SharedBucket`), and SFTP channel bytes both ways (they share the
+//! SSH connection with everything else, so they always ask as `upload`).
 //!
 //! A limited transfer holds a credit: bytes reserved from its bucket(s) and
 //! not yet moved. With no credit left it reserves the next chunk; if the

@@ -27,6 +27,7 @@ mod readme;
 mod security;
 mod settime;
 mod sftp;
+mod sftp_interop;
 mod sftp_more;
 mod ssh_adapter;
 mod turns;

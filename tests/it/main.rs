@@ -29,6 +29,7 @@ mod settime;
 mod sftp;
 mod sftp_interop;
 mod sftp_more;
+mod sftp_perms;
 mod ssh_adapter;
 mod turns;
 mod uploads;

@@ -27,6 +27,7 @@ mod readme;
 mod security;
 mod settime;
 mod sftp;
+mod sftp_hostile;
 mod sftp_interop;
 mod sftp_more;
 mod sftp_perms;

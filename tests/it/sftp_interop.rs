@@ -53,7 +53,7 @@ pub(crate) fn paramiko() -> Option<PathBuf> {
 
 /// What every script starts with: `login(port, user, password)` returns a
 /// logged-in paramiko Transport; `sftp(t)` an SFTPClient over it.
-const PRELUDE: &str = r#"
+pub(crate) const PRELUDE: &str = r#"
 import os, socket, struct, sys, time
 import paramiko
 
@@ -109,7 +109,10 @@ fn rclone(fx: &Fx, key: Option<&Path>, args: &[&str]) -> Ran {
             cmd.env("RCLONE_CONFIG_MF_PASS", ran.stdout.trim())
         }
     };
-    run(cmd.args(["--retries", "1", "--low-level-retries", "1", "--contimeout", "10s"]).args(args), Duration::from_secs(120))
+    run(
+        cmd.args(["--retries", "1", "--low-level-retries", "1", "--contimeout", "10s"]).args(args),
+        Duration::from_secs(120),
+    )
 }
 
 /// A tree without the 100 MiB file and without the dot file (which the

@@ -126,7 +126,10 @@ fn check_folder(
     let mut op = |op: &str, allowed: bool, ok_value: &str| {
         let got = outcome.get(&(who.to_string(), folder.to_string(), op.to_string())).cloned();
         let want = if allowed { format!("ok{ok_value}") } else { "denied".to_string() };
-        check(got.as_deref() == Some(want.as_str()), format!("{op} ({}) -> {got:?}, expected {want}", vpath(folder, "")));
+        check(
+            got.as_deref() == Some(want.as_str()),
+            format!("{op} ({}) -> {got:?}, expected {want}", vpath(folder, "")),
+        );
     };
     op("list", has(perms, "list"), ":f.txt");
     op("get", has(perms, "read"), &format!(":content of {folder}/f.txt"));

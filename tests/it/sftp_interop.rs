@@ -152,7 +152,7 @@ fn rclone_copy_both_ways_and_check() {
     }
 
     for (a, b) in [(down.to_str().unwrap(), "mf:down"), (up.to_str().unwrap(), "mf:up")] {
-        let ran = rclone(&fx, None, &["check", "--download", a, b]);
+        let ran = rclone(&fx, None, &["check", "--download", "--combined", "-", a, b]);
         assert!(ran.status.success(), "rclone check {a} {b}: {}\n{}", ran.stdout, ran.stderr);
         assert!(ran.stderr.contains("0 differences found"), "{}", ran.stderr);
     }
@@ -161,9 +161,10 @@ fn rclone_copy_both_ways_and_check() {
     let mut bytes = fs::read(&victim).unwrap();
     bytes[700_000] ^= 1;
     fs::write(&victim, bytes).unwrap();
-    let ran = rclone(&fx, None, &["check", "--download", up.to_str().unwrap(), "mf:up"]);
+    let ran = rclone(&fx, None, &["check", "--download", "--combined", "-", up.to_str().unwrap(), "mf:up"]);
     assert!(!ran.status.success(), "check missed a changed byte: {}", ran.stderr);
-    assert!(ran.stderr.contains("1 differences found"), "{}", ran.stderr);
+    assert!(ran.stderr.contains("1 differences found"), "{}\n{}", ran.stdout, ran.stderr);
+    assert!(ran.stdout.lines().any(|l| l == "* dir with space/mib-plus-3.bin"), "{}", ran.stdout);
     assert!(fx.server.wait_log("sftp login up", Duration::from_secs(5)), "{}", fx.server.log());
 }
 
@@ -292,4 +293,41 @@ fn paramiko_setstat_statvfs_posix_rename() {
     assert!(!root.join("a.txt").exists() && !root.join("b.txt").exists());
     assert_eq!(fs::read(root.join("c/moved.txt")).unwrap(), b"aaa", "posix-rename replaced b.txt with a.txt");
     assert!(fx.server.wait_log("POSIX-RENAME", Duration::from_secs(5)), "{}", fx.server.log());
+}
+
+/// Files partly in the page cache (every other 64 KiB + 1000 bytes cached):
+/// a RWF_NOWAIT read stops where the cache does, and the reply must still be
+/// whole (rclone takes a short DATA for the end of the file).
+#[test]
+fn rclone_reads_partly_cached_files_whole() {
+    if !have_tools(&["rclone"]) {
+        return;
+    }
+    let fx = start("sftp-rclone-partial", &[]);
+    let mut want = Vec::new();
+    for i in 0..4u64 {
+        let name = format!("p{i}.bin");
+        let path = fx.root().join(&name);
+        fs::write(&path, pattern(6 << 20, 60 + i)).unwrap();
+        crate::disk::make_cold(&path);
+        let f = fs::File::open(&path).unwrap();
+        // No readahead: only what is read here gets cached.
+        // SAFETY: posix_fadvise on a descriptor this test owns.
+        let rc = unsafe { libc::posix_fadvise(std::os::fd::AsRawFd::as_raw_fd(&f), 0, 0, libc::POSIX_FADV_RANDOM) };
+        assert_eq!(rc, 0);
+        let mut buf = vec![0u8; (64 << 10) + 1000];
+        for at in (0..(6u64 << 20)).step_by(128 << 10) {
+            std::os::unix::fs::FileExt::read_at(&f, &mut buf, at).unwrap();
+        }
+        want.push(name);
+    }
+    let got = fx.local().join("got");
+    let ran = rclone(&fx, None, &["copy", "mf:", got.to_str().unwrap()]);
+    assert!(ran.status.success(), "rclone copy: {}\n{}", ran.stdout, ran.stderr);
+    for name in &want {
+        assert_eq!(sha(&got.join(name)), sha(&fx.root().join(name)), "{name}");
+        crate::disk::make_cold(&got.join(name));
+    }
+    let ran = rclone(&fx, None, &["check", "--download", "--combined", "-", got.to_str().unwrap(), "mf:"]);
+    assert!(ran.status.success(), "rclone check: {}\n{}", ran.stdout, ran.stderr);
 }

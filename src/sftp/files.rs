@@ -135,22 +135,28 @@ impl Engine {
         proto::put_u32(&mut self.out, 0);
         let at = self.out.len();
         self.out.resize(at + len as usize, 0);
-        let r = cx.disk.read_at(file, &mut self.out[at..], offset);
-        let n = match r {
-            None => {
-                self.out.truncate(start);
-                return Ok(Err(NeedDisk::Read { handle: hid, offset, len }));
+        // Fill the reply: a short DATA before the end of the file (a RWF_NOWAIT read stops
+        // where the page cache does) reads as the end of the file to some clients (rclone).
+        let mut n = 0;
+        while n < len as usize {
+            match cx.disk.read_at(file, &mut self.out[at + n..], offset + n as u64) {
+                None => {
+                    self.out.truncate(start);
+                    return Ok(Err(NeedDisk::Read { handle: hid, offset, len }));
+                }
+                Some(Ok(0)) => break,
+                Some(Ok(k)) => n += k.min(len as usize - n),
+                Some(Err(_)) if n > 0 => break,
+                Some(Err(e)) => {
+                    self.out.truncate(start);
+                    return Err(e.into());
+                }
             }
-            Some(Ok(0)) => {
-                self.out.truncate(start);
-                return Err(Fail::new(proto::FX_EOF, "End of file"));
-            }
-            Some(Ok(n)) => n.min(len as usize),
-            Some(Err(e)) => {
-                self.out.truncate(start);
-                return Err(e.into());
-            }
-        };
+        }
+        if n == 0 {
+            self.out.truncate(start);
+            return Err(Fail::new(proto::FX_EOF, "End of file"));
+        }
         self.out.truncate(at + n);
         self.out[at - 4..at].copy_from_slice(&u32::try_from(n).unwrap_or(0).to_be_bytes());
         proto::end(&mut self.out, start);

@@ -289,6 +289,14 @@ impl SftpSession {
             progress |= n > 0;
         }
         if !self.inbuf.is_empty() || !self.readable || self.sock_eof || !self.ssh.wants_input() {
+            // Not reading now (the pipeline is full), yet the socket had news: a peer that
+            // reset the connection ends the session now, not at the idle timeout.
+            if self.readable && !self.sock_eof {
+                if let Some(e) = self.sock.take_error().unwrap_or(None) {
+                    self.finish(&format!("connection lost: {e}"));
+                    return Ok(true);
+                }
+            }
             return Ok(progress);
         }
         cx.buf.resize(limits::SFTP_READ_BUF, 0);

@@ -471,6 +471,58 @@ fn a_cold_read_waits_at_the_head_of_the_queue() {
     assert_eq!((r[1].id, r[1].kind), (51, FXP_ATTRS));
 }
 
+/// A disk whose reads stop short, as `preadv2(RWF_NOWAIT)` does where the page cache ends:
+/// `chunk` bytes per call, then (with `cold_after`) nothing until warm.
+struct Partial {
+    chunk: usize,
+    cold_after: Option<u32>,
+    calls: u32,
+    warm: bool,
+}
+
+impl Disk for Partial {
+    fn read_at(&mut self, f: &std::fs::File, buf: &mut [u8], off: u64) -> Option<std::io::Result<usize>> {
+        self.calls += 1;
+        if self.warm {
+            return DirectDisk.read_at(f, buf, off);
+        }
+        if self.cold_after.is_some_and(|n| self.calls > n) {
+            return None;
+        }
+        let n = buf.len().min(self.chunk);
+        DirectDisk.read_at(f, &mut buf[..n], off)
+    }
+
+    fn sync(&mut self, f: &std::fs::File) -> Option<std::io::Result<()>> {
+        DirectDisk.sync(f)
+    }
+}
+
+#[test]
+fn a_short_disk_read_never_makes_a_short_data_before_the_end() {
+    let mut c = Client::new(Perms::ALL);
+    let h = c.open_ok(b"/pub/file.txt", FXF_READ);
+    // Reads of 3 bytes at a time: the reply holds all that was asked, or up to the end.
+    let mut disk = Partial { chunk: 3, cold_after: None, calls: 0, warm: false };
+    for (id, off, len, want) in [(60, 0, 11, &b"hello world"[..]), (61, 2, 5, b"llo w"), (62, 6, 100, b"world")] {
+        c.feed(&packet(FXP_READ, Some(id), &[s(&h), u64b(off), u32b(len)].concat()));
+        assert_eq!(c.eng.process(&c.auth, &mut disk), Step::Idle);
+        let r = split(c.eng.output());
+        c.eng.consume_output(c.eng.output().len());
+        assert_eq!((r[0].id, r[0].data()), (id, want.to_vec()));
+    }
+    // Part of the range cached, the rest not: nothing is answered until the disk was read.
+    let mut disk = Partial { chunk: 4, cold_after: Some(1), calls: 0, warm: false };
+    c.feed(&packet(FXP_READ, Some(63), &[s(&h), u64b(0), u32b(11)].concat()));
+    let step = c.eng.process(&c.auth, &mut disk);
+    assert!(matches!(step, Step::NeedDisk(NeedDisk::Read { offset: 0, len: 11, .. })), "{step:?}");
+    assert!(c.eng.output().is_empty(), "a partial reply was sent: {:?}", c.eng.output());
+    disk.warm = true;
+    assert_eq!(c.eng.process(&c.auth, &mut disk), Step::Idle);
+    let r = split(c.eng.output());
+    assert_eq!((r[0].id, r[0].data()), (63, b"hello world".to_vec()));
+}
+
 #[test]
 fn fsync_uploads_waits_for_the_disk_before_close() {
     let opts = Options { fsync_uploads: true, ..Options::default() };

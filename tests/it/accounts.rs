@@ -224,10 +224,10 @@ pub(crate) fn skipped_loudly(what: &str) {
 // The permission matrix
 // ---------------------------------------------------------------------------
 
-const ALICE: &str = "alice-pw";
+pub(crate) const ALICE: &str = "alice-pw";
 
 /// The rules under test (see src/auth/rules.rs for the precedence).
-const RULES: &str = "\
+pub(crate) const RULES: &str = "\
 # who       perms                   folder
 *           readonly                /pub
 *           none                    /private
@@ -241,14 +241,14 @@ carol       list,read,append        /logs
 ";
 
 /// Who logs in for the matrix, in the column order of `EXPECTED`.
-const SESSIONS: [&str; 4] = ["alice", "bob", "carol", "anonymous"];
+pub(crate) const SESSIONS: [&str; 4] = ["alice", "bob", "carol", "anonymous"];
 
 /// What each session may do in each folder, worked out by hand from RULES
 /// and the accounts (alice all, bob readonly, carol list,read,write,append,
 /// anonymous readonly): the longest folder prefix wins, a user rule beats an
 /// `anonymous` rule beats `*`, a rule replaces the account's own permissions,
 /// and anonymous sessions never write.
-const EXPECTED: [(&str, [&str; 4]); 10] = [
+pub(crate) const EXPECTED: [(&str, [&str; 4]); 10] = [
     ("/", ["all", "readonly", "list,read,write,append", "readonly"]),
     ("/pub", ["readonly", "readonly", "readonly", "readonly"]),
     ("/pub/sub", ["readonly", "readonly", "readonly", "readonly"]),
@@ -267,7 +267,7 @@ const EXPECTED: [(&str, [&str; 4]); 10] = [
 
 /// Whether the permission list `perms` (as in the users file) holds `word`:
 /// left to right, `write` grants `settime` too, `-word` takes a word away.
-fn has(perms: &str, word: &str) -> bool {
+pub(crate) fn has(perms: &str, word: &str) -> bool {
     perms.split(',').fold(false, |on, w| match w {
         "all" => true,
         "readonly" => on || word == "list" || word == "read",
@@ -278,18 +278,18 @@ fn has(perms: &str, word: &str) -> bool {
 }
 
 /// Local path of `name` in the virtual `folder`.
-fn local(root: &Path, folder: &str, name: &str) -> PathBuf {
+pub(crate) fn local(root: &Path, folder: &str, name: &str) -> PathBuf {
     root.join(folder.trim_start_matches('/')).join(name)
 }
 
 /// Virtual path of `name` in `folder`.
-fn vpath(folder: &str, name: &str) -> String {
+pub(crate) fn vpath(folder: &str, name: &str) -> String {
     if folder == "/" { format!("/{name}") } else { format!("{folder}/{name}") }
 }
 
 /// For every folder: `f.txt`, and per session a file or directory for each
 /// operation that changes something, so no two checks touch the same name.
-fn fill_matrix(root: &Path) {
+pub(crate) fn fill_matrix(root: &Path) {
     for (folder, _) in EXPECTED {
         fs::create_dir_all(local(root, folder, "")).expect("mkdir folder");
         put(root, &vpath(folder, "f.txt")[1..], format!("content of {folder}/f.txt").as_bytes());

@@ -62,7 +62,7 @@ pub(crate) fn start(name: &str, extra: &[&str]) -> Fx {
 }
 
 /// The address the server printed as "SFTP on ADDR".
-fn sftp_addr(server: &Server) -> SocketAddr {
+pub(crate) fn sftp_addr(server: &Server) -> SocketAddr {
     assert!(server.wait_log("mirrorftpd: SFTP on ", Duration::from_secs(10)), "no SFTP line:\n{}", server.log());
     let log = server.log();
     let at = log.find("mirrorftpd: SFTP on ").unwrap() + "mirrorftpd: SFTP on ".len();

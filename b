@@ -1,0 +1,1 @@
+get /big.bin /dev/null

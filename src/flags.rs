@@ -35,7 +35,7 @@ pub struct Cli {
 pub enum Command {
     /// Load generator: drive many FTP sessions against a server and report
     /// throughput, transfers/s, latency percentiles and errors.
-    Bench(crate::bench::BenchArgs),
+    Bench(Box<crate::bench::BenchArgs>),
     /// Print an Argon2id hash of a password for the --users file (asked twice
     /// on a terminal, without echo; otherwise read from the first line of
     /// standard input).

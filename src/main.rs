@@ -31,7 +31,7 @@ fn main() -> ExitCode {
 fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Bench(args)) => mirrorftpd::bench::run(args),
+        Some(Command::Bench(args)) => mirrorftpd::bench::run(*args),
         Some(Command::Passwd(args)) => mirrorftpd::auth::passwd::run(args),
         None => serve(cli.serve),
     }

@@ -231,6 +231,8 @@ impl DataChan {
     }
 
     /// A transfer command was accepted: attach its job to the channel.
+    // The job comes back with the error so the caller can log it and answer 425.
+    #[allow(clippy::result_large_err)]
     pub fn begin(
         &mut self,
         job: Job,
@@ -284,6 +286,7 @@ impl DataChan {
     /// connections may come from: the control connection's client (and its
     /// load balancer with --proxy-data-check relaxed); others are refused
     /// unless `allow_foreign`.
+    #[allow(clippy::too_many_arguments)]
     pub fn drive(
         &mut self,
         slot: Slot,

@@ -639,12 +639,8 @@ impl Session {
             None => {
                 self.login_failures += 1;
                 self.log_login_failed(&user);
-                let banned = shared.login_failed(self.peer.ip(), now);
-                let cfg = &shared.config;
-                let shift = (self.login_failures - 1).min(8);
-                let delay = (limits::LOGIN_DELAY_BASE * (1u32 << shift)).min(limits::LOGIN_DELAY_MAX);
-                let close = banned || self.login_failures >= cfg.max_login_attempts;
-                self.state = CtrlState::Failed { until: now + delay, close };
+                let (until, close) = shared.after_failed_login(self.peer.ip(), self.login_failures, now);
+                self.state = CtrlState::Failed { until, close };
             }
         }
     }

@@ -394,18 +394,14 @@ impl ListCache {
 
 /// Parses `--listing-cache`: bytes with an optional K, M or G suffix (binary); 0 disables.
 pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let (digits, mult) = match t.char_indices().last() {
-        Some((i, 'k' | 'K')) => (&t[..i], 1u64 << 10),
-        Some((i, 'm' | 'M')) => (&t[..i], 1 << 20),
-        Some((i, 'g' | 'G')) => (&t[..i], 1 << 30),
-        _ => (t, 1),
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("{s:?}: expected a size in bytes with an optional K, M or G suffix (e.g. 64M)"));
+    use crate::rate::{SizeError, parse_binary_size};
+    match parse_binary_size(s) {
+        Err(SizeError::Malformed) => {
+            Err(format!("{s:?}: expected a size in bytes with an optional K, M or G suffix (e.g. 64M)"))
+        }
+        Ok(v) if v <= limits::LIST_CACHE_MAX => Ok(v),
+        Ok(_) | Err(SizeError::TooLarge) => Err(format!("{s:?}: at most 64G")),
     }
-    let n: u64 = digits.parse().map_err(|_| format!("{s:?}: too large"))?;
-    n.checked_mul(mult).filter(|v| *v <= limits::LIST_CACHE_MAX).ok_or_else(|| format!("{s:?}: at most 64G"))
 }
 
 #[cfg(test)]

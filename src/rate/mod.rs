@@ -18,10 +18,19 @@ use std::time::{Duration, Instant};
 
 use crate::limits;
 
-/// Parses a rate in bytes per second: digits with an optional binary suffix
-/// K, M or G (KiB, MiB, GiB per second; either case), e.g. `10M`. `0` means
-/// unlimited.
-pub fn parse_rate(s: &str) -> Result<u64, String> {
+/// Why [`parse_binary_size`] refused a value.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum SizeError {
+    /// Not digits with an optional K, M or G suffix.
+    Malformed,
+    /// Beyond u64.
+    TooLarge,
+}
+
+/// Digits with an optional binary suffix K, M or G (either case): the
+/// number times 1, 2^10, 2^20 or 2^30. Shared by the flags that take sizes
+/// (`--max-rate`, `--listing-cache`).
+pub fn parse_binary_size(s: &str) -> Result<u64, SizeError> {
     let t = s.trim();
     let (digits, mult) = match t.char_indices().last() {
         Some((i, 'k' | 'K')) => (&t[..i], 1u64 << 10),
@@ -30,10 +39,22 @@ pub fn parse_rate(s: &str) -> Result<u64, String> {
         _ => (t, 1),
     };
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("{s:?}: expected bytes per second, a number with an optional K, M or G suffix (e.g. 10M)"));
+        return Err(SizeError::Malformed);
     }
-    let n: u64 = digits.parse().map_err(|_| format!("{s:?}: too large"))?;
-    let v = n.checked_mul(mult).ok_or_else(|| format!("{s:?}: too large"))?;
+    let n: u64 = digits.parse().map_err(|_| SizeError::TooLarge)?;
+    n.checked_mul(mult).ok_or(SizeError::TooLarge)
+}
+
+/// Parses a rate in bytes per second: digits with an optional binary suffix
+/// K, M or G (KiB, MiB, GiB per second; either case), e.g. `10M`. `0` means
+/// unlimited.
+pub fn parse_rate(s: &str) -> Result<u64, String> {
+    let v = parse_binary_size(s).map_err(|e| match e {
+        SizeError::Malformed => {
+            format!("{s:?}: expected bytes per second, a number with an optional K, M or G suffix (e.g. 10M)")
+        }
+        SizeError::TooLarge => format!("{s:?}: too large"),
+    })?;
     if v > limits::MAX_RATE {
         return Err(format!("{s:?}: at most {} GiB/s", limits::MAX_RATE >> 30));
     }

@@ -195,6 +195,17 @@ impl Shared {
         *self.tls.write().unwrap_or_else(|p| p.into_inner()) = Some(sc);
     }
 
+    /// After a session's `failures`-th failed login (either protocol): when
+    /// its answer is due (a delay of LOGIN_DELAY_BASE doubling per failure,
+    /// capped at LOGIN_DELAY_MAX) and whether the session must then close
+    /// (--max-login-attempts reached, or the address is now banned).
+    pub fn after_failed_login(&self, ip: IpAddr, failures: u32, now: Instant) -> (Instant, bool) {
+        let banned = self.login_failed(ip, now);
+        let shift = failures.saturating_sub(1).min(8);
+        let delay = (limits::LOGIN_DELAY_BASE * (1u32 << shift)).min(limits::LOGIN_DELAY_MAX);
+        (now + delay, banned || failures >= self.config.max_login_attempts)
+    }
+
     /// Records a failed login from `ip`; true when the address is now banned.
     pub fn login_failed(&self, ip: IpAddr, now: Instant) -> bool {
         let cfg = &self.config;

@@ -97,11 +97,8 @@ impl SftpSession {
             None => {
                 self.login_failures += 1;
                 self.log_login_failed();
-                let banned = shared.login_failed(self.peer.ip(), now);
-                let shift = (self.login_failures - 1).min(8);
-                let delay = (crate::limits::LOGIN_DELAY_BASE * (1u32 << shift)).min(crate::limits::LOGIN_DELAY_MAX);
-                let close = banned || self.login_failures >= shared.config.max_login_attempts;
-                self.state = State::Failed { until: now + delay, close };
+                let (until, close) = shared.after_failed_login(self.peer.ip(), self.login_failures, now);
+                self.state = State::Failed { until, close };
             }
         }
     }

@@ -65,7 +65,7 @@ if [[ ! -x $SSHD_BIN ]]; then
     log "apt-get install openssh-server (its service is not started: sshd runs from a temp config)"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-server >&2 || die "could not install openssh-server"
 fi
-for tool in sftp ssh-keygen openssl gcc python3; do
+for tool in sftp ssh-keygen openssl gcc python3 /usr/bin/time; do
     command -v "$tool" >/dev/null || die "$tool not found (apt-get install it)"
 done
 if [[ ! -x $MIRRORFTPD_BIN ]] || ! "$MIRRORFTPD_BIN" --help 2>/dev/null | grep -q -- '--sftp-listen'; then
@@ -163,9 +163,11 @@ settle() {
     warn "$1 still has $(procs "$1") processes (expected $2) ${SETTLE_SECS}s after the run"
 }
 
-# sftp_batch S USER BATCHFILE: one OpenSSH sftp session running BATCHFILE.
+# sftp_batch S USER BATCHFILE [TIMEFILE]: one OpenSSH sftp session running
+# BATCHFILE; its CPU time (sftp and its ssh: user+sys seconds) into TIMEFILE.
 sftp_batch() {
-    sftp -q -b "$3" -P "${SPORT[$1]}" "${SSH_OPTS[@]}" "$2@127.0.0.1" > /dev/null 2>> "$RUN/client.err"
+    /usr/bin/time -f '%U %S' -o "${4:-/dev/null}" \
+        sftp -q -b "$3" -P "${SPORT[$1]}" "${SSH_OPTS[@]}" "$2@127.0.0.1" > /dev/null 2>> "$RUN/client.err"
 }
 
 JSONL=$RUN/results.jsonl
@@ -189,13 +191,14 @@ measure() {
               done
               bytes=$((C8_SESSIONS * C8_MIB << 20)) ;;
     esac
+    rm -f "$RUN"/ctime.*
     cpu0=$(server_cpu "${SPID[$s]}")
     t0=$(now)
     case $w in
-        get) sftp_batch "$s" "${SUSER_GET[$s]}" "$RUN/batch" || ok=0 ;;
-        put) sftp_batch "$s" "${SUSER_PUT[$s]}" "$RUN/batch" || ok=0 ;;
+        get) sftp_batch "$s" "${SUSER_GET[$s]}" "$RUN/batch" "$RUN/ctime.0" || ok=0 ;;
+        put) sftp_batch "$s" "${SUSER_PUT[$s]}" "$RUN/batch" "$RUN/ctime.0" || ok=0 ;;
         get8) for ((i = 0; i < C8_SESSIONS; i++)); do
-                  sftp_batch "$s" "${SUSER_GET[$s]}" "$RUN/batch$i" & pids+=("$!")
+                  sftp_batch "$s" "${SUSER_GET[$s]}" "$RUN/batch$i" "$RUN/ctime.$i" & pids+=("$!")
               done
               for i in "${pids[@]}"; do wait "$i" || ok=0; done ;;
     esac
@@ -208,11 +211,18 @@ measure() {
     fi
     ((ok)) || { warn "$s $w run $r failed"; show_logs "$RUN/client.err" "$RUN/$s.out"; }
     python3 -c 'import json,sys
-s,w,r,ok,b,t0,t1,c0,c1 = sys.argv[1:]
+s,w,r,ok,b,t0,t1,c0,c1,*ct = sys.argv[1:]
 secs = float(t1) - float(t0)
+client = 0.0
+for f in ct:
+    try:
+        client += sum(float(x) for x in open(f).read().split()[-2:])
+    except (OSError, ValueError):
+        pass
 print(json.dumps({"server": s, "workload": w, "run": int(r), "ok": ok == "1", "bytes": int(b),
     "secs": round(secs, 3), "mib_s": round(int(b) / 1048576 / secs, 1),
-    "cpu_secs": round(float(c1) - float(c0), 3)}))' "$s" "$w" "$r" "$ok" "$bytes" "$t0" "$t1" "$cpu0" "$cpu1" >> "$JSONL"
+    "cpu_secs": round(float(c1) - float(c0), 3), "client_cpu_secs": round(client, 3)}))' \
+        "$s" "$w" "$r" "$ok" "$bytes" "$t0" "$t1" "$cpu0" "$cpu1" "$RUN"/ctime.* >> "$JSONL"
     log "$s $w run $r: $(tail -n1 "$JSONL")"
 }
 

@@ -56,13 +56,14 @@ def main(path):
       f"Client: {meta.get('client', '?')} (`sftp -b`, its defaults: 32 KiB requests, 64 outstanding).")
     p(f"- Cipher for both: `{meta.get('cipher', '?')}`" +
       (f" with `{meta.get('macs')}`" if meta.get("cipher") == "aes256-ctr" else "") +
-      " (forced by the client, `-c`; both servers offer what the other offers: chacha20-poly1305 and aes256-ctr with hmac-sha2-256); key exchange as negotiated.")
+      " (forced by the client, `-c`; each server offers both: chacha20-poly1305 and aes256-ctr with hmac-sha2-256); key exchange as negotiated.")
     p(f"- Single session: {meta.get('size_mib', '?')} MiB, `get FILE /dev/null` and `put` of the same cached file "
       f"into a tmpfs directory; {meta.get('c8', '?')} MiB: 8 `sftp` processes at once, each getting its own "
       f"cached 64 MiB file. Wall time of the `sftp` process(es), login included; "
       f"{meta.get('runs', '?')} run(s) each, interleaved, median (min–max).")
     p("- Server CPU: utime+stime of the server's whole process tree under perf/reaper.c (sshd forks two "
-      "processes per session; all are counted, also after they exit) over each run.")
+      "processes per session; all are counted, also after they exit) over each run. Client CPU: the "
+      "`sftp` process(es) and their `ssh` (`/usr/bin/time`), on the same CPUs.")
     p(f"- Idle: {meta.get('idle', '?')} sessions (paramiko, public-key login, SFTP INIT and one REALPATH, then "
       "idle), memory of the server's tree (procstat.py: Rss and Pss summed over its processes) held − before, "
       "per session; the middle of three samples.")
@@ -99,8 +100,9 @@ def main(path):
 
     p("## Transfers")
     p("")
-    p("| workload | server | MiB/s median (min–max) | server CPU s per GiB | server CPU % of one core | runs |")
-    p("|---|---|---:|---:|---:|---:|")
+    p("| workload | server | MiB/s median (min–max) | server CPU s per GiB | server CPU % of one core | "
+      "client CPU s per GiB | runs |")
+    p("|---|---|---:|---:|---:|---:|---:|")
     for w in ("get", "put", "get8"):
         for s in (OURS, PEER):
             sel = [r for r in runs if r["server"] == s and r["workload"] == w and r["ok"]]
@@ -109,8 +111,10 @@ def main(path):
             m = [r["mib_s"] for r in sel]
             secs = sum(r["secs"] for r in sel)
             cpu = sum(r["cpu_secs"] for r in sel)
+            gib = sum(r["bytes"] for r in sel) / 2**30
+            client = sum(r.get("client_cpu_secs", 0) for r in sel) / gib
             p(f"| {NAMES[w]} | {s} | {fmt(statistics.median(m))} ({fmt(min(m))}–{fmt(max(m))}) | "
-              f"{cpu_per_gib(s, (w,)):.2f} | {100 * cpu / secs:.0f}% | {len(sel)} |")
+              f"{cpu_per_gib(s, (w,)):.2f} | {100 * cpu / secs:.0f}% | {client:.2f} | {len(sel)} |")
     p("")
 
     if idle:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every cargo-fuzz target under fuzz/ for SECONDS each (default 600) and prints, per
-# target, the executions and crashes libFuzzer reported. Needs the nightly toolchain and
-# cargo-fuzz (`cargo install cargo-fuzz`).
+# target, the executions and crashes libFuzzer reported. Needs cargo-fuzz (`cargo install
+# cargo-fuzz`) and the nightly toolchain, or the stable one with RUSTC_BOOTSTRAP=1 (used when
+# no nightly is installed).
 #
 #   perf/fuzz.sh [SECONDS]              every target, one after the other
 #   FUZZ_TARGETS="vpath" perf/fuzz.sh 60  only these targets
@@ -22,7 +23,15 @@ ALL_TARGETS+=(proxy_header)
 ALL_TARGETS+=(sftp_packet sftp_engine)
 read -r -a targets <<< "${FUZZ_TARGETS:-${ALL_TARGETS[*]}}"
 
-nice -n 10 cargo +nightly fuzz build --fuzz-dir . || exit 2
+# cargo-fuzz needs nightly features (-Zsanitizer); without a nightly toolchain
+# the stable one is used with RUSTC_BOOTSTRAP=1 (how the 2026-12-05 runs were made).
+if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+    fuzz=(cargo +nightly fuzz)
+else
+    export RUSTC_BOOTSTRAP=1
+    fuzz=(cargo fuzz)
+fi
+nice -n 10 "${fuzz[@]}" build --fuzz-dir . || exit 2
 
 mkdir -p logs
 status=0
@@ -35,7 +44,7 @@ for t in "${targets[@]}"; do
     before=$(find "artifacts/$t" -type f | wc -l)
     log="logs/$t.log"
     start=$SECONDS
-    nice -n 10 cargo +nightly fuzz run --fuzz-dir . "$t" "corpus/$t" -- \
+    nice -n 10 "${fuzz[@]}" run --fuzz-dir . "$t" "corpus/$t" -- \
         -max_total_time="$secs" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 >"$log" 2>&1
     rc=$?
     took=$((SECONDS - start))

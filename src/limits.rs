@@ -165,6 +165,11 @@ pub const SFTP_OUTPUT_HIGH: usize = 512 << 10;
 pub const SFTP_REQUESTS_PER_TURN: usize = 64;
 /// Open file and directory handles per session.
 pub const SFTP_MAX_HANDLES: usize = 256;
+/// SFTP under --atomic-uploads: an OPEN for writing without TRUNC starts the temporary as a
+/// copy of the published file, made in place on the event loop. Up to this size only (a few
+/// ms); a larger file is refused (FAILURE) so that no client can make a reactor copy a huge
+/// (or sparse) file. FTP's APPE/resume make the same copy on a disk helper.
+pub const SFTP_INLINE_SEED_MAX: u64 = 16 << 20;
 /// Entries per READDIR answer, and its soft size in bytes.
 pub const SFTP_READDIR_ENTRIES: u32 = 100;
 pub const SFTP_READDIR_BYTES: usize = 64 << 10;

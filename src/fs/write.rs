@@ -216,9 +216,18 @@ impl Upload {
     /// file and returns how many were copied; `None` (the file untouched) when nothing is
     /// published under the name. Atomic appends and resumes start from this copy.
     pub fn seed_from_published(&self, limit: u64) -> std::io::Result<Option<u64>> {
+        self.seed_from_published_upto(limit, u64::MAX)
+    }
+
+    /// As [`Upload::seed_from_published`], but a published file longer than `max` (its size,
+    /// holes included) is not copied: `FileTooLarge`, the file untouched.
+    pub fn seed_from_published_upto(&self, limit: u64, max: u64) -> std::io::Result<Option<u64>> {
         let Some(published) = self.open_published()? else {
             return Ok(None);
         };
+        if published.metadata()?.len().min(limit) > max {
+            return Err(std::io::Error::from(std::io::ErrorKind::FileTooLarge));
+        }
         self.file.set_len(0)?;
         let mut src = std::io::Read::take(published, limit);
         let mut dst = &self.file;

@@ -27,6 +27,14 @@ fn busy() -> Fail {
     Fail::new(proto::FX_FAILURE, "File busy: another upload to this name is in progress")
 }
 
+/// An atomic upload would have to copy too large a published file on the event loop.
+fn too_large_to_reopen() -> Fail {
+    Fail::new(
+        proto::FX_FAILURE,
+        "With atomic uploads a file over 16 MiB cannot be reopened for writing: upload it whole (open with TRUNC)",
+    )
+}
+
 fn not_writable() -> Fail {
     Fail::new(proto::FX_FAILURE, "Handle not open for writing")
 }
@@ -96,7 +104,10 @@ impl Engine {
             up.file.set_len(0)?;
             0
         } else if atomic {
-            match up.seed_from_published(u64::MAX)? {
+            let seeded = up.seed_from_published_upto(u64::MAX, limits::SFTP_INLINE_SEED_MAX);
+            match seeded.map_err(|e| {
+                if e.kind() == std::io::ErrorKind::FileTooLarge { too_large_to_reopen() } else { Fail::from(e) }
+            })? {
                 Some(n) => n,
                 None => {
                     up.file.set_len(0)?;

@@ -213,6 +213,29 @@ fn atomic_uploads_publish_on_close_only() {
     assert!(events.iter().any(|e| matches!(e, Event::Transfer { complete: false, bytes: 7, upload: true, .. })));
 }
 
+/// Found by the `sftp_engine` fuzz target: under atomic uploads a write-open without TRUNC
+/// copies the published file on the event loop; a client that made a huge sparse file (a
+/// WRITE far past the end) could stall a reactor for minutes. Over the inline bound the
+/// open is refused and nothing is copied.
+#[test]
+fn atomic_reopen_never_copies_a_huge_file_on_the_loop() {
+    let opts = Options { atomic_uploads: true, ..Options::default() };
+    let mut c = Client::with(Perms::ALL, false, opts, Auth::default());
+    let h = c.open_ok(b"/pub/sparse", FXF_WRITE | FXF_CREAT | FXF_TRUNC);
+    assert_eq!(c.write(&h, 24 << 30, b"x").code(), FX_OK);
+    assert_eq!(c.close(&h).code(), FX_OK);
+    let started = std::time::Instant::now();
+    let r = c.open(b"/pub/sparse", FXF_WRITE, &Attrs::default());
+    assert_eq!(r.code(), FX_FAILURE, "refused, not copied");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "took {:?}", started.elapsed());
+    let temp = c.t.at(b"root/pub/.sparse.part");
+    assert!(std::fs::metadata(&temp).map_or(0, |m| m.len()) == 0, "the temporary holds no copy");
+    // A small file is still reopened from its published bytes.
+    let h = c.open_ok(b"/pub/file.txt", FXF_WRITE);
+    assert_eq!(c.req(FXP_FSTAT, &s(&h)).attrs().size, Some(11));
+    assert_eq!(c.close(&h).code(), FX_OK);
+}
+
 #[test]
 fn stat_lstat_fstat_attributes() {
     let mut c = Client::new(Perms::READONLY);

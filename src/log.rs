@@ -144,6 +144,25 @@ impl<'a> Event<'a> {
         }
     }
 
+    /// An event of session `id` from `peer`, naming `user` unless it is empty
+    /// (the shape every FTP and SFTP session line starts from).
+    pub fn of_session(
+        level: Level,
+        event: &'static str,
+        id: u64,
+        peer: std::net::SocketAddr,
+        user: &'a str,
+    ) -> Event<'a> {
+        let mut e = Event::new(level, event);
+        e.session = Some(id);
+        e.peer = Some(peer.ip());
+        e.port = Some(peer.port());
+        if !user.is_empty() {
+            e.user = Some(user);
+        }
+        e
+    }
+
     /// The JSON line of this event; `ts` is RFC 3339 UTC.
     pub fn to_json(&self, ts: &str, msg: &str) -> String {
         let mut o = Obj::new();

@@ -43,14 +43,7 @@ pub fn detached() -> &'static WorkerMetrics {
 
 impl Session {
     fn ev(&self, level: Level, event: &'static str) -> Event<'_> {
-        let mut e = Event::new(level, event);
-        e.session = Some(self.id);
-        e.peer = Some(self.peer.ip());
-        e.port = Some(self.peer.port());
-        if !self.user_name.is_empty() {
-            e.user = Some(&self.user_name);
-        }
-        e
+        Event::of_session(level, event, self.id, self.peer, &self.user_name)
     }
 
     pub(super) fn log_connect(&self) {

@@ -104,14 +104,7 @@ impl SftpSession {
     }
 
     fn ev(&self, level: Level, event: &'static str) -> Event<'_> {
-        let mut e = Event::new(level, event);
-        e.session = Some(self.id);
-        e.peer = Some(self.peer.ip());
-        e.port = Some(self.peer.port());
-        if !self.user.is_empty() {
-            e.user = Some(&self.user);
-        }
-        e
+        Event::of_session(level, event, self.id, self.peer, &self.user)
     }
 
     pub(super) fn log_connect(&self) {

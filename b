@@ -1,1 +1,0 @@
-get /big.bin /dev/null

@@ -163,6 +163,30 @@ impl<'a> Event<'a> {
         e
     }
 
+    /// Logs the end of a session (FTP or SFTP): its totals and why it ended.
+    #[allow(clippy::too_many_arguments)]
+    pub fn session_end(
+        id: u64,
+        peer: std::net::SocketAddr,
+        user: &str,
+        transfers: u64,
+        bytes: u64,
+        secs: f64,
+        reason: &str,
+    ) {
+        let mut ev = Event::of_session(Level::Info, "disconnect", id, peer, user);
+        ev.bytes = Some(bytes);
+        ev.secs = Some(secs);
+        ev.reason = Some(reason);
+        let shown = if user.is_empty() { "-" } else { user };
+        event(
+            &ev,
+            format_args!(
+                "session {id} end {peer} user={shown} transfers={transfers} bytes={bytes} secs={secs:.1} reason={reason}"
+            ),
+        );
+    }
+
     /// The JSON line of this event; `ts` is RFC 3339 UTC.
     pub fn to_json(&self, ts: &str, msg: &str) -> String {
         let mut o = Obj::new();

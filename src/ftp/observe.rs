@@ -162,23 +162,8 @@ impl Session {
         if !self.admitted {
             return; // never a session (see `proxied.rs`, which logs why)
         }
-        let mut ev = self.ev(Level::Info, "disconnect");
-        ev.bytes = Some(self.bytes_sent);
         let secs = self.connected_at.elapsed().as_secs_f64();
-        ev.secs = Some(secs);
-        ev.reason = Some(reason);
-        log::event(
-            &ev,
-            format_args!(
-                "session {} end {} user={} transfers={} bytes={} secs={:.1} reason={reason}",
-                self.id,
-                self.peer,
-                self.user(),
-                self.transfers,
-                self.bytes_sent,
-                secs
-            ),
-        );
+        log::Event::session_end(self.id, self.peer, &self.user_name, self.transfers, self.bytes_sent, secs, reason);
     }
 }
 

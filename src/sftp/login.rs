@@ -198,21 +198,7 @@ impl SftpSession {
     }
 
     pub(super) fn log_end(&self, reason: &str) {
-        let mut ev = self.ev(Level::Info, "disconnect");
-        ev.bytes = Some(self.bytes);
         let secs = self.connected_at.elapsed().as_secs_f64();
-        ev.secs = Some(secs);
-        ev.reason = Some(reason);
-        log::event(
-            &ev,
-            format_args!(
-                "session {} end {} user={} transfers={} bytes={} secs={secs:.1} reason={reason}",
-                self.id,
-                self.peer,
-                if self.user.is_empty() { "-" } else { &self.user },
-                self.transfers,
-                self.bytes,
-            ),
-        );
+        log::Event::session_end(self.id, self.peer, &self.user, self.transfers, self.bytes, secs, reason);
     }
 }

@@ -62,6 +62,20 @@ pub(crate) fn scrape(addr: SocketAddr) -> String {
 
 /// The value of the sample `series` (name with labels, exactly as written).
 #[track_caller]
+/// The metrics page once `mirrorftpd_sessions_open` is back to 0 (every
+/// session's counters are in), waiting at most `within`.
+pub(crate) fn scrape_when_closed(addr: SocketAddr, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let body = scrape(addr);
+        if value(&body, "mirrorftpd_sessions_open") == 0 {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "sessions still open:\n{body}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub(crate) fn value(body: &str, series: &str) -> u64 {
     body.lines()
         .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
@@ -333,15 +347,7 @@ fn metrics_count_sessions_logins_transfers_and_errors_exactly() {
     upload(&mut up, "STOR /u.bin", &pattern(8, 1000)).unwrap();
     expect(&mut up, "QUIT", 221);
 
-    let deadline = Instant::now() + SHORT;
-    let body = loop {
-        let body = scrape(m);
-        if value(&body, "mirrorftpd_sessions_open") == 0 {
-            break body;
-        }
-        assert!(Instant::now() < deadline, "sessions still open:\n{body}");
-        thread::sleep(Duration::from_millis(20));
-    };
+    let body = scrape_when_closed(m, SHORT);
     for (series, want) in [
         ("mirrorftpd_sessions_total{protocol=\"ftp\"}", 3),
         ("mirrorftpd_logins_total{protocol=\"ftp\",result=\"ok\"}", 2),

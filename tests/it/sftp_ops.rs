@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::accounts::{UP_PASS, UP_USER};
-use crate::observability::{metrics_addr, scrape, value, xfer_fields};
+use crate::observability::{metrics_addr, scrape_when_closed, value, xfer_fields};
 use crate::sftp::{have_tools, pattern, sftp_batch, sha, start};
 use crate::util::{run, temp_dir};
 
@@ -73,15 +73,7 @@ fn sftp_metrics_are_labelled_by_protocol() {
     fs::write(local.join("u.bin"), pattern(70_000, 6)).unwrap();
     let ran = sftp_batch(fx.sftp, UP_USER, UP_PASS, "get m.bin\nput u.bin\nbye\n", &local, &[]);
     assert!(ran.status.success(), "{}\n{}", ran.stdout, ran.stderr);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let body = loop {
-        let body = scrape(m);
-        if value(&body, "mirrorftpd_sessions_open") == 0 {
-            break body;
-        }
-        assert!(Instant::now() < deadline, "sessions still open:\n{body}");
-        thread::sleep(Duration::from_millis(20));
-    };
+    let body = scrape_when_closed(m, Duration::from_secs(10));
     for (series, want) in [
         ("mirrorftpd_sessions_total{protocol=\"sftp\"}", 1),
         ("mirrorftpd_sessions_total{protocol=\"ftp\"}", 0),

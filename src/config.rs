@@ -133,6 +133,9 @@ pub struct Config {
     pub auth_threads: usize,
     pub disk_threads: usize,
     pub disk_check: crate::disk::DiskCheck,
+    /// --bulk-share: percent of a worker's time bulk transfers may take
+    /// while small operations are active (`turns::BulkShare`).
+    pub bulk_share: u8,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub implicit_tls_listen: Vec<SocketAddr>,

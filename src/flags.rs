@@ -302,6 +302,13 @@ pub struct Flags {
     #[arg(long, value_name = "MODE", value_enum, default_value = "cachestat")]
     pub disk_check: crate::disk::DiskCheck,
 
+    /// Most of a worker's time, in percent, that transfers past 1 MiB may
+    /// take while smaller operations (commands, small files, listings) are
+    /// active on it; they get the rest. Binds only when the CPU is short;
+    /// 100 lets big transfers take all but one slice per turn.
+    #[arg(long, value_name = "PERCENT", default_value_t = limits::DEFAULT_BULK_SHARE)]
+    pub bulk_share: u8,
+
     /// TLS certificate chain (PEM) for FTPS; enables AUTH TLS.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -411,6 +418,9 @@ impl Flags {
         if f.disk_threads == 0 || f.disk_threads > limits::MAX_DISK_THREADS {
             return err(format!("--disk-threads must be 1-{}", limits::MAX_DISK_THREADS));
         }
+        if f.bulk_share == 0 || f.bulk_share > 100 {
+            return err("--bulk-share must be 1-100 (percent)".into());
+        }
         let tls13_only = match f.tls_min_version.as_str() {
             "1.2" => false,
             "1.3" => true,
@@ -499,6 +509,7 @@ impl Flags {
             umask,
             auth_threads: f.auth_threads,
             disk_threads: f.disk_threads,
+            bulk_share: f.bulk_share,
             disk_check: f.disk_check,
             tls_cert: f.tls_cert,
             tls_key: f.tls_key,

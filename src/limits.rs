@@ -22,6 +22,10 @@ pub const BULK_AFTER: u64 = 1 << 20;
 /// How long the bulk part of a worker's turn runs (at least one quantum)
 /// before the worker polls again for events; the rest stay queued.
 pub const TURN_SLICE: Duration = Duration::from_micros(1000);
+/// Default --bulk-share: bulk transfers may take this percent of a worker's
+/// time while small operations are active (chosen by perf/disk_mix.sh and
+/// perf/mirror.sh: see README "Fair turns").
+pub const DEFAULT_BULK_SHARE: u8 = 30;
 /// Size of one `sendfile` call. The kernel stops at the socket buffer anyway;
 /// a large count makes each writable event move as much as it can.
 pub const SENDFILE_CHUNK: usize = 4 << 20;

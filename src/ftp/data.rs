@@ -414,7 +414,7 @@ impl DataChan {
                     // The wait was ours: the data timeout starts afresh.
                     self.since = now;
                 }
-                let budget = match self.throttle.budget(upload, now) {
+                let budget = match self.throttle.budget(upload, job.left(), now) {
                     Budget::Bytes(b) => b,
                     Budget::Wait(_) => {
                         self.state = DataState::Running { conn, job };
@@ -446,10 +446,11 @@ impl DataChan {
                         DataEvent::Nothing
                     }
                     Pump::Yield => {
+                        let left = job.left();
                         self.state = DataState::Running { conn, job };
                         // Out of credit: reserve the next chunk now, and wait
                         // for it on the timer when it is not due yet.
-                        match self.throttle.budget(upload, now) {
+                        match self.throttle.budget(upload, left, now) {
                             Budget::Wait(_) => DataEvent::Nothing,
                             Budget::Bytes(_) => DataEvent::Yield,
                         }

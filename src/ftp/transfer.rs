@@ -145,6 +145,19 @@ impl Job {
         }
     }
 
+    /// The most bytes the job still has to write to the socket, when known:
+    /// a download's rest (twice that in ASCII, where every LF may gain a
+    /// CR); `u64::MAX` for listings and uploads.
+    pub fn left(&self) -> u64 {
+        match self {
+            Job::Retr(r) => {
+                let rest = r.end.saturating_sub(r.pos);
+                if r.ascii { rest.saturating_mul(2) } else { rest }
+            }
+            Job::List(_) | Job::Stor(_) => u64::MAX,
+        }
+    }
+
     /// True while the job waits for a disk helper's completion.
     pub fn disk_waiting(&self) -> bool {
         match self {

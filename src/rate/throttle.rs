@@ -76,8 +76,9 @@ impl Throttle {
     }
 
     /// The bytes a transfer may move this turn (`upload`: it reads from the
-    /// socket), or when it may move again.
-    pub fn budget(&mut self, upload: bool, now: Instant) -> Budget {
+    /// socket; `left`: the most it still has to move, `u64::MAX` when
+    /// unknown), or when it may move again.
+    pub fn budget(&mut self, upload: bool, left: u64, now: Instant) -> Budget {
         if !self.limited(upload) {
             return Budget::Bytes(limits::SEND_BUDGET_PER_TURN);
         }
@@ -88,7 +89,7 @@ impl Throttle {
             self.until = None;
         }
         if self.credit == 0 {
-            let due = self.reserve(upload, now);
+            let due = self.reserve(upload, left, now);
             if due > now {
                 self.until = Some(due);
                 return Budget::Wait(due);
@@ -97,9 +98,11 @@ impl Throttle {
         Budget::Bytes(self.credit.min(limits::SEND_BUDGET_PER_TURN))
     }
 
-    /// Reserves the next chunk from every bucket that applies; returns when
-    /// it is due (the latest of them).
-    fn reserve(&mut self, upload: bool, now: Instant) -> Instant {
+    /// Reserves the next chunk from every bucket that applies, never more
+    /// than the transfer has `left` (a small file must not hold a chunk
+    /// sized for a big one, making the others wait for a refund); returns
+    /// when it is due (the latest of them).
+    fn reserve(&mut self, upload: bool, left: u64, now: Instant) -> Instant {
         let mut chunk = u64::MAX;
         if let Some(t) = &self.total {
             if !self.joined {
@@ -112,6 +115,7 @@ impl Throttle {
         if per_session {
             chunk = chunk.min(chunk_for(self.session_rate, 1));
         }
+        let chunk = chunk.min(left.max(1));
         let mut due = now;
         if let Some(t) = &self.total {
             due = due.max(t.reserve(chunk, now));
@@ -170,8 +174,8 @@ mod tests {
     fn unlimited_downloads_and_paced_downloads_never_wait() {
         let now = Instant::now();
         let mut t = Throttle::new(0, None);
-        assert_eq!(t.budget(false, now), Budget::Bytes(limits::SEND_BUDGET_PER_TURN));
-        assert_eq!(t.budget(true, now), Budget::Bytes(limits::SEND_BUDGET_PER_TURN));
+        assert_eq!(t.budget(false, u64::MAX, now), Budget::Bytes(limits::SEND_BUDGET_PER_TURN));
+        assert_eq!(t.budget(true, u64::MAX, now), Budget::Bytes(limits::SEND_BUDGET_PER_TURN));
         // --max-rate alone: downloads are the kernel's business.
         let mut t = Throttle::new(1 << 20, None);
         assert_eq!(t.pacing_rate(), 1 << 20);
@@ -179,7 +183,7 @@ mod tests {
         assert_eq!(Throttle::new(0, total.clone()).pacing_rate(), 4 << 20, "paced at the total");
         assert_eq!(Throttle::new(8 << 20, total.clone()).pacing_rate(), 4 << 20);
         assert_eq!(Throttle::new(1 << 20, total).pacing_rate(), 1 << 20);
-        assert_eq!(t.budget(false, now), Budget::Bytes(limits::SEND_BUDGET_PER_TURN));
+        assert_eq!(t.budget(false, u64::MAX, now), Budget::Bytes(limits::SEND_BUDGET_PER_TURN));
     }
 
     #[test]
@@ -188,16 +192,18 @@ mod tests {
         let rate = 1 << 20;
         let chunk = chunk_for(rate, 1);
         let mut t = Throttle::new(rate, None);
-        assert_eq!(t.budget(true, now), Budget::Bytes(chunk), "the first chunk is the burst");
+        assert_eq!(t.budget(true, u64::MAX, now), Budget::Bytes(chunk), "the first chunk is the burst");
         t.used(chunk / 2);
-        assert_eq!(t.budget(true, now), Budget::Bytes(chunk - chunk / 2), "credit is kept until used");
+        assert_eq!(t.budget(true, u64::MAX, now), Budget::Bytes(chunk - chunk / 2), "credit is kept until used");
         t.used(chunk);
-        let Budget::Wait(due) = t.budget(true, now) else { panic!("an empty bucket must make the upload wait") };
+        let Budget::Wait(due) = t.budget(true, u64::MAX, now) else {
+            panic!("an empty bucket must make the upload wait")
+        };
         let want = Duration::from_secs_f64(chunk as f64 / rate as f64);
         assert!((due - now).abs_diff(want) < Duration::from_millis(1), "{:?} vs {want:?}", due - now);
         assert_eq!(t.until, Some(due));
-        assert_eq!(t.budget(true, now + want / 2), Budget::Wait(due), "no bytes before the due time");
-        assert_eq!(t.budget(true, due), Budget::Bytes(chunk));
+        assert_eq!(t.budget(true, u64::MAX, now + want / 2), Budget::Wait(due), "no bytes before the due time");
+        assert_eq!(t.budget(true, u64::MAX, due), Budget::Bytes(chunk));
         assert_eq!(t.until, None);
     }
 
@@ -207,17 +213,34 @@ mod tests {
         let total = Arc::new(SharedBucket::new(1 << 20, now));
         let mut a = Throttle::new(0, Some(total.clone()));
         let mut b = Throttle::new(0, Some(total.clone()));
-        let Budget::Bytes(first) = a.budget(false, now) else { panic!("a full bucket grants at once") };
+        let Budget::Bytes(first) = a.budget(false, u64::MAX, now) else { panic!("a full bucket grants at once") };
         // b asks while a holds the whole burst: b waits.
-        assert!(matches!(b.budget(false, now), Budget::Wait(_)));
+        assert!(matches!(b.budget(false, u64::MAX, now), Budget::Wait(_)));
         // a ends without moving anything: its credit goes back, and the
         // sharer count drops back.
         a.end();
         b.end();
         let mut c = Throttle::new(0, Some(total.clone()));
-        let Budget::Bytes(n) = c.budget(false, now + Duration::from_secs(1)) else { panic!("refunded") };
+        let Budget::Bytes(n) = c.budget(false, u64::MAX, now + Duration::from_secs(1)) else { panic!("refunded") };
         assert_eq!(n, first);
         drop(c);
         assert_eq!(total.chunk(), chunk_for(1 << 20, 1));
+    }
+
+    #[test]
+    fn a_small_transfer_reserves_only_what_it_has_left() {
+        let now = Instant::now();
+        let rate = 1 << 30;
+        let total = Arc::new(SharedBucket::new(rate, now));
+        assert!(total.chunk() > 1 << 20, "one sharer's chunk is big");
+        // 64 transfers of 4 KiB each start at once: each reserves 4 KiB, so
+        // together they stay far inside the burst and none waits.
+        let mut ts: Vec<_> = (0..64).map(|_| Throttle::new(0, Some(total.clone()))).collect();
+        for t in &mut ts {
+            assert_eq!(t.budget(false, 4096, now), Budget::Bytes(4096));
+        }
+        // Unknown size: a whole chunk, as before.
+        let mut big = Throttle::new(0, Some(total.clone()));
+        assert_eq!(big.budget(false, u64::MAX, now), Budget::Bytes(total.chunk().min(limits::SEND_BUDGET_PER_TURN)));
     }
 }

@@ -538,7 +538,7 @@ fn allowed(throttle: &mut Option<Throttle>, want: usize, now: Instant) -> usize 
         _ if want == 0 => 0,
         None => want,
         // SFTP bytes are always paced here (the `upload` bucket of FTP).
-        Some(t) => match t.budget(true, now) {
+        Some(t) => match t.budget(true, u64::MAX, now) {
             Budget::Bytes(n) => want.min(usize::try_from(n).unwrap_or(usize::MAX)),
             Budget::Wait(_) => 0,
         },

@@ -28,7 +28,7 @@ use crate::pool::LoginVerdict;
 use crate::services::slot::{GEN_MASK, KEY_SHIFT, decode};
 use crate::services::{Refusal, Role, Shared, Slot};
 use crate::sftp::keys::SftpKeys;
-use crate::turns::{self, Lane, RunQueue};
+use crate::turns::{self, BulkShare, Lane, RunQueue};
 pub use conn::Listen;
 use conn::{Conn, sftp_cx};
 
@@ -78,6 +78,7 @@ pub struct Worker {
     /// and sessions that stopped on a budget, not on WouldBlock (each flagged
     /// `queued` while listed, so listed once). See `turns.rs`.
     run_queue: RunQueue<Slot>,
+    bulk_share: BulkShare,
     accept_pending: Vec<bool>,
     accept_paused_until: Option<Instant>,
     /// The drain has begun here: listeners closed, sessions told.
@@ -169,6 +170,7 @@ impl Worker {
             sessions: Slab::with_capacity(64),
             timers: BinaryHeap::new(),
             run_queue: RunQueue::default(),
+            bulk_share: BulkShare::new(shared.config.bulk_share, Instant::now()),
             accept_pending: vec![true; n],
             accept_paused_until: None,
             drained: false,
@@ -268,6 +270,7 @@ impl Worker {
             self.accept_all(now, &mut to_drive);
             // Fair turns: the sessions with news first, then the bulk ones
             // for one slice.
+            let mut small = false;
             for &slot in &to_drive {
                 let Some(s) = self.sessions.get_mut(slot.key) else { continue };
                 if s.generation() != slot.generation {
@@ -275,6 +278,7 @@ impl Worker {
                 }
                 match turns::lane(*s.queued(), s.bulk()) {
                     Lane::Now => {
+                        small = true;
                         if self.drive(slot, now) {
                             self.run_queue.push(slot);
                         }
@@ -286,7 +290,7 @@ impl Worker {
                     Lane::Queued => {}
                 }
             }
-            self.run_bulk(now);
+            self.run_bulk(now, small);
             if let Some(m) = &mut self.metrics_http {
                 let shared = &self.shared;
                 m.turn(self.poll.registry(), now, &|| {
@@ -365,10 +369,14 @@ impl Worker {
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
-        if !self.run_queue.is_empty() {
-            return Some(Duration::ZERO);
-        }
         let now = Instant::now();
+        // Bulk transfers waiting in the run queue: poll without sleeping, or
+        // (their share used up while small operations are active) sleep until
+        // their credit is back.
+        let bulk = (!self.run_queue.is_empty()).then(|| self.bulk_share.wait(now));
+        if bulk == Some(Duration::ZERO) {
+            return bulk;
+        }
         let mut next = self.timers.peek().map(|Reverse((t, _, _))| *t);
         if let Some(p) = self.accept_paused_until {
             next = Some(next.map_or(p, |n| n.min(p)));
@@ -378,7 +386,11 @@ impl Worker {
         }
         // Round up to the next millisecond so a deadline is never missed by
         // a poll that wakes a hair early.
-        next.map(|t| t.saturating_duration_since(now) + Duration::from_millis(1))
+        let next = next.map(|t| t.saturating_duration_since(now) + Duration::from_millis(1));
+        match (next, bulk) {
+            (Some(n), Some(b)) => Some(n.min(b)),
+            (n, b) => n.or(b),
+        }
     }
 
     fn fire_timers(&mut self, now: Instant, to_drive: &mut Vec<Slot>) {
@@ -588,15 +600,20 @@ impl Worker {
 
     /// The bulk part of a turn: the run queue, for `limits::TURN_SLICE`
     /// (see `turns.rs`).
-    fn run_bulk(&mut self, now: Instant) {
-        let mut q = std::mem::take(&mut self.run_queue);
+    fn run_bulk(&mut self, now: Instant, small: bool) {
+        if self.run_queue.is_empty() {
+            return;
+        }
         let start = Instant::now();
-        q.run(start, limits::TURN_SLICE, Instant::now, |slot| {
+        let Some(slice) = self.bulk_share.begin(start, small, limits::TURN_SLICE) else { return };
+        let mut q = std::mem::take(&mut self.run_queue);
+        q.run(start, slice, Instant::now, |slot| {
             let Some(c) = self.sessions.get_mut(slot.key) else { return false };
             // A stale entry (the slot was freed and reused) is dropped.
             c.generation() == slot.generation && *c.queued() && self.drive(slot, now)
         });
         self.run_queue = q;
+        self.bulk_share.end(start, Instant::now());
     }
 
     /// Drives one session. True when it stopped on a budget with work left:

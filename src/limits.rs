@@ -26,6 +26,9 @@ pub const TURN_SLICE: Duration = Duration::from_micros(1000);
 /// time while small operations are active (chosen by perf/disk_mix.sh and
 /// perf/mirror.sh: see README "Fair turns").
 pub const DEFAULT_BULK_SHARE: u8 = 30;
+/// Nice steps the disk and listing helper threads run below the event loops
+/// (which keep the process's): when the CPUs are short, the loops run first.
+pub const HELPER_NICE: i32 = 10;
 /// Size of one `sendfile` call. The kernel stops at the socket buffer anyway;
 /// a large count makes each writable event move as much as it can.
 pub const SENDFILE_CHUNK: usize = 4 << 20;

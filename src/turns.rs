@@ -132,15 +132,17 @@ impl BulkShare {
         self.ratio_1024 != u64::MAX && self.news.is_some_and(|t| now.saturating_duration_since(t) < ACTIVE)
     }
 
-    /// The start of a turn's bulk part: `small` says whether this turn ran a
-    /// small operation. Returns how long the bulk part may run (its first
-    /// quantum runs whatever the slice: the credit may go below zero, to be
-    /// earned back), or `None` when it must wait (credit below zero while
-    /// small operations are active).
-    pub fn begin(&mut self, now: Instant, small: bool, slice: Duration) -> Option<Duration> {
-        if small {
-            self.news = Some(now);
-        }
+    /// A small operation ran in this turn (whether or not bulk transfers
+    /// are waiting).
+    pub fn small(&mut self, now: Instant) {
+        self.news = Some(now);
+    }
+
+    /// The start of a turn's bulk part. Returns how long it may run (its
+    /// first quantum runs whatever the slice: the credit may go below zero,
+    /// to be earned back), or `None` when it must wait (credit below zero
+    /// while small operations are active).
+    pub fn begin(&mut self, now: Instant, slice: Duration) -> Option<Duration> {
         let other = now.saturating_duration_since(self.mark).as_nanos().min(u128::from(u32::MAX)) as u64;
         self.mark = now;
         if !self.active(now) {
@@ -247,7 +249,10 @@ mod tests {
         let mut bulk = Duration::ZERO;
         for _ in 0..turns {
             t += news;
-            match b.begin(t, !news.is_zero(), Duration::from_millis(1)) {
+            if !news.is_zero() {
+                b.small(t);
+            }
+            match b.begin(t, Duration::from_millis(1)) {
                 Some(slice) => {
                     let start = t;
                     loop {
@@ -283,7 +288,7 @@ mod tests {
         let mut b = BulkShare::new(10, t0);
         let mut t = t0;
         for _ in 0..100 {
-            assert_eq!(b.begin(t, false, Duration::from_millis(1)), Some(Duration::from_millis(1)));
+            assert_eq!(b.begin(t, Duration::from_millis(1)), Some(Duration::from_millis(1)));
             let start = t;
             t += Duration::from_millis(1);
             b.end(start, t);
@@ -297,7 +302,8 @@ mod tests {
         let t0 = Instant::now();
         let mut b = BulkShare::new(20, t0);
         // Small work now; the stored credit (one slice) is spent, and more.
-        let slice = b.begin(t0, true, Duration::from_millis(1)).expect("credit to start with");
+        b.small(t0);
+        let slice = b.begin(t0, Duration::from_millis(1)).expect("credit to start with");
         assert_eq!(slice, Duration::from_millis(1));
         let t1 = t0 + Duration::from_millis(2);
         b.end(t0, t1);
@@ -305,18 +311,20 @@ mod tests {
         // earn back, but small work counts as over ACTIVE after t0.
         let w = b.wait(t1);
         assert_eq!(w, ACTIVE - Duration::from_millis(2));
-        assert_eq!(b.begin(t1, false, Duration::from_millis(1)), None, "no bulk on debt while small work is active");
+        assert_eq!(b.begin(t1, Duration::from_millis(1)), None, "no bulk on debt while small work is active");
         // Small work stays active: the debt is paid back by other time.
         let t2 = t1 + Duration::from_millis(1);
-        assert_eq!(b.begin(t2, true, Duration::from_millis(1)), None);
+        b.small(t2);
+        assert_eq!(b.begin(t2, Duration::from_millis(1)), None);
         let w = b.wait(t2);
         assert_eq!(w, Duration::from_millis(3), "debt 1 ms - 0.25 ms earned = 0.75 ms, x4");
         let t3 = t2 + w;
-        assert!(b.begin(t3, true, Duration::from_millis(1)).is_some(), "earned back");
+        b.small(t3);
+        assert!(b.begin(t3, Duration::from_millis(1)).is_some(), "earned back");
         // Once small work is over, bulk runs whole slices again.
         let t4 = t3 + ACTIVE;
         b.end(t3, t3 + Duration::from_millis(3));
-        assert_eq!(b.begin(t4, false, Duration::from_millis(1)), Some(Duration::from_millis(1)));
+        assert_eq!(b.begin(t4, Duration::from_millis(1)), Some(Duration::from_millis(1)));
     }
 
     #[test]
@@ -325,7 +333,8 @@ mod tests {
         let mut b = BulkShare::new(100, t0);
         for i in 0..10u32 {
             let t = t0 + Duration::from_millis(u64::from(i) * 3);
-            assert_eq!(b.begin(t, true, Duration::from_millis(1)), Some(Duration::from_millis(1)));
+            b.small(t);
+            assert_eq!(b.begin(t, Duration::from_millis(1)), Some(Duration::from_millis(1)));
             b.end(t, t + Duration::from_millis(3));
             assert_eq!(b.wait(t + Duration::from_millis(3)), Duration::ZERO);
         }

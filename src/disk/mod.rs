@@ -122,7 +122,10 @@ impl DiskPool {
         let mut started = 0;
         for i in 0..threads {
             let rx = rx.clone();
-            match std::thread::Builder::new().name(format!("disk-{i}")).spawn(move || serve(&rx, delay)) {
+            match std::thread::Builder::new().name(format!("disk-{i}")).spawn(move || {
+                crate::io::sys::helper_priority();
+                serve(&rx, delay)
+            }) {
                 Ok(_) => started += 1,
                 Err(e) => crate::log::error(format_args!("disk helper {i}: {e}")),
             }

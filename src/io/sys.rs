@@ -1,4 +1,4 @@
-//! Thin libc wrappers for the network side: sendfile and signal handling.
+//! Thin libc wrappers: sendfile, signal handling, resource limits, thread priority.
 //! One libc call per `unsafe` block, each with its SAFETY note.
 
 use std::io;
@@ -240,3 +240,20 @@ pub fn set_max_pacing_rate(sock: &impl AsRawFd, bytes_per_sec: u64) -> io::Resul
 /// asm-generic/socket.h (x86, arm, riscv…); the libc crate has no export
 /// of it for every target.
 const SO_MAX_PACING_RATE: libc::c_int = 47;
+
+/// Lowers the calling thread's CPU priority by `steps` nice steps (capped
+/// at 19 by the kernel). On Linux the nice value belongs to the thread, and
+/// raising it needs no privilege. The helpers that copy file ranges and
+/// fill listings call it (`limits::HELPER_NICE`), so that when the CPUs are
+/// short the event loops, which serve the waiting clients, run first. A
+/// failure only costs the priority, so it is not reported.
+pub fn lower_thread_priority(steps: libc::c_int) {
+    // SAFETY: nice() takes an increment and touches nothing else; it acts on
+    // the calling thread (Linux keeps nice values per thread).
+    let _ = unsafe { libc::nice(steps) };
+}
+
+/// `lower_thread_priority(limits::HELPER_NICE)`, for a helper thread.
+pub fn helper_priority() {
+    lower_thread_priority(crate::limits::HELPER_NICE);
+}

@@ -53,7 +53,10 @@ impl Listings {
         let mut started = 0;
         for i in 0..limits::LIST_FILL_THREADS {
             let (rx, cache) = (rx.clone(), cache.clone());
-            match std::thread::Builder::new().name(format!("list-{i}")).spawn(move || serve(&rx, &cache)) {
+            match std::thread::Builder::new().name(format!("list-{i}")).spawn(move || {
+                crate::io::sys::helper_priority();
+                serve(&rx, &cache)
+            }) {
                 Ok(_) => started += 1,
                 Err(e) => crate::log::error(format_args!("listing helper {i}: {e}")),
             }

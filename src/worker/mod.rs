@@ -290,7 +290,10 @@ impl Worker {
                     Lane::Queued => {}
                 }
             }
-            self.run_bulk(now, small);
+            if small {
+                self.bulk_share.small(now);
+            }
+            self.run_bulk(now);
             if let Some(m) = &mut self.metrics_http {
                 let shared = &self.shared;
                 m.turn(self.poll.registry(), now, &|| {
@@ -599,13 +602,13 @@ impl Worker {
     }
 
     /// The bulk part of a turn: the run queue, for `limits::TURN_SLICE`
-    /// (see `turns.rs`).
-    fn run_bulk(&mut self, now: Instant, small: bool) {
+    /// within the bulk share (see `turns.rs`).
+    fn run_bulk(&mut self, now: Instant) {
         if self.run_queue.is_empty() {
             return;
         }
         let start = Instant::now();
-        let Some(slice) = self.bulk_share.begin(start, small, limits::TURN_SLICE) else { return };
+        let Some(slice) = self.bulk_share.begin(start, limits::TURN_SLICE) else { return };
         let mut q = std::mem::take(&mut self.run_queue);
         q.run(start, slice, Instant::now, |slot| {
             let Some(c) = self.sessions.get_mut(slot.key) else { return false };

@@ -396,3 +396,45 @@ fn the_seed_copy_of_an_atomic_append_or_resume_runs_on_a_disk_helper() {
     }
     no_job_left(&server);
 }
+
+/// Each thread of the server process by name (from /proc), with its nice value.
+fn thread_nices(pid: u32) -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).expect("/proc/PID/task").flatten() {
+        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else { continue };
+        let Ok(comm) = std::fs::read_to_string(t.path().join("comm")) else { continue };
+        // Fields after "(comm)": state is field 3, nice field 19.
+        let rest = &stat[stat.rfind(')').expect("stat has (comm)") + 2..];
+        let nice: i64 = rest.split(' ').nth(16).and_then(|f| f.parse().ok()).expect("nice field");
+        out.push((comm.trim().to_string(), nice));
+    }
+    out
+}
+
+/// The disk and listing helpers run `limits::HELPER_NICE` steps below the
+/// event loops, so that on a machine short of CPU the loops (which answer the
+/// waiting clients) come first and the helpers' copies wait.
+#[test]
+fn disk_and_listing_helpers_run_below_the_event_loops() {
+    let root = temp_dir("disk-nice");
+    let server = Server::start(&root, &["--disk-threads", "3", "--workers", "2"]);
+    let mut threads = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    // Threads lower their own priority as they start: wait until all have.
+    while Instant::now() < deadline {
+        threads = thread_nices(server.pid());
+        let worker = threads.iter().find(|(n, _)| n.starts_with("worker-")).map(|t| t.1);
+        let want = worker.map(|w| (w + i64::from(mirrorftpd::limits::HELPER_NICE)).min(19));
+        let helpers: Vec<_> =
+            threads.iter().filter(|(n, _)| n.starts_with("disk-") || n.starts_with("list-")).collect();
+        if helpers.len() >= 4 && helpers.iter().all(|h| Some(h.1) == want) {
+            assert!(
+                threads.iter().filter(|(n, _)| n.starts_with("worker-")).all(|w| Some(w.1) == worker),
+                "{threads:?}"
+            );
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("disk-*/list-* threads not {} nice steps below worker-*: {threads:?}", mirrorftpd::limits::HELPER_NICE);
+}

@@ -237,4 +237,10 @@ fn check_config_validates_without_serving() {
     assert!(!missing.status.success() && missing.stderr.contains("--root"), "{missing:?}");
     let banner = check_config(&["--root", &r, "--banner-file", "/nonexistent/banner"]);
     assert!(!banner.status.success() && banner.stderr.contains("--banner-file"), "{banner:?}");
+    for share in ["0", "101"] {
+        let s = check_config(&["--root", &r, "--bulk-share", share]);
+        assert!(!s.status.success() && s.stderr.contains("--bulk-share must be 1-100"), "{share}: {s:?}");
+    }
+    let s = check_config(&["--root", &r, "--bulk-share", "100"]);
+    assert!(s.status.success(), "{s:?}");
 }

@@ -123,7 +123,7 @@ impl DiskPool {
         for i in 0..threads {
             let rx = rx.clone();
             match std::thread::Builder::new().name(format!("disk-{i}")).spawn(move || {
-                crate::io::sys::helper_priority();
+                crate::io::sys::lower_thread_priority(limits::HELPER_NICE);
                 serve(&rx, delay)
             }) {
                 Ok(_) => started += 1,

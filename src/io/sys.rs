@@ -252,8 +252,3 @@ pub fn lower_thread_priority(steps: libc::c_int) {
     // the calling thread (Linux keeps nice values per thread).
     let _ = unsafe { libc::nice(steps) };
 }
-
-/// `lower_thread_priority(limits::HELPER_NICE)`, for a helper thread.
-pub fn helper_priority() {
-    lower_thread_priority(crate::limits::HELPER_NICE);
-}

@@ -54,7 +54,7 @@ impl Listings {
         for i in 0..limits::LIST_FILL_THREADS {
             let (rx, cache) = (rx.clone(), cache.clone());
             match std::thread::Builder::new().name(format!("list-{i}")).spawn(move || {
-                crate::io::sys::helper_priority();
+                crate::io::sys::lower_thread_priority(limits::HELPER_NICE);
                 serve(&rx, &cache)
             }) {
                 Ok(_) => started += 1,

@@ -162,6 +162,18 @@ impl DataChan {
         waiting
     }
 
+    /// Hands `work` on `file` to a disk helper for the session in `slot`
+    /// (numbered like the transfers' jobs); `None` without helpers
+    /// (`--disk-check none`) or with their queue full: do it here.
+    pub fn submit_disk(
+        &mut self,
+        slot: Slot,
+        file: &std::fs::File,
+        work: crate::disk::Work,
+    ) -> Option<crate::disk::Ticket> {
+        self.disk.as_ref()?.submit(slot, &mut self.disk_seq, file, work).ok()
+    }
+
     /// True while a transfer command owns the channel.
     pub fn busy(&self) -> bool {
         matches!(self.state, DataState::WaitAccept { .. } | DataState::Connecting { .. } | DataState::Running { .. })

@@ -4,6 +4,7 @@
 use std::os::fd::AsFd;
 
 use crate::auth::perms::Perms;
+use crate::disk::Work;
 use crate::fs::glob;
 use crate::fs::jail::{FileKind, FsError, Jail, Stat};
 use crate::fs::listing::{self, ListFormat, ListOptions, Lister};
@@ -17,6 +18,7 @@ use crate::proto::addr::TransferType;
 use crate::proto::reply;
 
 use super::data::{BeginError, DataState};
+use super::messages::{Message, MessageWait};
 use super::transfer::{Job, Listing, Retr};
 use super::{Cx, Session, messages};
 
@@ -87,36 +89,64 @@ impl Session {
         });
         match r {
             Ok(p) => {
-                let message = if cx.cfg.dir_messages { self.dir_message_once(&p, cx) } else { None };
+                let message = if cx.cfg.dir_messages { self.dir_message_once(&p, cx) } else { Message::None };
                 self.cwd = p;
                 match message {
-                    Some(lines) => {
-                        let mut m = reply::Multi::begin(self.out(), reply::FILE_ACTION_OK, &lines[0]);
-                        for l in &lines[1..] {
-                            m.line(l);
-                        }
-                        m.end(b"Directory successfully changed.");
-                    }
-                    None => self.reply(reply::FILE_ACTION_OK, "Directory successfully changed."),
+                    Message::None => self.reply_cwd(None),
+                    Message::Lines(lines) => self.reply_cwd(Some(lines)),
+                    // The reply waits for a disk helper (`Session::disk_done`).
+                    Message::Pending(wait) => self.message_wait = Some(wait),
                 }
             }
             Err(r) => self.refuse(r),
         }
     }
 
+    /// The 250 of CWD, with the directory's `.message` lines if any.
+    pub(super) fn reply_cwd(&mut self, message: Option<Vec<Vec<u8>>>) {
+        match message {
+            Some(lines) => {
+                let mut m = reply::Multi::begin(self.out(), reply::FILE_ACTION_OK, &lines[0]);
+                for l in &lines[1..] {
+                    m.line(l);
+                }
+                m.end(b"Directory successfully changed.");
+            }
+            None => self.reply(reply::FILE_ACTION_OK, "Directory successfully changed."),
+        }
+    }
+
     /// The `.message` of directory `p`, the first time this session enters
-    /// it (the mirror convention; a small read from the page cache).
-    fn dir_message_once(&mut self, p: &VPath, cx: &Cx<'_>) -> Option<Vec<Vec<u8>>> {
+    /// it (the mirror convention). Read from the page cache on the event
+    /// loop; when it is not cached, a disk helper reads it in and the CWD
+    /// reply waits (`Message::Pending`); without helpers (`--disk-check
+    /// none`, or their queue full) it is read here.
+    fn dir_message_once(&mut self, p: &VPath, cx: &Cx<'_>) -> Message {
         let key = messages::dir_key(p.as_bytes());
         if self.seen_dirs.contains(&key) {
-            return None;
+            return Message::None;
         }
         if self.seen_dirs.len() >= limits::DIR_MESSAGES_REMEMBERED {
             self.seen_dirs.remove(0);
         }
         self.seen_dirs.push(key);
-        let dir = self.jail(cx.jail).open_dir(p).ok()?;
-        messages::dir_message(dir)
+        let Some(file) = self.jail(cx.jail).open_dir(p).ok().and_then(messages::open_dir_message) else {
+            return Message::None;
+        };
+        let read = match messages::read_message(&file, true) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let warm = Work::Warm { off: 0, len: limits::MAX_MESSAGE_FILE as u64 };
+                match self.data.submit_disk(cx.slot, &file, warm) {
+                    Some(ticket) => return Message::Pending(MessageWait { file, ticket }),
+                    None => messages::read_message(&file, false),
+                }
+            }
+            r => r,
+        };
+        match read {
+            Ok(Some(lines)) => Message::Lines(lines),
+            _ => Message::None,
+        }
     }
 
     fn stat_file(&self, arg: &[u8], cx: &Cx<'_>) -> Result<Stat, Refused> {

@@ -5,10 +5,13 @@
 //! characters become '?', so a message synced from upstream cannot inject
 //! reply lines or terminal escapes.
 
-use std::io::Read;
+use std::fs::File;
+use std::io::{ErrorKind, Read};
 use std::os::fd::AsFd;
 use std::path::Path;
 
+use crate::disk::Ticket;
+use crate::io::cache;
 use crate::limits;
 use crate::proto::reply::{self, Multi};
 
@@ -51,20 +54,56 @@ pub fn load_banner(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(greeting(Some(&lines(&buf))))
 }
 
+/// What CWD has to show of a directory's `.message`.
+pub enum Message {
+    None,
+    Lines(Vec<Vec<u8>>),
+    /// Not in the page cache: a disk helper reads it in, the reply waits.
+    Pending(MessageWait),
+}
+
+/// A CWD reply waiting for a disk helper to read its `.message` in. While
+/// a session holds one it reads no command; dropping it (the session ended)
+/// cancels the helper's job.
+pub struct MessageWait {
+    pub file: File,
+    pub ticket: Ticket,
+}
+
 /// The `.message` file of the directory `dir` (an open directory fd), if it
-/// is a regular file; its lines, cleaned. Never blocks on a FIFO or device
-/// and never follows a symlink.
-pub fn dir_message(dir: impl AsFd) -> Option<Vec<Vec<u8>>> {
+/// is a regular file. Never blocks on a FIFO or device and never follows a
+/// symlink.
+pub fn open_dir_message(dir: impl AsFd) -> Option<File> {
     let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
     let fd = crate::io::fsys::openat(dir.as_fd(), limits::DIR_MESSAGE_NAME, flags, 0).ok()?;
     let st = crate::io::fsys::fstat(fd.as_fd()).ok()?;
-    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-        return None;
+    (st.st_mode & libc::S_IFMT == libc::S_IFREG).then(|| File::from(fd))
+}
+
+/// A message file's lines, cleaned (`None`: empty or unreadable). With
+/// `nowait`, only from the page cache: `Err(WouldBlock)` when any of the
+/// first `MAX_MESSAGE_FILE` bytes needs the disk (a file system without
+/// RWF_NOWAIT is read plainly).
+pub fn read_message(file: &File, nowait: bool) -> std::io::Result<Option<Vec<Vec<u8>>>> {
+    let mut buf = vec![0u8; limits::MAX_MESSAGE_FILE];
+    let mut len = 0;
+    let mut nowait = nowait;
+    while len < buf.len() {
+        let r = if nowait {
+            cache::pread_nowait(file.as_fd(), &mut buf[len..], len as u64)
+        } else {
+            cache::pread(file.as_fd(), &mut buf[len..], len as u64)
+        };
+        match r {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == ErrorKind::Unsupported => nowait = false,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Err(e),
+            Err(_) => return Ok(None),
+        }
     }
-    let mut buf = Vec::new();
-    std::fs::File::from(fd).take(limits::MAX_MESSAGE_FILE as u64).read_to_end(&mut buf).ok()?;
-    let l = lines(&buf);
-    (!l.is_empty()).then_some(l)
+    let l = lines(&buf[..len]);
+    Ok((!l.is_empty()).then_some(l))
 }
 
 /// A short fingerprint of a directory path, for "shown once" bookkeeping.

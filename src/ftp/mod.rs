@@ -153,6 +153,9 @@ pub struct Session {
     close_notify_sent: bool,
     /// Directories whose `.message` was shown (fingerprints, bounded).
     pub seen_dirs: Vec<u64>,
+    /// A CWD reply waiting for its `.message` to be read in by a disk
+    /// helper; no command is read meanwhile.
+    pub message_wait: Option<messages::MessageWait>,
     /// Counted by `Shared::admit` (released on close). False while a PROXY
     /// header is awaited, or when admission refused the real client.
     pub admitted: bool,
@@ -250,6 +253,7 @@ impl Session {
             record_left: 0,
             close_notify_sent: false,
             seen_dirs: Vec::new(),
+            message_wait: None,
             admitted: true,
             proxy: None,
             metrics: observe::detached(),
@@ -510,8 +514,9 @@ impl Session {
     /// Frames and executes the next command, reading the socket if needed.
     /// `Ok(true)` when something happened.
     fn next_command(&mut self, cx: &mut Cx<'_>) -> Result<bool, ()> {
-        if matches!(self.state, CtrlState::Verifying { .. } | CtrlState::Failed { .. }) {
-            // A login is being decided: commands wait in the socket.
+        if matches!(self.state, CtrlState::Verifying { .. } | CtrlState::Failed { .. }) || self.message_wait.is_some() {
+            // A login is being decided, or a CWD reply waits for the disk:
+            // commands wait in the socket.
             return Ok(false);
         }
         if !self.data.busy() {
@@ -623,6 +628,24 @@ impl Session {
     }
 
     /// A helper thread decided a login.
+    /// A disk helper finished job `seq` of this session: a CWD's `.message`
+    /// (the reply goes out now) or a transfer's range. True when the session
+    /// should be driven.
+    pub fn disk_done(&mut self, seq: u64, outcome: crate::disk::Outcome, now: Instant) -> bool {
+        if self.message_wait.as_ref().is_some_and(|w| w.ticket.seq == seq) {
+            let Some(wait) = self.message_wait.take() else { return false };
+            // Read in by the helper: from the page cache now. Should it have
+            // been evicted again already, it is read here (8 KiB at most).
+            let lines = match messages::read_message(&wait.file, true) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => messages::read_message(&wait.file, false),
+                r => r,
+            };
+            self.reply_cwd(lines.ok().flatten());
+            return true;
+        }
+        self.data.disk_done(seq, outcome, now)
+    }
+
     pub fn login_verdict(&mut self, access: Option<Access>, shared: &Shared, now: Instant) {
         let CtrlState::Verifying { user } = &self.state else { return };
         let user = user.clone();

@@ -252,4 +252,3 @@ pub fn lower_thread_priority(steps: libc::c_int) {
     // the calling thread (Linux keeps nice values per thread).
     let _ = unsafe { libc::nice(steps) };
 }
-

@@ -349,7 +349,7 @@ impl Worker {
                 continue;
             }
             let run = match c {
-                Conn::Ftp(s) => s.data.disk_done(d.seq, d.outcome, now),
+                Conn::Ftp(s) => s.disk_done(d.seq, d.outcome, now),
                 Conn::Sftp(s) => s.disk_done(d.seq, d.outcome),
             };
             if run {

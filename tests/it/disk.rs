@@ -438,3 +438,81 @@ fn disk_and_listing_helpers_run_below_the_event_loops() {
     }
     panic!("disk-*/list-* threads not {} nice steps below worker-*: {threads:?}", mirrorftpd::limits::HELPER_NICE);
 }
+
+/// A `.message` not in the page cache is read in by a disk helper: the CWD
+/// reply waits for it and carries the message, the session reads no command
+/// meanwhile (the next one is answered after it), and the event loop serves
+/// other sessions. Once cached, it is read on the loop with no helper job.
+/// With `--disk-check none` it is read in place, as before.
+#[test]
+fn a_cold_dot_message_is_read_by_a_helper_while_the_loop_serves_others() {
+    let root = temp_dir("disk-message");
+    std::fs::create_dir_all(root.join("pub/sub")).expect("mkdir");
+    put(&root.join("pub/.message"), b"Welcome to pub\nsecond line\n");
+    put(&root.join("pub/sub/.message"), b"sub's message\n");
+    let server = Server::start_env(
+        &root,
+        &["--workers", "1", "--disk-threads", "1", "--metrics-listen", "127.0.0.1:0"],
+        &[("MIRRORFTPD_TEST_DISK_DELAY_MS", "1500")],
+    );
+    make_cold(&root.join("pub/.message"));
+    let mut a = Ftp::connect(server.addr);
+    a.login_anon();
+    let mut b = Ftp::connect(server.addr);
+    b.login_anon();
+    let t0 = Instant::now();
+    a.send("CWD /pub");
+    a.send("PWD");
+    assert_eq!(b.cmd("PWD").0, 257);
+    let served = t0.elapsed();
+    assert!(served < Duration::from_millis(1000), "the other session took {served:?}");
+    let (code, text) = a.reply();
+    let waited = t0.elapsed();
+    assert_eq!(code, 250, "{text}");
+    assert!(text.starts_with("Welcome to pub\n") && text.contains("second line"), "{text:?}");
+    assert!(waited >= Duration::from_millis(1400), "CWD answered after {waited:?}, before the disk job");
+    assert_eq!(a.reply(), (257, "\"/pub\" is the current directory.".into()), "PWD waited its turn");
+    assert_eq!(counter(&server, "mirrorftpd_disk_jobs_total"), 1);
+
+    // Cached now: the next session sees it at once, with no helper job.
+    let mut c = Ftp::connect(server.addr);
+    c.login_anon();
+    let t1 = Instant::now();
+    let (code, text) = c.cmd("CWD /pub");
+    assert_eq!(code, 250);
+    assert!(text.starts_with("Welcome to pub\n"), "{text:?}");
+    assert!(t1.elapsed() < Duration::from_millis(1000), "a cached .message took {:?}", t1.elapsed());
+    assert_eq!(counter(&server, "mirrorftpd_disk_jobs_total"), 1);
+
+    // A session that leaves while its CWD waits: the job is cancelled and
+    // the server goes on.
+    make_cold(&root.join("pub/sub/.message"));
+    let mut d = Ftp::connect(server.addr);
+    d.login_anon();
+    d.send("CWD /pub/sub");
+    drop(d);
+    assert_eq!(c.cmd("NOOP").0, 200);
+    // The helper ends the job (cancelled, or done if it had begun).
+    let done = || {
+        ["ok", "cancelled", "failed"]
+            .iter()
+            .map(|r| counter(&server, &format!("mirrorftpd_disk_done_total{{result=\"{r}\"}}")))
+            .sum::<u64>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while done() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    no_job_left(&server);
+    assert_eq!(counter(&server, "mirrorftpd_disk_jobs_total"), 2);
+    assert_eq!(c.cmd("CWD /pub/sub").0, 250, "the server goes on");
+
+    // --disk-check none: read in place, still shown.
+    let plain = Server::start(&root, &["--disk-check", "none", "--metrics-listen", "127.0.0.1:0"]);
+    make_cold(&root.join("pub/sub/.message"));
+    let mut e = Ftp::connect(plain.addr);
+    e.login_anon();
+    let (code, text) = e.cmd("CWD /pub/sub");
+    assert_eq!((code, text.as_str()), (250, "sub's message\n250 Directory successfully changed."));
+    assert_eq!(counter(&plain, "mirrorftpd_disk_jobs_total"), 0);
+}

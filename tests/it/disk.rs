@@ -86,15 +86,19 @@ fn wait_counter(server: &Server, series: &str, want: u64) {
     }
 }
 
+/// Disk helper jobs completed, whatever the result.
+fn jobs_done(server: &Server) -> u64 {
+    ["ok", "cancelled", "failed"]
+        .iter()
+        .map(|r| counter(server, &format!("mirrorftpd_disk_done_total{{result=\"{r}\"}}")))
+        .sum()
+}
+
 /// Every job submitted came back: nothing is left pending in the helpers.
 #[track_caller]
 fn no_job_left(server: &Server) {
     let jobs = counter(server, "mirrorftpd_disk_jobs_total");
-    let done: u64 = ["ok", "cancelled", "failed"]
-        .iter()
-        .map(|r| counter(server, &format!("mirrorftpd_disk_done_total{{result=\"{r}\"}}")))
-        .sum();
-    assert_eq!(jobs, done, "disk jobs submitted vs completed");
+    assert_eq!(jobs, jobs_done(server), "disk jobs submitted vs completed");
 }
 
 fn retr(server: &Server, path: &str, ascii: bool) -> Vec<u8> {
@@ -493,14 +497,8 @@ fn a_cold_dot_message_is_read_by_a_helper_while_the_loop_serves_others() {
     drop(d);
     assert_eq!(c.cmd("NOOP").0, 200);
     // The helper ends the job (cancelled, or done if it had begun).
-    let done = || {
-        ["ok", "cancelled", "failed"]
-            .iter()
-            .map(|r| counter(&server, &format!("mirrorftpd_disk_done_total{{result=\"{r}\"}}")))
-            .sum::<u64>()
-    };
     let deadline = Instant::now() + Duration::from_secs(5);
-    while done() < 2 && Instant::now() < deadline {
+    while jobs_done(&server) < 2 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     no_job_left(&server);

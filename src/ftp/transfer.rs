@@ -130,6 +130,36 @@ pub struct Stor {
     pub lists: Option<Arc<crate::lists::cache::ListCache>>,
 }
 
+/// One write of a copy path (a download's buffer, a listing): sends
+/// `buf[*pos..]`, at most what is left of `budget`, and counts what went.
+/// `Err` carries what the pump returns when it must stop here (budget used,
+/// socket full, peer gone).
+fn write_step(
+    conn: &mut Conn,
+    buf: &[u8],
+    pos: &mut usize,
+    sent: &mut u64,
+    moved: &mut u64,
+    budget: u64,
+) -> Result<(), Pump> {
+    let room = budget.saturating_sub(*moved);
+    if room == 0 {
+        return Err(Pump::Yield);
+    }
+    let end = buf.len().min(pos.saturating_add(usize::try_from(room).unwrap_or(usize::MAX)));
+    match conn.write(&buf[*pos..end]) {
+        Status::Done(n) => {
+            *pos += n;
+            *sent += n as u64;
+            *moved += n as u64;
+            Ok(())
+        }
+        Status::WouldBlock => Err(Pump::Blocked),
+        Status::Closed => Err(Pump::Failed(Failure::PeerClosed)),
+        Status::Error(e) => Err(Pump::Failed(Failure::Network(e))),
+    }
+}
+
 pub enum Job {
     Retr(Retr),
     List(Listing),
@@ -349,20 +379,8 @@ impl Retr {
                     c.hi = src_start + n;
                 }
             }
-            let room = budget.saturating_sub(*moved);
-            if room == 0 {
-                return Pump::Yield;
-            }
-            let hi = c.hi.min(c.lo.saturating_add(usize::try_from(room).unwrap_or(usize::MAX)));
-            match conn.write(&c.buf[c.lo..hi]) {
-                Status::Done(n) => {
-                    c.lo += n;
-                    self.sent += n as u64;
-                    *moved += n as u64;
-                }
-                Status::WouldBlock => return Pump::Blocked,
-                Status::Closed => return Pump::Failed(Failure::PeerClosed),
-                Status::Error(e) => return Pump::Failed(Failure::Network(e)),
+            if let Err(p) = write_step(conn, &c.buf[..c.hi], &mut c.lo, &mut self.sent, moved, budget) {
+                return p;
             }
         }
     }
@@ -448,20 +466,8 @@ impl Listing {
             if self.pos == body.len() {
                 return Pump::Finished;
             }
-            let room = budget.saturating_sub(*moved);
-            if room == 0 {
-                return Pump::Yield;
-            }
-            let end = body.len().min(self.pos.saturating_add(usize::try_from(room).unwrap_or(usize::MAX)));
-            match conn.write(&body[self.pos..end]) {
-                Status::Done(n) => {
-                    self.pos += n;
-                    self.sent += n as u64;
-                    *moved += n as u64;
-                }
-                Status::WouldBlock => return Pump::Blocked,
-                Status::Closed => return Pump::Failed(Failure::PeerClosed),
-                Status::Error(e) => return Pump::Failed(Failure::Network(e)),
+            if let Err(p) = write_step(conn, body, &mut self.pos, &mut self.sent, moved, budget) {
+                return p;
             }
         }
     }
@@ -492,20 +498,8 @@ impl Listing {
                     continue;
                 }
             }
-            let room = budget.saturating_sub(*moved);
-            if room == 0 {
-                return Pump::Yield;
-            }
-            let end = self.buf.len().min(self.pos.saturating_add(usize::try_from(room).unwrap_or(usize::MAX)));
-            match conn.write(&self.buf[self.pos..end]) {
-                Status::Done(n) => {
-                    self.pos += n;
-                    self.sent += n as u64;
-                    *moved += n as u64;
-                }
-                Status::WouldBlock => return Pump::Blocked,
-                Status::Closed => return Pump::Failed(Failure::PeerClosed),
-                Status::Error(e) => return Pump::Failed(Failure::Network(e)),
+            if let Err(p) = write_step(conn, &self.buf, &mut self.pos, &mut self.sent, moved, budget) {
+                return p;
             }
         }
     }

@@ -302,32 +302,27 @@ fn abor_and_disconnect_cancel_a_pending_disk_read() {
     assert_eq!(retr(&server, "/small.txt", false), b"still here");
 }
 
+/// A server with the uploading test account (accounts.rs) rooted at `root`,
+/// one worker, one disk helper whose every job takes `delay_ms`, metrics on.
+fn upload_server(root: &Path, extra: &[&str], delay_ms: &str) -> Server {
+    use crate::accounts::{UP_HASH, UP_USER};
+    let etc = temp_dir("disk-upload-etc");
+    let users = etc.join("users.txt");
+    std::fs::write(&users, format!("{UP_USER}:{UP_HASH}:{}:all\n", root.display())).expect("users file");
+    let users = users.to_str().expect("utf-8").to_string();
+    let mut args = vec!["--users", &users, "--workers", "1", "--disk-threads", "1", "--metrics-listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    Server::start_env(root, &args, &[("MIRRORFTPD_TEST_DISK_DELAY_MS", delay_ms)])
+}
+
 /// `--fsync-uploads`: the fsync runs on a disk helper (slow here), the 226
 /// waits for it, and other sessions are served meanwhile.
 #[test]
 fn fsync_of_an_upload_runs_on_a_disk_helper() {
-    use crate::accounts::{UP_HASH, UP_USER, login_up, start_upload};
+    use crate::accounts::{login_up, start_upload};
     let root = temp_dir("disk-fsync");
-    let etc = temp_dir("disk-fsync-etc");
-    let users = etc.join("users.txt");
-    std::fs::write(&users, format!("{UP_USER}:{UP_HASH}:{}:all\n", root.display())).expect("users file");
     put(&root.join("small.txt"), b"cached");
-    let server = Server::start_env(
-        &root,
-        &[
-            "--users",
-            users.to_str().expect("utf-8"),
-            "--fsync-uploads",
-            "--atomic-uploads",
-            "--workers",
-            "1",
-            "--disk-threads",
-            "1",
-            "--metrics-listen",
-            "127.0.0.1:0",
-        ],
-        &[("MIRRORFTPD_TEST_DISK_DELAY_MS", "1200")],
-    );
+    let server = upload_server(&root, &["--fsync-uploads", "--atomic-uploads"], "1200");
     let _ = retr(&server, "/small.txt", false);
     let mut up = login_up(&server);
     let (mut data, start) = start_upload(&mut up, "STOR u.bin");
@@ -355,29 +350,12 @@ fn fsync_of_an_upload_runs_on_a_disk_helper() {
 /// bytes are written; the result is old + new bytes, published at once.
 #[test]
 fn the_seed_copy_of_an_atomic_append_or_resume_runs_on_a_disk_helper() {
-    use crate::accounts::{UP_HASH, UP_USER, login_up, start_upload, start_upload_at};
+    use crate::accounts::{login_up, start_upload, start_upload_at};
     let root = temp_dir("disk-seed");
-    let etc = temp_dir("disk-seed-etc");
-    let users = etc.join("users.txt");
-    std::fs::write(&users, format!("{UP_USER}:{UP_HASH}:{}:all\n", root.display())).expect("users file");
     let old = pattern(3 * MIB + 1, 7);
     put(&root.join("a.bin"), &old);
     put(&root.join("r.bin"), &old);
-    let server = Server::start_env(
-        &root,
-        &[
-            "--users",
-            users.to_str().expect("utf-8"),
-            "--atomic-uploads",
-            "--workers",
-            "1",
-            "--disk-threads",
-            "1",
-            "--metrics-listen",
-            "127.0.0.1:0",
-        ],
-        &[("MIRRORFTPD_TEST_DISK_DELAY_MS", "800")],
-    );
+    let server = upload_server(&root, &["--atomic-uploads"], "800");
     let mut up = login_up(&server);
     let tail = pattern(100_000, 8);
     for (name, rest) in [("a.bin", None), ("r.bin", Some(MIB as u64))] {
